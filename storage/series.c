@@ -1,0 +1,763 @@
+/*
+ * series.c — the series index: series keys to ids and back, the tag
+ * postings, and the listings of measurements, tags and fields.
+ *
+ * Canonical key (the value stored under an id):
+ *
+ *   u8 ntags | measurement 0x00 | field 0x00 | (key 0x00 value 0x00) * ntags
+ *
+ * with the tags sorted by key bytes.  Names and values never contain 0x00,
+ * so the layout is unambiguous.  Example: cpu,host=a usage=1 ->
+ * 01 "cpu" 00 "usage" 00 "host" 00 "a" 00.
+ *
+ * Keys to ids: LMDB keys are at most 511 bytes and a series key may be far
+ * longer, so the `series` database is keyed by a 64-bit hash of the
+ * canonical key with the ids as duplicates; a lookup compares the canonical
+ * key stored under each candidate id, so collisions are harmless.
+ *
+ * Postings keys embed the tag value; a value too long for a key is cut and
+ * followed by 0xFF (a byte that never occurs in UTF-8) and its 64-bit hash,
+ * so equal long values still share a key.  Listings that meet such a key
+ * read the full value back from one of its series.
+ */
+#include "store_int.h"
+
+#include "vg_alloc.h"
+#include "vg_error.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define VG_LMDB_KEY_MAX 511
+
+/* A fast 64-bit hash (multiply-xorshift over 8-byte words). */
+static uint64_t hash64(const uint8_t *p, size_t n)
+{
+	const uint64_t m = UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t h = UINT64_C(0x243F6A8885A308D3) ^ (n * m);
+	while (n >= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = (h ^ (w * m)) * UINT64_C(0xBF58476D1CE4E5B9);
+		h ^= h >> 31;
+		p += 8;
+		n -= 8;
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ (w * m)) * UINT64_C(0x94D049BB133111EB);
+	h ^= h >> 29;
+	h *= m;
+	h ^= h >> 32;
+	return h;
+}
+
+static bool has_nul(vg_str_t s) { return s.len && memchr(s.data, 0, s.len) != NULL; }
+
+static bool name_ok(vg_str_t s) { return s.len >= 1 && s.len <= VG_STORE_NAME_MAX && !has_nul(s); }
+
+static int compare_tags(const void *a, const void *b)
+{
+	const vg_tag_t *x = *(const vg_tag_t *const *)a, *y = *(const vg_tag_t *const *)b;
+	size_t n = x->key.len < y->key.len ? x->key.len : y->key.len;
+	int c = memcmp(x->key.data, y->key.data, n);
+	return c ? c : (x->key.len > y->key.len) - (x->key.len < y->key.len);
+}
+
+/* Validates key and builds its canonical form into out (replaced). */
+static int canonical_key(const vg_series_key_t *key, vg_buf_t *out)
+{
+	if (!name_ok(key->measurement) || !name_ok(key->field) || key->ntags > VG_STORE_MAX_TAGS)
+		return VG_EINVAL;
+	const vg_tag_t *sorted[VG_STORE_MAX_TAGS];
+	for (size_t i = 0; i < key->ntags; i++) {
+		const vg_tag_t *t = &key->tags[i];
+		if (!name_ok(t->key) || t->value.len < 1 || t->value.len > VG_STORE_TAG_VALUE_MAX ||
+		    has_nul(t->value))
+			return VG_EINVAL;
+		sorted[i] = t;
+	}
+	qsort(sorted, key->ntags, sizeof sorted[0], compare_tags);
+	for (size_t i = 1; i < key->ntags; i++)
+		if (compare_tags(&sorted[i - 1], &sorted[i]) == 0)
+			return VG_EINVAL;
+	vg_buf_clear(out);
+	uint8_t nul = 0;
+	int code = vg_buf_putc(out, (uint8_t)key->ntags);
+	code = code ? code : vg_buf_append(out, key->measurement.data, key->measurement.len);
+	code = code ? code : vg_buf_append(out, &nul, 1);
+	code = code ? code : vg_buf_append(out, key->field.data, key->field.len);
+	code = code ? code : vg_buf_append(out, &nul, 1);
+	for (size_t i = 0; i < key->ntags && !code; i++) {
+		code = vg_buf_append(out, sorted[i]->key.data, sorted[i]->key.len);
+		code = code ? code : vg_buf_append(out, &nul, 1);
+		code = code ? code : vg_buf_append(out, sorted[i]->value.data, sorted[i]->value.len);
+		code = code ? code : vg_buf_append(out, &nul, 1);
+	}
+	return code;
+}
+
+/* Scans one 0x00-terminated field of a canonical key. */
+static int next_part(const uint8_t **p, const uint8_t *end, vg_str_t *part)
+{
+	const uint8_t *nul = memchr(*p, 0, (size_t)(end - *p));
+	if (!nul)
+		return VG_ECORRUPT;
+	part->data = (const char *)*p;
+	part->len = (size_t)(nul - *p);
+	*p = nul + 1;
+	return 0;
+}
+
+int vg_series_decode(const uint8_t *data, size_t len, vg_series_desc_t *desc)
+{
+	if (len < 1 || data[0] > VG_STORE_MAX_TAGS)
+		return VG_ECORRUPT;
+	const uint8_t *p = data + 1, *end = data + len;
+	desc->ntags = data[0];
+	int code = next_part(&p, end, &desc->measurement);
+	code = code ? code : next_part(&p, end, &desc->field);
+	for (size_t i = 0; i < desc->ntags && !code; i++) {
+		code = next_part(&p, end, &desc->tags[i].key);
+		code = code ? code : next_part(&p, end, &desc->tags[i].value);
+	}
+	if (code == 0 && p != end)
+		code = VG_ECORRUPT;
+	return code;
+}
+
+/* ---- postings keys --------------------------------------------------- */
+
+typedef struct {
+	uint8_t bytes[VG_LMDB_KEY_MAX];
+	size_t len;
+} pkey_t;
+
+static void pkey_measurement(pkey_t *k, vg_str_t m)
+{
+	k->bytes[0] = 'M';
+	memcpy(k->bytes + 1, m.data, m.len);
+	k->len = 1 + m.len;
+}
+
+/* 'F' m 0 f, or with f empty the prefix of every field of m. */
+static void pkey_field(pkey_t *k, vg_str_t m, vg_str_t f)
+{
+	k->bytes[0] = 'F';
+	memcpy(k->bytes + 1, m.data, m.len);
+	k->bytes[1 + m.len] = 0;
+	memcpy(k->bytes + 2 + m.len, f.data, f.len);
+	k->len = 2 + m.len + f.len;
+}
+
+/* 'T' m 0 key 0 value (value possibly cut + 0xFF + hash).  With value NULL:
+ * the prefix of all values of key. */
+static void pkey_tag(pkey_t *k, vg_str_t m, vg_str_t key, const vg_str_t *value)
+{
+	uint8_t *p = k->bytes;
+	*p++ = 'T';
+	memcpy(p, m.data, m.len);
+	p += m.len;
+	*p++ = 0;
+	memcpy(p, key.data, key.len);
+	p += key.len;
+	*p++ = 0;
+	if (value) {
+		size_t room = VG_LMDB_KEY_MAX - (size_t)(p - k->bytes);
+		if (value->len <= room) {
+			memcpy(p, value->data, value->len);
+			p += value->len;
+		} else {
+			size_t cut = room - 9;
+			memcpy(p, value->data, cut);
+			p += cut;
+			*p++ = 0xFF;
+			vg_store_be64(p, hash64((const uint8_t *)value->data, value->len));
+			p += 8;
+		}
+	}
+	k->len = (size_t)(p - k->bytes);
+}
+
+static int posting_put(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
+{
+	uint8_t v[4];
+	vg_store_be32(v, id);
+	MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
+	return vg_store_lmdb_error(mdb_put(txn, dbi, &key, &val, 0));
+}
+
+static int posting_del(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
+{
+	uint8_t v[4];
+	vg_store_be32(v, id);
+	MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
+	int rc = mdb_del(txn, dbi, &key, &val);
+	return rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+}
+
+/* Every id under one postings key, appended to out (kept sorted if out was
+ * empty or all its ids are smaller). */
+static int posting_read(MDB_cursor *cur, const pkey_t *k, vg_idset_t *out)
+{
+	MDB_val key = {k->len, (void *)k->bytes}, val;
+	int rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc == 0)
+		rc = mdb_cursor_get(cur, &key, &val, MDB_GET_MULTIPLE);
+	while (rc == 0) {
+		if (val.mv_size % 4)
+			return VG_ECORRUPT;
+		size_t n = val.mv_size / 4;
+		if (out->len + n > out->cap) {
+			size_t cap = out->cap ? out->cap : 64;
+			while (cap < out->len + n)
+				cap *= 2;
+			vg_series_id_t *ids = vg_reallocarray(out->ids, cap, sizeof *ids);
+			if (!ids)
+				return VG_ENOMEM;
+			out->ids = ids;
+			out->cap = cap;
+		}
+		const uint8_t *p = val.mv_data;
+		for (size_t i = 0; i < n; i++)
+			out->ids[out->len++] = vg_load_be32(p + 4 * i);
+		rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_MULTIPLE);
+	}
+	return rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+}
+
+/* ---- lookup and creation --------------------------------------------- */
+
+/* Finds the id of canonical key `ck`: 0, VG_ENOTFOUND or an error. */
+static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, uint64_t hash,
+			  vg_series_id_t *id)
+{
+	uint8_t hk[8];
+	vg_store_be64(hk, hash);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, store->dbi_series, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val key = {8, hk}, val;
+	int code = VG_ENOTFOUND;
+	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY); rc == 0;
+	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP)) {
+		if (val.mv_size != 4) {
+			code = VG_ECORRUPT;
+			break;
+		}
+		vg_series_id_t candidate = vg_load_be32(val.mv_data);
+		MDB_val ik = {sizeof candidate, &candidate}, iv;
+		int rc2 = mdb_get(txn, store->dbi_ids, &ik, &iv);
+		if (rc2) {
+			code = vg_store_lmdb_error(rc2);
+			break;
+		}
+		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
+			*id = candidate;
+			code = 0;
+			break;
+		}
+	}
+	if (rc && rc != MDB_NOTFOUND)
+		code = vg_store_lmdb_error(rc);
+	mdb_cursor_close(cur);
+	return code;
+}
+
+static int index_series(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
+			const vg_series_desc_t *d, bool add)
+{
+	int (*op)(MDB_txn *, MDB_dbi, const pkey_t *, vg_series_id_t) = add ? posting_put : posting_del;
+	pkey_t k;
+	pkey_measurement(&k, d->measurement);
+	int code = op(txn, store->dbi_postings, &k, id);
+	if (code == 0) {
+		pkey_field(&k, d->measurement, d->field);
+		code = op(txn, store->dbi_postings, &k, id);
+	}
+	for (size_t i = 0; i < d->ntags && code == 0; i++) {
+		pkey_tag(&k, d->measurement, d->tags[i].key, &d->tags[i].value);
+		code = op(txn, store->dbi_postings, &k, id);
+	}
+	return code;
+}
+
+int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id, bool *created)
+{
+	vg_store_t *store = txn->store;
+	int code = canonical_key(key, &txn->scratch);
+	if (code)
+		return code;
+	uint64_t hash = hash64(txn->scratch.data, txn->scratch.len);
+	code = find_canonical(txn->txn, store, &txn->scratch, hash, id);
+	if (created)
+		*created = false;
+	if (code != VG_ENOTFOUND)
+		return code;
+	if (store->next_id == UINT32_MAX)
+		return VG_ELIMIT;
+	vg_series_id_t new_id = store->next_id;
+	MDB_val ik = {sizeof new_id, &new_id}, iv = {txn->scratch.len, txn->scratch.data};
+	int rc = mdb_put(txn->txn, store->dbi_ids, &ik, &iv, MDB_APPEND);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	uint8_t hk[8], idbuf[4];
+	vg_store_be64(hk, hash);
+	vg_store_be32(idbuf, new_id);
+	MDB_val sk = {8, hk}, sv = {4, idbuf};
+	rc = mdb_put(txn->txn, store->dbi_series, &sk, &sv, 0);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	vg_series_desc_t desc;
+	code = vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
+	code = code ? code : index_series(txn->txn, store, new_id, &desc, true);
+	code = code ? code : vg_wtxn_head_touch(txn, new_id);
+	if (code)
+		return code;
+	store->next_id++;
+	*id = new_id;
+	if (created)
+		*created = true;
+	return 0;
+}
+
+int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
+{
+	vg_store_t *store = txn->store;
+	MDB_val ik = {sizeof id, &id}, iv;
+	int rc = mdb_get(txn->txn, store->dbi_ids, &ik, &iv);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	/* Copy: the value lives in a page this transaction is about to change. */
+	int code = vg_buf_reserve(&txn->scratch, 0);
+	vg_buf_clear(&txn->scratch);
+	code = code ? code : vg_buf_append(&txn->scratch, iv.mv_data, iv.mv_size);
+	vg_series_desc_t desc;
+	code = code ? code : vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
+	code = code ? code : index_series(txn->txn, store, id, &desc, false);
+	if (code)
+		return code;
+	uint8_t hk[8], idbuf[4];
+	vg_store_be64(hk, hash64(txn->scratch.data, txn->scratch.len));
+	vg_store_be32(idbuf, id);
+	MDB_val sk = {8, hk}, sv = {4, idbuf};
+	rc = mdb_del(txn->txn, store->dbi_series, &sk, &sv);
+	if (rc == 0)
+		rc = mdb_del(txn->txn, store->dbi_ids, &ik, NULL);
+	return vg_store_lmdb_error(rc);
+}
+
+int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id)
+{
+	vg_buf_t ck = VG_BUF_INIT;
+	int code = canonical_key(key, &ck);
+	if (code == 0)
+		code = find_canonical(txn->txn, txn->store, &ck, hash64(ck.data, ck.len), id);
+	vg_buf_release(&ck);
+	return code;
+}
+
+int vg_rtxn_series_describe(vg_rtxn_t *txn, vg_series_id_t id, vg_series_desc_t *desc)
+{
+	MDB_val ik = {sizeof id, &id}, iv;
+	int rc = mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	return vg_series_decode(iv.mv_data, iv.mv_size, desc);
+}
+
+/* ---- id sets --------------------------------------------------------- */
+
+void vg_idset_release(vg_idset_t *set)
+{
+	vg_free(set->ids);
+	set->ids = NULL;
+	set->len = set->cap = 0;
+}
+
+static int idset_reserve(vg_idset_t *set, size_t n)
+{
+	if (n <= set->cap)
+		return 0;
+	size_t cap = set->cap ? set->cap : 16;
+	while (cap < n)
+		cap *= 2;
+	vg_series_id_t *ids = vg_reallocarray(set->ids, cap, sizeof *ids);
+	if (!ids)
+		return VG_ENOMEM;
+	set->ids = ids;
+	set->cap = cap;
+	return 0;
+}
+
+int vg_idset_add(vg_idset_t *set, vg_series_id_t id)
+{
+	int code = idset_reserve(set, set->len + 1);
+	if (code == 0)
+		set->ids[set->len++] = id;
+	return code;
+}
+
+bool vg_idset_contains(const vg_idset_t *set, vg_series_id_t id)
+{
+	size_t lo = 0, hi = set->len;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (set->ids[mid] < id)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < set->len && set->ids[lo] == id;
+}
+
+/* The three set operations share one merge walk; `keep` says which of
+ * (only in a, in both, only in b) go to the output. */
+enum { KEEP_A = 1, KEEP_BOTH = 2, KEEP_B = 4 };
+
+static int idset_merge(const vg_idset_t *a, const vg_idset_t *b, vg_idset_t *out, int keep)
+{
+	int code = idset_reserve(out, a->len + b->len);
+	if (code)
+		return code;
+	size_t i = 0, j = 0, n = 0;
+	while (i < a->len || j < b->len) {
+		if (j == b->len || (i < a->len && a->ids[i] < b->ids[j])) {
+			if (keep & KEEP_A)
+				out->ids[n++] = a->ids[i];
+			i++;
+		} else if (i == a->len || b->ids[j] < a->ids[i]) {
+			if (keep & KEEP_B)
+				out->ids[n++] = b->ids[j];
+			j++;
+		} else {
+			if (keep & KEEP_BOTH)
+				out->ids[n++] = a->ids[i];
+			i++;
+			j++;
+		}
+	}
+	out->len = n;
+	return 0;
+}
+
+int vg_idset_intersect(const vg_idset_t *a, const vg_idset_t *b, vg_idset_t *out)
+{
+	return idset_merge(a, b, out, KEEP_BOTH);
+}
+
+int vg_idset_union(const vg_idset_t *a, const vg_idset_t *b, vg_idset_t *out)
+{
+	return idset_merge(a, b, out, KEEP_A | KEEP_BOTH | KEEP_B);
+}
+
+int vg_idset_subtract(const vg_idset_t *a, const vg_idset_t *b, vg_idset_t *out)
+{
+	return idset_merge(a, b, out, KEEP_A);
+}
+
+static int compare_ids(const void *a, const void *b)
+{
+	vg_series_id_t x = *(const vg_series_id_t *)a, y = *(const vg_series_id_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* Sorts and deduplicates a set built by appending unsorted runs. */
+static void idset_normalize(vg_idset_t *set)
+{
+	qsort(set->ids, set->len, sizeof set->ids[0], compare_ids);
+	size_t n = 0;
+	for (size_t i = 0; i < set->len; i++)
+		if (n == 0 || set->ids[n - 1] != set->ids[i])
+			set->ids[n++] = set->ids[i];
+	set->len = n;
+}
+
+/* ---- matching -------------------------------------------------------- */
+
+static int read_one(vg_rtxn_t *txn, const pkey_t *k, vg_idset_t *out)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	out->len = 0;
+	int code = posting_read(cur, k, out);
+	mdb_cursor_close(cur);
+	return code;
+}
+
+int vg_rtxn_measurement_series(vg_rtxn_t *txn, vg_str_t measurement, vg_idset_t *out)
+{
+	if (!name_ok(measurement)) {
+		out->len = 0;
+		return 0;
+	}
+	pkey_t k;
+	pkey_measurement(&k, measurement);
+	return read_one(txn, &k, out);
+}
+
+int vg_rtxn_field_series(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field, vg_idset_t *out)
+{
+	if (!name_ok(measurement) || !name_ok(field)) {
+		out->len = 0;
+		return 0;
+	}
+	pkey_t k;
+	pkey_field(&k, measurement, field);
+	return read_one(txn, &k, out);
+}
+
+/* Reads the full tag value of a postings key whose value was cut, from the
+ * first series under that key. */
+static int full_tag_value(vg_rtxn_t *txn, MDB_val *dup, vg_str_t key, vg_str_t *value)
+{
+	if (dup->mv_size != 4)
+		return VG_ECORRUPT;
+	vg_series_desc_t desc;
+	int code = vg_rtxn_series_describe(txn, vg_load_be32(dup->mv_data), &desc);
+	if (code)
+		return code;
+	for (size_t i = 0; i < desc.ntags; i++)
+		if (desc.tags[i].key.len == key.len &&
+		    memcmp(desc.tags[i].key.data, key.data, key.len) == 0) {
+			*value = desc.tags[i].value;
+			return 0;
+		}
+	return VG_ECORRUPT;
+}
+
+/*
+ * Walks the values of tag `key` in `measurement`.  For each value, calls
+ * visit(ctx, value, cursor positioned on its postings key).  With
+ * want_values false the value passed may be a cut key (cheaper).
+ */
+typedef int (*tag_value_fn)(void *ctx, vg_rtxn_t *txn, vg_str_t value, MDB_cursor *cur,
+			    MDB_val *key);
+
+static int walk_tag_values(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t key, tag_value_fn visit,
+			   void *ctx)
+{
+	pkey_t prefix;
+	pkey_tag(&prefix, measurement, key, NULL);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val k = {prefix.len, prefix.bytes}, v;
+	int code = 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP)) {
+		if (k.mv_size < prefix.len || memcmp(k.mv_data, prefix.bytes, prefix.len) != 0)
+			break;
+		vg_str_t value = {(const char *)k.mv_data + prefix.len, k.mv_size - prefix.len};
+		if (memchr(value.data, 0xFF, value.len)) {
+			code = full_tag_value(txn, &v, key, &value);
+			if (code)
+				break;
+		}
+		MDB_val here = k;
+		code = visit(ctx, txn, value, cur, &here);
+		if (code)
+			break;
+	}
+	mdb_cursor_close(cur);
+	if (code)
+		return code;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : vg_store_lmdb_error(rc);
+}
+
+typedef struct {
+	const regex_t *regex; /* NULL: take every value */
+	vg_idset_t *out;
+	vg_buf_t text;
+} collect_t;
+
+static int collect_value(void *ctx, vg_rtxn_t *txn, vg_str_t value, MDB_cursor *cur, MDB_val *key)
+{
+	(void)txn;
+	collect_t *c = ctx;
+	if (c->regex) {
+		vg_buf_clear(&c->text);
+		int code = vg_buf_append(&c->text, value.data, value.len);
+		if (code)
+			return code;
+		if (regexec(c->regex, vg_buf_cstr(&c->text), 0, NULL, 0) != 0)
+			return 0;
+	}
+	pkey_t k;
+	k.len = key->mv_size;
+	memcpy(k.bytes, key->mv_data, key->mv_size);
+	int code = posting_read(cur, &k, c->out);
+	/* posting_read moved the cursor within this key's duplicates only; the
+	 * walk continues with MDB_NEXT_NODUP from here. */
+	return code;
+}
+
+/* Union of the series of every value of tag key (matching regex if set). */
+static int tag_union(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t key, const regex_t *regex,
+		     vg_idset_t *out)
+{
+	collect_t c = {regex, out, VG_BUF_INIT};
+	out->len = 0;
+	int code = walk_tag_values(txn, measurement, key, collect_value, &c);
+	vg_buf_release(&c.text);
+	if (code == 0)
+		idset_normalize(out);
+	return code;
+}
+
+int vg_rtxn_match(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *m, vg_idset_t *out)
+{
+	out->len = 0;
+	if (!name_ok(measurement))
+		return 0;
+	/* A key that cannot exist is a tag no series has: its postings are
+	 * empty and only the complement logic below applies. */
+	bool key_ok = name_ok(m->key);
+	vg_idset_t all = VG_IDSET_INIT, part = VG_IDSET_INIT;
+	int code = 0;
+	/* part: the series the matcher's positive form selects among those
+	 * that have the key; absent_match: whether series without the key
+	 * satisfy the positive form ('' or a regex matching ''). */
+	bool absent_match;
+	if (m->op == VG_MATCH_EQ || m->op == VG_MATCH_NE) {
+		absent_match = m->value.len == 0;
+		if (key_ok && m->value.len > 0 && m->value.len <= VG_STORE_TAG_VALUE_MAX) {
+			pkey_t k;
+			pkey_tag(&k, measurement, m->key, &m->value);
+			code = read_one(txn, &k, &part);
+		}
+	} else {
+		absent_match = regexec(m->regex, "", 0, NULL, 0) == 0;
+		if (key_ok)
+			code = tag_union(txn, measurement, m->key, m->regex, &part);
+	}
+	if (code == 0 && absent_match) {
+		/* Add the series that lack the key: all minus those having it. */
+		vg_idset_t have = VG_IDSET_INIT, missing = VG_IDSET_INIT, both = VG_IDSET_INIT;
+		code = key_ok ? tag_union(txn, measurement, m->key, NULL, &have) : 0;
+		code = code ? code : vg_rtxn_measurement_series(txn, measurement, &all);
+		code = code ? code : vg_idset_subtract(&all, &have, &missing);
+		code = code ? code : vg_idset_union(&part, &missing, &both);
+		vg_idset_t tmp = part;
+		part = both;
+		both = tmp;
+		vg_idset_release(&have);
+		vg_idset_release(&missing);
+		vg_idset_release(&both);
+	}
+	bool positive = m->op == VG_MATCH_EQ || m->op == VG_MATCH_RE;
+	if (code == 0 && !positive) {
+		if (!absent_match)
+			code = vg_rtxn_measurement_series(txn, measurement, &all);
+		code = code ? code : vg_idset_subtract(&all, &part, out);
+	} else if (code == 0) {
+		vg_idset_t tmp = *out;
+		*out = part;
+		part = tmp;
+	}
+	vg_idset_release(&all);
+	vg_idset_release(&part);
+	return code;
+}
+
+/* ---- listings -------------------------------------------------------- */
+
+/* Walks distinct postings keys with `prefix`, reporting the part after the
+ * prefix up to the first 0x00 (or the end); then skips the rest of that
+ * name.  Used for measurements, fields and tag keys. */
+static int list_names(vg_rtxn_t *txn, const uint8_t *prefix, size_t plen, vg_name_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	uint8_t seek[VG_LMDB_KEY_MAX + 1];
+	memcpy(seek, prefix, plen);
+	MDB_val k = {plen, seek}, v;
+	int code = 0;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	while (rc == 0) {
+		if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+			break;
+		const uint8_t *rest = (const uint8_t *)k.mv_data + plen;
+		size_t rlen = k.mv_size - plen;
+		const uint8_t *nul = memchr(rest, 0, rlen);
+		size_t nlen = nul ? (size_t)(nul - rest) : rlen;
+		if (nlen > VG_STORE_NAME_MAX) {
+			code = VG_ECORRUPT;
+			break;
+		}
+		code = fn(ctx, (vg_str_t){(const char *)rest, nlen});
+		if (code)
+			break;
+		if (!nul) {
+			rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT_NODUP);
+			continue;
+		}
+		/* Skip every key "prefix name 0x00 ...": seek to "prefix name 0x01". */
+		memcpy(seek + plen, rest, nlen);
+		seek[plen + nlen] = 1;
+		k.mv_size = plen + nlen + 1;
+		k.mv_data = seek;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	}
+	mdb_cursor_close(cur);
+	if (code)
+		return code;
+	return rc == MDB_NOTFOUND || rc == 0 ? 0 : vg_store_lmdb_error(rc);
+}
+
+int vg_rtxn_list_measurements(vg_rtxn_t *txn, vg_name_fn fn, void *ctx)
+{
+	return list_names(txn, (const uint8_t *)"M", 1, fn, ctx);
+}
+
+int vg_rtxn_list_field_keys(vg_rtxn_t *txn, vg_str_t measurement, vg_name_fn fn, void *ctx)
+{
+	if (!name_ok(measurement))
+		return 0;
+	pkey_t k;
+	pkey_field(&k, measurement, (vg_str_t){NULL, 0});
+	return list_names(txn, k.bytes, k.len, fn, ctx);
+}
+
+int vg_rtxn_list_tag_keys(vg_rtxn_t *txn, vg_str_t measurement, vg_name_fn fn, void *ctx)
+{
+	if (!name_ok(measurement))
+		return 0;
+	pkey_t k;
+	k.bytes[0] = 'T';
+	memcpy(k.bytes + 1, measurement.data, measurement.len);
+	k.bytes[1 + measurement.len] = 0;
+	k.len = 2 + measurement.len;
+	return list_names(txn, k.bytes, k.len, fn, ctx);
+}
+
+typedef struct {
+	vg_name_fn fn;
+	void *ctx;
+} name_visit_t;
+
+static int visit_value(void *ctx, vg_rtxn_t *txn, vg_str_t value, MDB_cursor *cur, MDB_val *key)
+{
+	(void)txn;
+	(void)cur;
+	(void)key;
+	name_visit_t *visit = ctx;
+	return visit->fn(visit->ctx, value);
+}
+
+int vg_rtxn_list_tag_values(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t key, vg_name_fn fn,
+			    void *ctx)
+{
+	if (!name_ok(measurement) || !name_ok(key))
+		return 0;
+	name_visit_t visit = {fn, ctx};
+	return walk_tag_values(txn, measurement, key, visit_value, &visit);
+}

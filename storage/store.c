@@ -1,0 +1,648 @@
+/*
+ * store.c — the store handle: the LMDB environment, transactions, the
+ * format-version record, map growth and the small meta records.
+ *
+ * Map growth.  LMDB needs a map size up front and fails a transaction with
+ * MDB_MAP_FULL when the file would outgrow it.  Users never choose a size:
+ * the map starts at twice the file (at least VG_MAP_MIN) and, before each
+ * write transaction, is doubled whenever the pages in use pass half of it.
+ * mdb_env_set_mapsize() is only allowed while no transaction is open in the
+ * process, so every transaction holds resize_lock shared and the writer
+ * takes it exclusively for the moment of growth.  The map is virtual address
+ * space only: the file itself grows as pages are written.
+ *
+ * A write transaction that still hits MDB_MAP_FULL (one transaction larger
+ * than half the map) fails with VG_ELIMIT; the next one begins on a larger
+ * map, so a retry succeeds.
+ */
+#include "store_int.h"
+
+#include "vg_alloc.h"
+#include "vg_error.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define VG_MAP_MIN ((size_t)1 << 30)
+
+static const char KEY_FORMAT[] = "format";
+static const char KEY_NEXT_ID[] = "next_id";
+
+int vg_store_lmdb_error(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case MDB_NOTFOUND:
+		return VG_ENOTFOUND;
+	case MDB_MAP_FULL:
+	case MDB_READERS_FULL:
+	case MDB_TXN_FULL:
+	case MDB_DBS_FULL:
+		return VG_ELIMIT;
+	case MDB_CORRUPTED:
+	case MDB_PAGE_NOTFOUND:
+	case MDB_INVALID:
+		return VG_ECORRUPT;
+	case MDB_VERSION_MISMATCH:
+		return VG_EVERSION;
+	case ENOMEM:
+		return VG_ENOMEM;
+	default:
+		return rc > 0 ? -rc : VG_ESTORE;
+	}
+}
+
+void vg_store_options_init(vg_store_options_t *opts)
+{
+	opts->sync = true;
+	opts->max_readers = 1022;
+	opts->map_size = 0;
+}
+
+static int set_err(char *err, size_t errlen, int rc, const char *fmt, const char *dir,
+		   const char *detail)
+{
+	if (err && errlen)
+		snprintf(err, errlen, fmt, dir, detail);
+	return rc;
+}
+
+static size_t used_bytes(vg_store_t *store)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(store->env, &info);
+	mdb_env_stat(store->env, &st);
+	return (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+}
+
+/* Grows the map when the used pages pass half of it.  Called by the writer
+ * with write_lock held and no transaction of its own open. */
+static int grow_map_if_needed(vg_store_t *store)
+{
+	if (used_bytes(store) < store->map_size / 2)
+		return 0;
+	pthread_rwlock_wrlock(&store->resize_lock);
+	size_t size = store->map_size;
+	while (used_bytes(store) >= size / 2)
+		size *= 2;
+	int rc = mdb_env_set_mapsize(store->env, size);
+	if (rc == 0)
+		store->map_size = size;
+	pthread_rwlock_unlock(&store->resize_lock);
+	return vg_store_lmdb_error(rc);
+}
+
+static int open_dbs(vg_store_t *store, MDB_txn *txn)
+{
+	struct {
+		const char *name;
+		unsigned flags;
+		MDB_dbi *dbi;
+	} dbs[] = {
+		{"meta", 0, &store->dbi_meta},
+		{"kv", 0, &store->dbi_kv},
+		{"series", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_series},
+		{"ids", MDB_INTEGERKEY, &store->dbi_ids},
+		{"postings", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_postings},
+		{"chunks", 0, &store->dbi_chunks},
+		{"head", 0, &store->dbi_head},
+	};
+	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+		int rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi);
+		if (rc)
+			return rc;
+	}
+	return 0;
+}
+
+/* Checks or writes the format record and loads the writer's state. */
+static int check_format(vg_store_t *store, MDB_txn *txn, char *err, size_t errlen,
+			const char *dir)
+{
+	MDB_val key = {sizeof KEY_FORMAT - 1, (void *)KEY_FORMAT}, val;
+	int rc = mdb_get(txn, store->dbi_meta, &key, &val);
+	if (rc == MDB_NOTFOUND) {
+		uint8_t version[4];
+		vg_store_be32(version, VG_STORE_FORMAT_VERSION);
+		val.mv_size = 4;
+		val.mv_data = version;
+		rc = mdb_put(txn, store->dbi_meta, &key, &val, 0);
+		return rc ? set_err(err, errlen, vg_store_lmdb_error(rc), "%s: %s", dir,
+				    mdb_strerror(rc))
+			  : 0;
+	}
+	if (rc)
+		return set_err(err, errlen, vg_store_lmdb_error(rc), "%s: %s", dir, mdb_strerror(rc));
+	if (val.mv_size != 4)
+		return set_err(err, errlen, VG_ECORRUPT, "%s: %s", dir,
+			       "the format record is damaged");
+	uint32_t version = vg_load_be32(val.mv_data);
+	if (version != VG_STORE_FORMAT_VERSION) {
+		char detail[128];
+		snprintf(detail, sizeof detail,
+			 "store format version %u, but this vigil reads version %u", version,
+			 VG_STORE_FORMAT_VERSION);
+		return set_err(err, errlen, VG_EVERSION, "%s: %s", dir, detail);
+	}
+	key.mv_size = sizeof KEY_NEXT_ID - 1;
+	key.mv_data = (void *)KEY_NEXT_ID;
+	rc = mdb_get(txn, store->dbi_meta, &key, &val);
+	if (rc == 0 && val.mv_size == 4)
+		store->next_id = vg_load_be32(val.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		return set_err(err, errlen, VG_ECORRUPT, "%s: %s", dir, "the id counter is damaged");
+	return 0;
+}
+
+int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **out, char *err,
+		  size_t errlen)
+{
+	vg_store_options_t defaults;
+	if (!opts) {
+		vg_store_options_init(&defaults);
+		opts = &defaults;
+	}
+	if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+		return set_err(err, errlen, -errno, "%s: cannot create directory: %s", dir,
+			       strerror(errno));
+	vg_store_t *store = vg_calloc(1, sizeof *store);
+	if (!store)
+		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
+	store->sync = opts->sync;
+	store->next_id = 1;
+	pthread_rwlockattr_t attr;
+	pthread_rwlockattr_init(&attr);
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&store->resize_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&store->write_lock, NULL);
+	pthread_mutex_init(&store->codec_lock, NULL);
+
+	int rc = mdb_env_create(&store->env);
+	if (rc) {
+		vg_store_close(store);
+		return set_err(err, errlen, vg_store_lmdb_error(rc), "%s: %s", dir, mdb_strerror(rc));
+	}
+	char path[4096];
+	snprintf(path, sizeof path, "%s/data.mdb", dir);
+	struct stat st;
+	size_t file_size = stat(path, &st) == 0 ? (size_t)st.st_size : 0;
+	store->map_size = opts->map_size ? opts->map_size : VG_MAP_MIN;
+	while (store->map_size < 2 * file_size)
+		store->map_size *= 2;
+	mdb_env_set_maxdbs(store->env, 8);
+	mdb_env_set_maxreaders(store->env, opts->max_readers ? opts->max_readers : 1022);
+	mdb_env_set_mapsize(store->env, store->map_size);
+	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync ? 0 : MDB_NOSYNC);
+	rc = mdb_env_open(store->env, dir, flags, 0644);
+	if (rc) {
+		int code = vg_store_lmdb_error(rc);
+		set_err(err, errlen, code, "%s: cannot open store: %s", dir, mdb_strerror(rc));
+		vg_store_close(store);
+		return code;
+	}
+	int dead;
+	mdb_reader_check(store->env, &dead);
+
+	MDB_txn *txn;
+	rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = open_dbs(store, txn);
+	if (rc) {
+		int code = vg_store_lmdb_error(rc);
+		set_err(err, errlen, code, "%s: %s", dir, mdb_strerror(rc));
+		if (txn)
+			mdb_txn_abort(txn);
+		vg_store_close(store);
+		return code;
+	}
+	int code = check_format(store, txn, err, errlen, dir);
+	if (code == 0)
+		code = vg_head_load(store, txn);
+	if (code == 0)
+		code = vg_codec_new(&store->write_codec);
+	if (code == 0) {
+		rc = mdb_txn_commit(txn);
+		code = vg_store_lmdb_error(rc);
+		if (code)
+			set_err(err, errlen, code, "%s: %s", dir, mdb_strerror(rc));
+	} else {
+		mdb_txn_abort(txn);
+		if (err && errlen && !err[0])
+			set_err(err, errlen, code, "%s: %s", dir, vg_strerror(code));
+	}
+	if (code) {
+		vg_store_close(store);
+		return code;
+	}
+	*out = store;
+	return 0;
+}
+
+void vg_store_close(vg_store_t *store)
+{
+	if (!store)
+		return;
+	if (store->env)
+		mdb_env_close(store->env);
+	for (size_t i = 0; i < store->nfree_codecs; i++)
+		vg_codec_free(store->free_codecs[i]);
+	vg_free(store->free_codecs);
+	vg_codec_free(store->write_codec);
+	vg_free(store->heads);
+	pthread_rwlock_destroy(&store->resize_lock);
+	pthread_mutex_destroy(&store->write_lock);
+	pthread_mutex_destroy(&store->codec_lock);
+	vg_free(store);
+}
+
+int vg_store_take_codec(vg_store_t *store, vg_codec_t **out)
+{
+	pthread_mutex_lock(&store->codec_lock);
+	if (store->nfree_codecs) {
+		*out = store->free_codecs[--store->nfree_codecs];
+		pthread_mutex_unlock(&store->codec_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&store->codec_lock);
+	return vg_codec_new(out);
+}
+
+void vg_store_give_codec(vg_store_t *store, vg_codec_t *codec)
+{
+	if (!codec)
+		return;
+	pthread_mutex_lock(&store->codec_lock);
+	if (store->nfree_codecs == store->free_codecs_cap) {
+		size_t cap = store->free_codecs_cap ? store->free_codecs_cap * 2 : 8;
+		vg_codec_t **list = vg_reallocarray(store->free_codecs, cap, sizeof *list);
+		if (!list) {
+			pthread_mutex_unlock(&store->codec_lock);
+			vg_codec_free(codec);
+			return;
+		}
+		store->free_codecs = list;
+		store->free_codecs_cap = cap;
+	}
+	store->free_codecs[store->nfree_codecs++] = codec;
+	pthread_mutex_unlock(&store->codec_lock);
+}
+
+/* ---- write transactions ---------------------------------------------- */
+
+int vg_store_write_begin(vg_store_t *store, vg_wtxn_t **out)
+{
+	vg_wtxn_t *txn = vg_calloc(1, sizeof *txn);
+	if (!txn)
+		return VG_ENOMEM;
+	pthread_mutex_lock(&store->write_lock);
+	int code = grow_map_if_needed(store);
+	if (code) {
+		pthread_mutex_unlock(&store->write_lock);
+		vg_free(txn);
+		return code;
+	}
+	pthread_rwlock_rdlock(&store->resize_lock);
+	int rc = mdb_txn_begin(store->env, NULL, 0, &txn->txn);
+	if (rc) {
+		pthread_rwlock_unlock(&store->resize_lock);
+		pthread_mutex_unlock(&store->write_lock);
+		vg_free(txn);
+		return vg_store_lmdb_error(rc);
+	}
+	txn->store = store;
+	txn->next_id_at_begin = store->next_id;
+	vg_buf_init(&txn->scratch);
+	*out = txn;
+	return 0;
+}
+
+static void wtxn_free(vg_wtxn_t *txn)
+{
+	vg_store_t *store = txn->store;
+	pthread_rwlock_unlock(&store->resize_lock);
+	pthread_mutex_unlock(&store->write_lock);
+	vg_free(txn->undo);
+	vg_free(txn->touched);
+	vg_buf_release(&txn->scratch);
+	vg_free(txn);
+}
+
+void vg_wtxn_abort(vg_wtxn_t *txn)
+{
+	if (!txn)
+		return;
+	vg_store_t *store = txn->store;
+	mdb_txn_abort(txn->txn);
+	for (size_t i = txn->nundo; i-- > 0;)
+		store->heads[txn->undo[i].id] = txn->undo[i].old;
+	store->next_id = txn->next_id_at_begin;
+	wtxn_free(txn);
+}
+
+int vg_wtxn_commit(vg_wtxn_t *txn)
+{
+	vg_store_t *store = txn->store;
+	int code = 0;
+	for (size_t i = 0; i < txn->ntouched && code == 0; i++) {
+		vg_series_id_t id = txn->touched[i];
+		if (store->heads[id].points >= VG_CHUNK_MAX_POINTS)
+			code = vg_seal_series(txn, id);
+	}
+	if (code == 0 && store->next_id != txn->next_id_at_begin) {
+		uint8_t buf[4];
+		vg_store_be32(buf, store->next_id);
+		MDB_val key = {sizeof KEY_NEXT_ID - 1, (void *)KEY_NEXT_ID}, val = {4, buf};
+		code = vg_store_lmdb_error(mdb_put(txn->txn, store->dbi_meta, &key, &val, 0));
+	}
+	if (code) {
+		vg_wtxn_abort(txn);
+		return code;
+	}
+	int rc = mdb_txn_commit(txn->txn);
+	if (rc) {
+		/* LMDB freed the transaction; restore the writer's mirror. */
+		for (size_t i = txn->nundo; i-- > 0;)
+			store->heads[txn->undo[i].id] = txn->undo[i].old;
+		store->next_id = txn->next_id_at_begin;
+	}
+	wtxn_free(txn);
+	return vg_store_lmdb_error(rc);
+}
+
+int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id)
+{
+	vg_store_t *store = txn->store;
+	if (id >= store->heads_cap) {
+		size_t cap = store->heads_cap ? store->heads_cap : 1024;
+		while (cap <= id)
+			cap *= 2;
+		vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
+		if (!heads)
+			return VG_ENOMEM;
+		memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
+		store->heads = heads;
+		store->heads_cap = cap;
+	}
+	if (txn->nundo == txn->undo_cap) {
+		size_t cap = txn->undo_cap ? txn->undo_cap * 2 : 64;
+		vg_head_undo_t *undo = vg_reallocarray(txn->undo, cap, sizeof *undo);
+		if (!undo)
+			return VG_ENOMEM;
+		txn->undo = undo;
+		txn->undo_cap = cap;
+	}
+	txn->undo[txn->nundo].id = id;
+	txn->undo[txn->nundo].old = store->heads[id];
+	txn->nundo++;
+	return 0;
+}
+
+int vg_wtxn_mark_touched(vg_wtxn_t *txn, vg_series_id_t id)
+{
+	if (txn->ntouched == txn->touched_cap) {
+		size_t cap = txn->touched_cap ? txn->touched_cap * 2 : 64;
+		vg_series_id_t *touched = vg_reallocarray(txn->touched, cap, sizeof *touched);
+		if (!touched)
+			return VG_ENOMEM;
+		txn->touched = touched;
+		txn->touched_cap = cap;
+	}
+	txn->touched[txn->ntouched++] = id;
+	return 0;
+}
+
+/* ---- read transactions ----------------------------------------------- */
+
+int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
+{
+	vg_rtxn_t *txn = vg_calloc(1, sizeof *txn);
+	if (!txn)
+		return VG_ENOMEM;
+	pthread_rwlock_rdlock(&store->resize_lock);
+	int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn->txn);
+	if (rc) {
+		pthread_rwlock_unlock(&store->resize_lock);
+		vg_free(txn);
+		return vg_store_lmdb_error(rc);
+	}
+	txn->store = store;
+	*out = txn;
+	return 0;
+}
+
+void vg_rtxn_end(vg_rtxn_t *txn)
+{
+	if (!txn)
+		return;
+	mdb_txn_abort(txn->txn);
+	pthread_rwlock_unlock(&txn->store->resize_lock);
+	vg_store_give_codec(txn->store, txn->codec);
+	vg_free(txn);
+}
+
+/* ---- meta records and retention ------------------------------------- */
+
+#define VG_META_KEY_MAX 400
+
+int vg_wtxn_meta_put(vg_wtxn_t *txn, vg_str_t key, const void *value, size_t len)
+{
+	if (key.len == 0 || key.len > VG_META_KEY_MAX || len > (16u << 20))
+		return VG_EINVAL;
+	MDB_val k = {key.len, (void *)key.data}, v = {len, (void *)value};
+	return vg_store_lmdb_error(mdb_put(txn->txn, txn->store->dbi_kv, &k, &v, 0));
+}
+
+int vg_wtxn_meta_delete(vg_wtxn_t *txn, vg_str_t key)
+{
+	if (key.len == 0 || key.len > VG_META_KEY_MAX)
+		return VG_EINVAL;
+	MDB_val k = {key.len, (void *)key.data};
+	return vg_store_lmdb_error(mdb_del(txn->txn, txn->store->dbi_kv, &k, NULL));
+}
+
+int vg_rtxn_meta_get(vg_rtxn_t *txn, vg_str_t key, vg_str_t *value)
+{
+	if (key.len == 0 || key.len > VG_META_KEY_MAX)
+		return VG_EINVAL;
+	MDB_val k = {key.len, (void *)key.data}, v;
+	int rc = mdb_get(txn->txn, txn->store->dbi_kv, &k, &v);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	value->data = v.mv_data;
+	value->len = v.mv_size;
+	return 0;
+}
+
+/* Walks every record of `dbi` whose key starts with prefix. */
+static int scan_prefix(MDB_txn *txn, MDB_dbi dbi, vg_str_t prefix, vg_meta_fn fn, void *ctx)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, dbi, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val k = {prefix.len, (void *)prefix.data}, v;
+	int code = 0;
+	rc = prefix.len ? mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)
+			: mdb_cursor_get(cur, &k, &v, MDB_FIRST);
+	while (rc == 0) {
+		if (k.mv_size < prefix.len || memcmp(k.mv_data, prefix.data, prefix.len) != 0)
+			break;
+		code = fn(ctx, (vg_str_t){k.mv_data, k.mv_size}, (vg_str_t){v.mv_data, v.mv_size});
+		if (code)
+			break;
+		rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+	}
+	mdb_cursor_close(cur);
+	if (code)
+		return code;
+	return rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+}
+
+int vg_rtxn_meta_scan(vg_rtxn_t *txn, vg_str_t prefix, vg_meta_fn fn, void *ctx)
+{
+	return scan_prefix(txn->txn, txn->store->dbi_kv, prefix, fn, ctx);
+}
+
+static int retention_key(vg_str_t measurement, uint8_t *key, size_t *len)
+{
+	if (measurement.len > VG_STORE_NAME_MAX)
+		return VG_EINVAL;
+	memcpy(key, "ret:", 4);
+	if (measurement.len)
+		memcpy(key + 4, measurement.data, measurement.len);
+	*len = 4 + measurement.len;
+	return 0;
+}
+
+int vg_wtxn_set_retention(vg_wtxn_t *txn, vg_str_t measurement, int64_t duration_ns)
+{
+	uint8_t key[4 + VG_STORE_NAME_MAX];
+	size_t len;
+	if (duration_ns < 0 || retention_key(measurement, key, &len))
+		return VG_EINVAL;
+	MDB_val k = {len, key};
+	if (duration_ns == 0 && measurement.len) {
+		int rc = mdb_del(txn->txn, txn->store->dbi_meta, &k, NULL);
+		return rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+	}
+	uint8_t val[8];
+	vg_store_be64(val, (uint64_t)duration_ns);
+	MDB_val v = {8, val};
+	return vg_store_lmdb_error(mdb_put(txn->txn, txn->store->dbi_meta, &k, &v, 0));
+}
+
+static int get_retention(MDB_txn *txn, vg_store_t *store, vg_str_t measurement, int64_t *out)
+{
+	uint8_t key[4 + VG_STORE_NAME_MAX];
+	size_t len;
+	if (retention_key(measurement, key, &len))
+		return VG_EINVAL;
+	MDB_val k = {len, key}, v;
+	int rc = mdb_get(txn, store->dbi_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*out = -1;
+		return 0;
+	}
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	if (v.mv_size != 8)
+		return VG_ECORRUPT;
+	*out = (int64_t)vg_load_be64(v.mv_data);
+	return 0;
+}
+
+int vg_store_retention_in_txn(MDB_txn *txn, vg_store_t *store, vg_str_t measurement,
+			      int64_t *duration_ns)
+{
+	int64_t own = -1, global = -1;
+	int code = measurement.len ? get_retention(txn, store, measurement, &own) : 0;
+	if (code == 0 && own < 0)
+		code = get_retention(txn, store, (vg_str_t){NULL, 0}, &global);
+	*duration_ns = own >= 0 ? own : (global > 0 ? global : 0);
+	return code;
+}
+
+int vg_rtxn_retention(vg_rtxn_t *txn, vg_str_t measurement, int64_t *duration_ns)
+{
+	return vg_store_retention_in_txn(txn->txn, txn->store, measurement, duration_ns);
+}
+
+typedef struct {
+	vg_retention_fn fn;
+	void *ctx;
+} retention_walk_t;
+
+static int retention_visit(void *ctx, vg_str_t key, vg_str_t value)
+{
+	retention_walk_t *walk = ctx;
+	if (value.len != 8)
+		return VG_ECORRUPT;
+	return walk->fn(walk->ctx, (vg_str_t){key.data + 4, key.len - 4},
+			(int64_t)vg_load_be64((const uint8_t *)value.data));
+}
+
+int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
+{
+	retention_walk_t walk = {fn, ctx};
+	return scan_prefix(txn->txn, txn->store->dbi_meta, (vg_str_t){"ret:", 4}, retention_visit,
+			   &walk);
+}
+
+/* ---- statistics ------------------------------------------------------ */
+
+int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
+{
+	memset(stats, 0, sizeof *stats);
+	vg_rtxn_t *txn;
+	int code = vg_store_read_begin(store, &txn);
+	if (code)
+		return code;
+	MDB_stat st;
+	if (mdb_stat(txn->txn, store->dbi_ids, &st) == 0)
+		stats->series = st.ms_entries;
+	if (mdb_stat(txn->txn, store->dbi_chunks, &st) == 0)
+		stats->chunks = st.ms_entries;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	if (mdb_cursor_open(txn->txn, store->dbi_chunks, &cur) == 0) {
+		vg_chunk_header_t h;
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (vg_chunk_header_read(v.mv_data, v.mv_size, &h) == 0)
+				stats->chunk_points += h.count;
+		mdb_cursor_close(cur);
+	}
+	if (mdb_cursor_open(txn->txn, store->dbi_head, &cur) == 0) {
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (v.mv_size >= VG_HEAD_BLOCK_HEADER) {
+				uint32_t n;
+				memcpy(&n, v.mv_data, 4);
+				stats->head_points += n;
+			}
+		mdb_cursor_close(cur);
+	}
+	/* Free pages: the entries of LMDB's free database (dbi 0 of the
+	 * environment) list page numbers after a count word. */
+	MDB_envinfo info;
+	mdb_env_info(store->env, &info);
+	mdb_env_stat(store->env, &st);
+	size_t free_pages = 0;
+	if (mdb_cursor_open(txn->txn, 0, &cur) == 0) {
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (v.mv_size >= sizeof(size_t))
+				free_pages += *(const size_t *)v.mv_data;
+		mdb_cursor_close(cur);
+	}
+	stats->map_bytes = info.me_mapsize;
+	stats->file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	stats->used_bytes = stats->file_bytes - (uint64_t)free_pages * st.ms_psize;
+	vg_rtxn_end(txn);
+	return 0;
+}

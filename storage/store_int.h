@@ -1,0 +1,162 @@
+/*
+ * store_int.h — internals of the storage engine shared by its files.
+ *
+ * The LMDB environment holds these named databases (all keys big-endian so
+ * that byte order is numeric order):
+ *
+ *   meta      "format" -> u32 version; "next_id" -> u32;
+ *             "ret:" <measurement> -> i64 retention ns ("ret:" alone: global)
+ *   kv        free-form records of the layers above (vg_wtxn_meta_put)
+ *   series    hash64(canonical key) -> dup u32 ids (DUPSORT|DUPFIXED); a hash
+ *             may collide, so lookups compare the canonical key
+ *   ids       u32 id -> canonical key (see series.c for its layout)
+ *   postings  'M' m                 -> dup u32 ids of every series of m
+ *             'T' m 0x00 k 0x00 v   -> dup u32 ids of series with tag k=v
+ *             'F' m 0x00 f          -> dup u32 ids of series with field f
+ *             (tag values too long for an LMDB key are cut and followed by
+ *             0xFF and a hash; see series.c)
+ *   chunks    u32 id, u64 flipped min_time -> sealed chunk (chunk.h)
+ *   head      u32 id, u32 seq -> head block of unsealed points (head.c)
+ *
+ * Invariants:
+ *   - the chunks of one series never overlap in time, so a reader walks them
+ *     in key order;
+ *   - every head point is newer (written later) than every chunk point of
+ *     its series, and a head block with a larger seq is newer than one with
+ *     a smaller seq: on equal times the newer one wins;
+ *   - store->heads[id] mirrors, for the writer, how many points and which
+ *     next seq each series' head has.  It is changed only inside a write
+ *     transaction, which logs the old values so that an abort restores them.
+ */
+#ifndef VG_STORE_INT_H
+#define VG_STORE_INT_H
+
+#include "vg_store.h"
+
+#include "vg_buf.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <string.h>
+
+#define VG_HEAD_BLOCK_HEADER 24 /* u32 count, u32 reserved, i64 min, i64 max */
+
+typedef struct vg_head_state {
+	uint32_t points;   /* points in head blocks (duplicates counted) */
+	uint32_t next_seq; /* seq of the next head block */
+} vg_head_state_t;
+
+typedef struct vg_head_undo {
+	vg_series_id_t id;
+	vg_head_state_t old;
+} vg_head_undo_t;
+
+struct vg_store {
+	MDB_env *env;
+	MDB_dbi dbi_meta, dbi_kv, dbi_series, dbi_ids, dbi_postings, dbi_chunks, dbi_head;
+	bool sync;
+	size_t map_size;
+	/* Held shared by every open transaction and exclusively to grow the
+	 * map, which LMDB allows only while no transaction is open. */
+	pthread_rwlock_t resize_lock;
+	/* Serialises writers, so the head table below has one user. */
+	pthread_mutex_t write_lock;
+	/* Writer-only state (under write_lock). */
+	vg_head_state_t *heads;
+	size_t heads_cap;
+	vg_series_id_t next_id;
+	vg_codec_t *write_codec;
+	/* Codecs for readers: a small free list under codec_lock. */
+	pthread_mutex_t codec_lock;
+	vg_codec_t **free_codecs;
+	size_t nfree_codecs, free_codecs_cap;
+};
+
+struct vg_wtxn {
+	vg_store_t *store;
+	MDB_txn *txn;
+	vg_series_id_t next_id_at_begin;
+	/* Undo log of store->heads for abort. */
+	vg_head_undo_t *undo;
+	size_t nundo, undo_cap;
+	/* Series whose head grew in this transaction (sealed at commit when
+	 * full); may hold duplicates. */
+	vg_series_id_t *touched;
+	size_t ntouched, touched_cap;
+	vg_buf_t scratch;
+};
+
+struct vg_rtxn {
+	vg_store_t *store;
+	MDB_txn *txn;
+	vg_codec_t *codec;
+};
+
+/* ---- store.c --------------------------------------------------------- */
+int vg_store_lmdb_error(int rc);
+int vg_store_take_codec(vg_store_t *store, vg_codec_t **out);
+void vg_store_give_codec(vg_store_t *store, vg_codec_t *codec);
+/* Records heads[id] in the undo log and makes sure the slot exists. */
+int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id);
+int vg_wtxn_mark_touched(vg_wtxn_t *txn, vg_series_id_t id);
+
+/* Key helpers. */
+static inline uint64_t vg_time_flip(int64_t t) { return (uint64_t)t ^ (UINT64_C(1) << 63); }
+static inline int64_t vg_time_unflip(uint64_t u) { return (int64_t)(u ^ (UINT64_C(1) << 63)); }
+
+/* The retention in force for measurement: its own, else the global one
+ * (0: forever). */
+int vg_store_retention_in_txn(MDB_txn *txn, vg_store_t *store, vg_str_t measurement,
+			      int64_t *duration_ns);
+
+/* ---- series.c -------------------------------------------------------- */
+/* Removes the series' index entries (not its data). */
+int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id);
+/* Decodes a canonical key (from the ids database) into desc. */
+int vg_series_decode(const uint8_t *data, size_t len, vg_series_desc_t *desc);
+
+/* ---- head.c ---------------------------------------------------------- */
+/*
+ * A run of points sorted by time without duplicates, in memory owned by the
+ * run.  Used to gather a series' head and to merge it with chunks.
+ */
+typedef struct vg_run {
+	int64_t *times;
+	double *values;
+	size_t len, cap;
+} vg_run_t;
+
+void vg_run_release(vg_run_t *run);
+/* Copies n points (n may be 0, with NULL arrays). */
+static inline void vg_points_copy(int64_t *dt, double *dv, const int64_t *st, const double *sv,
+				  size_t n)
+{
+	if (n) {
+		memcpy(dt, st, n * sizeof *dt);
+		memcpy(dv, sv, n * sizeof *dv);
+	}
+}
+int vg_run_reserve(vg_run_t *run, size_t n);
+/* dst = merge of older run a and newer run b (b wins on equal times). */
+int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst);
+
+/* Appends a head block of n points (sorted and deduplicated here). */
+int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times,
+		   const double *values, size_t n);
+/* Gathers the head points of series id within [t0, t1) into out (replaced),
+ * merged and deduplicated.  Works in read and write transactions. */
+int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t t0, int64_t t1,
+		    vg_run_t *out);
+/* Deletes every head block of series id. */
+int vg_head_clear(vg_wtxn_t *txn, vg_series_id_t id);
+/* Removes head points within [t0, t1) of series id; adds to *removed. */
+int vg_head_delete_range(vg_wtxn_t *txn, vg_series_id_t id, int64_t t0, int64_t t1,
+			 uint64_t *removed);
+/* Rebuilds store->heads from the head database (at open). */
+int vg_head_load(vg_store_t *store, MDB_txn *txn);
+
+/* ---- seal.c ---------------------------------------------------------- */
+/* Moves the head of series id into chunks, merging overlapping chunks. */
+int vg_seal_series(vg_wtxn_t *txn, vg_series_id_t id);
+
+#endif
