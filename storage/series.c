@@ -146,7 +146,8 @@ static void pkey_field(pkey_t *k, vg_str_t m, vg_str_t f)
 	k->bytes[0] = 'F';
 	memcpy(k->bytes + 1, m.data, m.len);
 	k->bytes[1 + m.len] = 0;
-	memcpy(k->bytes + 2 + m.len, f.data, f.len);
+	if (f.len)
+		memcpy(k->bytes + 2 + m.len, f.data, f.len);
 	k->len = 2 + m.len + f.len;
 }
 
@@ -468,6 +469,8 @@ static int compare_ids(const void *a, const void *b)
 /* Sorts and deduplicates a set built by appending unsorted runs. */
 static void idset_normalize(vg_idset_t *set)
 {
+	if (set->len < 2)
+		return;
 	qsort(set->ids, set->len, sizeof set->ids[0], compare_ids);
 	size_t n = 0;
 	for (size_t i = 0; i < set->len; i++)

@@ -1,0 +1,291 @@
+/*
+ * test_index.c — the series index: key round trips, listings, and the four
+ * tag matchers checked against a brute-force filter over random series
+ * sets (including series that lack the tag and values too long for an
+ * LMDB key).
+ */
+#include "vg_test.h"
+
+#include "vg_error.h"
+#include "vg_store.h"
+
+#define NKEYS 3
+#define NSER 300
+
+typedef struct {
+	char values[NKEYS][1100]; /* "" = tag absent */
+	char field[8];
+	vg_series_id_t id;
+} gen_series_t;
+
+static gen_series_t series[NSER];
+static const char *tag_keys[NKEYS] = {"dc", "host", "rack"};
+
+static vg_store_t *open_tmp(char *dir, size_t len)
+{
+	vg_test_tmpdir(dir, len);
+	vg_store_options_t opts;
+	vg_store_options_init(&opts);
+	opts.sync = false;
+	vg_store_t *store;
+	char err[256];
+	cr_assert_eq(vg_store_open(dir, &opts, &store, err, sizeof err), 0, "%s", err);
+	return store;
+}
+
+static void make_key(const gen_series_t *g, vg_tag_t *tags, vg_series_key_t *key)
+{
+	size_t n = 0;
+	/* Reverse order: the store must sort. */
+	for (int k = NKEYS - 1; k >= 0; k--) {
+		if (!g->values[k][0])
+			continue;
+		tags[n].key = (vg_str_t){tag_keys[k], strlen(tag_keys[k])};
+		tags[n].value = (vg_str_t){g->values[k], strlen(g->values[k])};
+		n++;
+	}
+	*key = (vg_series_key_t){{"cpu", 3}, tags, n, {g->field, strlen(g->field)}};
+}
+
+static void populate(vg_store_t *store, vg_test_rng_t *rng)
+{
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	for (int i = 0; i < NSER; i++) {
+		gen_series_t *g = &series[i];
+		for (int k = 0; k < NKEYS; k++) {
+			uint64_t r = vg_test_below(rng, 8);
+			if (r == 0)
+				g->values[k][0] = 0;
+			else if (r == 1 && k == 2) {
+				/* Long values sharing a 500-byte prefix. */
+				memset(g->values[k], 'x', 1000);
+				snprintf(g->values[k] + 1000, 20, "%d", (int)vg_test_below(rng, 3));
+			} else
+				snprintf(g->values[k], 32, "%s%d", k == 0 ? "eu" : "v",
+					 (int)vg_test_below(rng, 6));
+		}
+		snprintf(g->field, sizeof g->field, "f%d", i % 3);
+		vg_tag_t tags[NKEYS];
+		vg_series_key_t key;
+		make_key(g, tags, &key);
+		bool created;
+		cr_assert_eq(vg_wtxn_series(txn, &key, &g->id, &created), 0);
+		/* Duplicate generated keys resolve to the same id. */
+		for (int j = 0; j < i; j++)
+			if (!memcmp(series[j].values, g->values, sizeof g->values) &&
+			    !strcmp(series[j].field, g->field))
+				cr_assert_eq(series[j].id, g->id);
+	}
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+}
+
+static bool brute(const gen_series_t *g, const char *key, vg_match_op_t op, const char *value,
+		  const regex_t *re)
+{
+	int k = 0;
+	while (strcmp(tag_keys[k], key))
+		k++;
+	const char *v = g->values[k];
+	switch (op) {
+	case VG_MATCH_EQ:
+		return strcmp(v, value) == 0;
+	case VG_MATCH_NE:
+		return strcmp(v, value) != 0;
+	case VG_MATCH_RE:
+		return regexec(re, v, 0, NULL, 0) == 0;
+	default:
+		return regexec(re, v, 0, NULL, 0) != 0;
+	}
+}
+
+static void check_match(vg_store_t *store, const char *key, vg_match_op_t op, const char *value)
+{
+	regex_t re;
+	bool is_re = op == VG_MATCH_RE || op == VG_MATCH_NRE;
+	if (is_re)
+		cr_assert_eq(regcomp(&re, value, REG_EXTENDED | REG_NOSUB), 0);
+	vg_matcher_t m = {op, {key, strlen(key)}, {value, strlen(value)}, is_re ? &re : NULL};
+	vg_rtxn_t *txn;
+	cr_assert_eq(vg_store_read_begin(store, &txn), 0);
+	vg_idset_t got = VG_IDSET_INIT;
+	cr_assert_eq(vg_rtxn_match(txn, (vg_str_t){"cpu", 3}, &m, &got), 0);
+	for (size_t i = 1; i < got.len; i++)
+		cr_assert_lt(got.ids[i - 1], got.ids[i], "sorted and unique");
+	size_t want = 0;
+	vg_idset_t seen = VG_IDSET_INIT;
+	for (int i = 0; i < NSER; i++) {
+		bool dup = false;
+		for (int j = 0; j < i && !dup; j++)
+			dup = series[j].id == series[i].id;
+		if (dup)
+			continue;
+		bool expect = brute(&series[i], key, op, value, is_re ? &re : NULL);
+		want += expect;
+		cr_assert_eq(vg_idset_contains(&got, series[i].id), expect,
+			     "series %d: %s op %d '%.20s'", i, key, op, value);
+	}
+	cr_assert_eq(got.len, want, "%s op %d '%.20s'", key, op, value);
+	vg_idset_release(&got);
+	vg_idset_release(&seen);
+	vg_rtxn_end(txn);
+	if (is_re)
+		regfree(&re);
+}
+
+Test(index, matchers_agree_with_brute_force)
+{
+	char dir[256];
+	vg_store_t *store = open_tmp(dir, sizeof dir);
+	vg_test_rng_t rng = {1234567};
+	populate(store, &rng);
+	static const char *values[] = {"eu1", "eu3", "v2", "v0", "", "nope"};
+	static const char *regexes[] = {"^eu[12]$", "3", "^$", "x+1$", "^v", ".*", "zzz"};
+	for (int k = 0; k < NKEYS; k++) {
+		for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
+			check_match(store, tag_keys[k], VG_MATCH_EQ, values[v]);
+			check_match(store, tag_keys[k], VG_MATCH_NE, values[v]);
+		}
+		for (size_t r = 0; r < sizeof regexes / sizeof regexes[0]; r++) {
+			check_match(store, tag_keys[k], VG_MATCH_RE, regexes[r]);
+			check_match(store, tag_keys[k], VG_MATCH_NRE, regexes[r]);
+		}
+	}
+	/* Long values: exact match on the full 1001-byte value. */
+	for (int i = 0; i < NSER; i++)
+		if (strlen(series[i].values[2]) > 500) {
+			check_match(store, "rack", VG_MATCH_EQ, series[i].values[2]);
+			check_match(store, "rack", VG_MATCH_NE, series[i].values[2]);
+			break;
+		}
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
+typedef struct {
+	char names[64][1100];
+	int n;
+} names_t;
+
+static int collect(void *ctx, vg_str_t name)
+{
+	names_t *names = ctx;
+	cr_assert_lt(names->n, 64);
+	memcpy(names->names[names->n], name.data, name.len);
+	names->names[names->n][name.len] = 0;
+	names->n++;
+	return 0;
+}
+
+Test(index, keys_round_trip_and_listings)
+{
+	char dir[256];
+	vg_store_t *store = open_tmp(dir, sizeof dir);
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	const char *ms[] = {"mem", "cpu", "disk.io"};
+	vg_series_id_t ids[3];
+	for (int i = 0; i < 3; i++) {
+		vg_tag_t tags[2] = {{{"zone", 4}, {"b", 1}}, {{"host", 4}, {"h1", 2}}};
+		vg_series_key_t key = {{ms[i], strlen(ms[i])}, tags, 2, {"value", 5}};
+		cr_assert_eq(vg_wtxn_series(txn, &key, &ids[i], NULL), 0);
+	}
+	vg_tag_t tags2[1] = {{{"host", 4}, {"h2", 2}}};
+	vg_series_key_t k2 = {{"cpu", 3}, tags2, 1, {"idle", 4}};
+	vg_series_id_t id2;
+	cr_assert_eq(vg_wtxn_series(txn, &k2, &id2, NULL), 0);
+	/* Bad keys are refused. */
+	vg_tag_t dup[2] = {{{"a", 1}, {"1", 1}}, {{"a", 1}, {"2", 1}}};
+	vg_series_key_t bad = {{"cpu", 3}, dup, 2, {"f", 1}};
+	vg_series_id_t unused;
+	cr_assert_eq(vg_wtxn_series(txn, &bad, &unused, NULL), VG_EINVAL);
+	vg_tag_t empty[1] = {{{"a", 1}, {"", 0}}};
+	bad.tags = empty;
+	bad.ntags = 1;
+	cr_assert_eq(vg_wtxn_series(txn, &bad, &unused, NULL), VG_EINVAL);
+	bad.ntags = 0;
+	bad.measurement.len = 0;
+	cr_assert_eq(vg_wtxn_series(txn, &bad, &unused, NULL), VG_EINVAL);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+
+	vg_rtxn_t *r;
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	vg_series_desc_t d;
+	cr_assert_eq(vg_rtxn_series_describe(r, ids[0], &d), 0);
+	cr_assert_eq(d.ntags, 2);
+	cr_assert_eq(strncmp(d.tags[0].key.data, "host", 4), 0, "sorted by key");
+	cr_assert_eq(strncmp(d.tags[1].key.data, "zone", 4), 0);
+	cr_assert_eq(d.measurement.len, 3);
+	vg_tag_t swapped[2] = {{{"host", 4}, {"h1", 2}}, {{"zone", 4}, {"b", 1}}};
+	vg_series_key_t again = {{"mem", 3}, swapped, 2, {"value", 5}};
+	vg_series_id_t found;
+	cr_assert_eq(vg_rtxn_series_find(r, &again, &found), 0);
+	cr_assert_eq(found, ids[0]);
+	again.field = (vg_str_t){"other", 5};
+	cr_assert_eq(vg_rtxn_series_find(r, &again, &found), VG_ENOTFOUND);
+
+	names_t names = {0};
+	cr_assert_eq(vg_rtxn_list_measurements(r, collect, &names), 0);
+	cr_assert_eq(names.n, 3);
+	cr_assert_str_eq(names.names[0], "cpu");
+	cr_assert_str_eq(names.names[1], "disk.io");
+	cr_assert_str_eq(names.names[2], "mem");
+	names.n = 0;
+	cr_assert_eq(vg_rtxn_list_tag_keys(r, (vg_str_t){"cpu", 3}, collect, &names), 0);
+	cr_assert_eq(names.n, 2);
+	cr_assert_str_eq(names.names[0], "host");
+	cr_assert_str_eq(names.names[1], "zone");
+	names.n = 0;
+	cr_assert_eq(vg_rtxn_list_tag_values(r, (vg_str_t){"cpu", 3}, (vg_str_t){"host", 4}, collect,
+					     &names),
+		     0);
+	cr_assert_eq(names.n, 2);
+	cr_assert_str_eq(names.names[0], "h1");
+	cr_assert_str_eq(names.names[1], "h2");
+	names.n = 0;
+	cr_assert_eq(vg_rtxn_list_field_keys(r, (vg_str_t){"cpu", 3}, collect, &names), 0);
+	cr_assert_eq(names.n, 2);
+	cr_assert_str_eq(names.names[0], "idle");
+	cr_assert_str_eq(names.names[1], "value");
+	vg_idset_t set = VG_IDSET_INIT;
+	cr_assert_eq(vg_rtxn_field_series(r, (vg_str_t){"cpu", 3}, (vg_str_t){"idle", 4}, &set), 0);
+	cr_assert_eq(set.len, 1);
+	cr_assert_eq(set.ids[0], id2);
+	vg_idset_release(&set);
+	vg_rtxn_end(r);
+
+	/* Dropping a series removes it from every listing. */
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_drop_series(txn, ids[2], NULL), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	names.n = 0;
+	cr_assert_eq(vg_rtxn_list_measurements(r, collect, &names), 0);
+	cr_assert_eq(names.n, 2);
+	cr_assert_eq(vg_rtxn_series_describe(r, ids[2], &d), VG_ENOTFOUND);
+	vg_rtxn_end(r);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
+Test(idset, operations)
+{
+	vg_idset_t a = VG_IDSET_INIT, b = VG_IDSET_INIT, out = VG_IDSET_INIT;
+	for (vg_series_id_t i = 1; i < 20; i += 2)
+		cr_assert_eq(vg_idset_add(&a, i), 0);
+	for (vg_series_id_t i = 1; i < 20; i += 3)
+		cr_assert_eq(vg_idset_add(&b, i), 0);
+	cr_assert_eq(vg_idset_intersect(&a, &b, &out), 0);
+	vg_series_id_t both[] = {1, 7, 13, 19};
+	cr_assert_eq(out.len, 4);
+	cr_assert_arr_eq(out.ids, both, sizeof both);
+	cr_assert_eq(vg_idset_union(&a, &b, &out), 0);
+	cr_assert_eq(out.len, 10 + 7 - 4);
+	cr_assert_eq(vg_idset_subtract(&a, &b, &out), 0);
+	cr_assert_eq(out.len, 6);
+	cr_assert(!vg_idset_contains(&out, 7));
+	cr_assert(vg_idset_contains(&out, 9));
+	vg_idset_release(&a);
+	vg_idset_release(&b);
+	vg_idset_release(&out);
+}
