@@ -1,6 +1,6 @@
 /*
  * chunk.c — the chunk codec of chunk.h: Gorilla-style timestamps, ALP or
- * XOR/byte-stream-split values, one magicless zstd frame, CRC32C checks.
+ * XOR + byte-stream-split values, one magicless zstd frame, CRC32C checks.
  *
  * Why this shape.  The light-weight transforms (delta-of-delta, ALP, XOR)
  * turn typical monitoring data into long runs of small or repeated bytes;
@@ -12,49 +12,60 @@
  * ALP (Afroozeh, Kuffo, Boncz, SIGMOD 2024) for decimal floats; byte-stream
  * split as in Apache Parquet's BYTE_STREAM_SPLIT encoding.
  *
- * Payload (before zstd), for n points:
+ * Payload (before zstd), for n points; every "previous" of the first point
+ * is derived from the header, so that the first point costs nothing either:
  *
- *   timestamp stream  n-1 varints: zigzag(delta_i - delta_{i-1}), with
- *                     delta_0 counted from 0 so the first one is the plain
- *                     first delta.  All arithmetic is modulo 2^64, which is
- *                     why INT64_MIN and INT64_MAX can share a chunk.
- *   value stream      ALP: n varints zigzag(d_i - d_{i-1}) (d_{-1} = 0),
- *                         then varint k (exceptions), then k varints of
- *                         position gaps (first position, then
- *                         pos_j - pos_{j-1} - 1), then k raw 8-byte
- *                         little-endian values.  An exception's d repeats
- *                         the previous d (delta 0) so it does not disturb
- *                         its neighbours' deltas.
- *                     XOR: plane b (b = 0..7) holds byte b (little-endian
- *                         order) of x_i = bits(v_i) ^ bits(v_{i-1}),
- *                         bits(v_{-1}) = 0; 8n bytes in all.
+ *   timestamps  for i = 1..n-1, varint zigzag(delta_i - delta_{i-1}) with
+ *               delta_i = t_i - t_{i-1} and delta_0 = (max_time - min_time)
+ *               / (n - 1) (integer division), the interval of a perfectly
+ *               regular series.  Arithmetic is modulo 2^64, which is why
+ *               INT64_MIN and INT64_MAX can share a chunk.
+ *   ALP values  n varints zigzag(d_i - d_{i-1}), then varint k (exceptions),
+ *               then k varints of position gaps (first position, then
+ *               pos_j - pos_{j-1} - 1), then k raw 8-byte little-endian
+ *               values.  d_{-1} = trunc(first_value * 10^e) if its
+ *               magnitude is at most 2^53 - 1, else 0.  An exception's d
+ *               repeats the previous d (delta 0) so it does not disturb the
+ *               deltas of its neighbours.
+ *   XOR values  plane b (b = 0..7) holds byte b (little-endian order) of
+ *               x_i = bits(v_i) ^ bits(v_{i-1}), bits(v_{-1}) =
+ *               bits(first_value); 8n bytes in all.
  *
- * Worked example: times 1000, 1010, 1020, 1031; values 21.5, 21.5, NaN, 21.7.
- *   deltas 10, 10, 11 -> dd 10, 0, 1 -> zigzag 20, 0, 2: 14 00 02
- *   ALP with e = 1: d = 215, 215, (215), 217 -> deltas 215, 0, 0, 2
- *   -> zigzag 430, 0, 0, 4: ae 03 00 00 04; k = 1: 01; gap 2: 02;
- *   then the 8 bytes of that NaN: 00 00 00 00 00 00 f8 7f.
+ * Worked example: times 1000, 1010, 1020, 1031 (mean interval 31/3 = 10);
+ * values 21.5, 21.5, NaN, 21.7 (ALP, e = 1).
+ *   deltas 10, 10, 11 -> dd 0, 0, 1 -> zigzag 0, 0, 2: 00 00 02
+ *   d_{-1} = trunc(21.5 * 10) = 215; d = 215, 215, (215), 217
+ *   -> deltas 0, 0, 0, 2 -> zigzag 0, 0, 0, 4: 00 00 00 04; k = 1: 01;
+ *   gap 2: 02; then the 8 bytes of that NaN: 00 00 00 00 00 00 f8 7f.
  *
  * ALP exactness.  A value v is encoded as d only if (double)d / 10^e has
  * exactly v's 64 bits; the decoder computes the very same expression, so the
  * round trip is bit-exact by construction (division is correctly rounded,
  * and (double)d is exact for |d| < 2^53).  -0.0, NaN, ±Inf, denormals and
- * values with too many digits fail that test and become exceptions.
+ * values with too many digits fail that test and become exceptions.  Like
+ * every IEEE computation here this assumes the default rounding mode.
  *
- * Choosing.  The encoder samples up to 64 values, finds for each the
- * smallest exponent that round-trips, and picks the e that minimises an
- * estimated size (each exception ~96 bits, each extra digit ~3.3 bits per
- * value).  When most samples fit it builds the ALP stream; if that stream is
- * clearly small it is kept, otherwise the XOR candidate is compressed too
- * and the smaller chunk wins.
+ * Choosing.  The encoder samples 32 pairs of neighbouring values, finds for
+ * each value the smallest exponent that round-trips, picks the e that
+ * minimises an estimated size (an exception ~96 bits, each extra digit ~3.3
+ * bits per value) and estimates the ALP stream from the pairs' deltas.  If
+ * that promises a small stream it builds it; a stream of at most
+ * ALP_SURE_BYTES_PER_POINT is kept outright, otherwise the XOR candidate is
+ * compressed too and the smaller chunk wins.
  *
  * Decoder safety.  Every length comes from validated header fields; zstd
  * writes at most raw_len bytes into our scratch buffer and must produce
- * exactly raw_len.  The varint readers may look up to 10 bytes past the
- * current position without checking each byte: the scratch buffer has
- * DECODE_SLACK spare bytes behind the largest possible payload, and every
- * loop checks its position against the payload end when it finishes.  The
+ * exactly raw_len.  The varint readers look up to 72 bytes ahead of their
+ * position without checking each byte (a 64-byte window of varint ends,
+ * plus one 8-byte load): every loop consumes at most 10 bytes per item it
+ * decodes and checks its position against the payload end when it
+ * finishes, and the scratch buffer has DECODE_SLACK spare bytes behind the
+ * largest possible payload, so the look-ahead stays inside it.  The
  * caller's bytes are read only by the CRC and by zstd, both within len.
+ *
+ * Not done here: the aggregates (value_count, min, max, sum) are trusted to
+ * the header CRC, as re-checking them would cost a pass over the values;
+ * a codec is not safe for concurrent use (chunk.h).
  */
 #include "chunk.h"
 
@@ -69,13 +80,25 @@
 #include <string.h>
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <emmintrin.h>
+#include <emmintrin.h> /* SSE2: part of every x86-64 */
+#define HAVE_SSE2 1
 #endif
 
-/* zstd level: measured on 2048-point chunks (see the report of the change
- * that introduced it); higher levels gain under 2% on this data but cost
- * encode speed. */
-#define ZSTD_LEVEL 3
+/*
+ * zstd settings per value encoding, measured on 2048-point chunks of a
+ * random walk at full precision and at one decimal and of an integer
+ * heart-rate-like walk.  Levels 4..9 shrink ALP chunks by at most
+ * 2% and XOR chunks by about 1% while encoding 2-5x slower; what does pay
+ * is a minimum match of 7 for ALP streams, which stops zstd from trading
+ * cheap Huffman-coded literals for short matches (-6% on the heart rate).
+ */
+static const struct zstd_tuning {
+	int level;
+	int min_match; /* 0: the level's default */
+} zstd_tuning[] = {
+    [VG_CHUNK_ENC_XOR] = {3, 0},
+    [VG_CHUNK_ENC_ALP] = {3, 7},
+};
 
 #define MAX_POINTS VG_CHUNK_MAX_POINTS
 #define ALP_MAX_EXPONENT 18
@@ -85,28 +108,33 @@
 /* Upper bound of raw_len (generous: 10-byte varints everywhere). */
 #define RAW_MAX (40 * MAX_POINTS)
 /* Bytes a varint reader may look ahead of the last checked position. */
-#define DECODE_SLACK (10 * MAX_POINTS + 64)
+#define DECODE_SLACK (10 * MAX_POINTS + 128)
 #define RAW_CAP (RAW_MAX + DECODE_SLACK)
 #define PACKED_CAP ZSTD_COMPRESSBOUND(RAW_MAX)
-#define ALP_SAMPLES 64
-/* An ALP value stream at most this many bytes per point is kept without
+#define ALP_SAMPLE_PAIRS 32
+/* ALP is built only if the sampled pairs promise at most this many bytes per
+ * value; full-precision data needs 7 or more and goes to XOR directly. */
+#define ALP_MAX_ESTIMATE 6
+/* An ALP value stream of at most this many bytes per point is kept without
  * trying XOR: XOR of such data does not come close after zstd. */
 #define ALP_SURE_BYTES_PER_POINT 4
 
 struct vg_codec {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
+	uint8_t tuned_for;   /* VG_CHUNK_ENC_* whose zstd_tuning cctx has, or 0 */
 	uint8_t *raw;        /* RAW_CAP: payload being built or decoded */
 	uint8_t *raw_alt;    /* RAW_CAP: the XOR candidate while both are tried */
 	uint8_t *packed;     /* PACKED_CAP: compressed candidate */
 	uint8_t *packed_alt; /* PACKED_CAP */
+	uint64_t *words;     /* MAX_POINTS: XORed values before the split */
 	uint16_t *exc_pos;   /* MAX_POINTS: ALP exception positions */
 	uint64_t *exc_bits;  /* MAX_POINTS: ALP exception values */
 };
 
 static const double pow10_table[ALP_MAX_EXPONENT + 1] = {
-	1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
-	1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
+    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
 };
 
 /* ---- little helpers ---------------------------------------------------- */
@@ -156,17 +184,53 @@ static inline void store_le32(uint8_t *p, uint32_t v)
 	p[3] = (uint8_t)(v >> 24);
 }
 
-static inline uint64_t zigzag(uint64_t v) { return (v << 1) ^ (0 - (v >> 63)); }
-static inline uint64_t unzigzag(uint64_t z) { return (z >> 1) ^ (0 - (z & 1)); }
+static inline uint64_t zigzag(uint64_t v)
+{
+	return (v << 1) ^ (0 - (v >> 63));
+}
+static inline uint64_t unzigzag(uint64_t z)
+{
+	return (z >> 1) ^ (0 - (z & 1));
+}
 
+/* Spreads the low 56 bits of v into the low 7 bits of 8 bytes. */
+static inline uint64_t spread7(uint64_t v)
+{
+	v = (v & 0x000000000fffffffull) | ((v & 0x00fffffff0000000ull) << 4);
+	v = (v & 0x00003fff00003fffull) | ((v & 0x0fffc0000fffc000ull) << 2);
+	return (v & 0x007f007f007f007full) | ((v & 0x3f803f803f803f80ull) << 1);
+}
+
+/* Writes v as an LEB128 varint at p and returns the end; may write 8 bytes
+ * past p even for a shorter varint (the raw buffers have the room). */
 static inline uint8_t *put_uvarint(uint8_t *p, uint64_t v)
 {
+	if (v < 0x80) {
+		*p = (uint8_t)v;
+		return p + 1;
+	}
+	if (v < (1ull << 56)) {
+		size_t len = (size_t)(63 - __builtin_clzll(v)) / 7 + 1;
+		uint64_t more = 0x8080808080808080ull & ((1ull << (8 * (len - 1))) - 1);
+		store_le64(p, spread7(v) | more);
+		return p + len;
+	}
 	while (v >= 0x80) {
 		*p++ = (uint8_t)(v | 0x80);
 		v >>= 7;
 	}
 	*p++ = (uint8_t)v;
 	return p;
+}
+
+static inline size_t uvarint_len(uint64_t v)
+{
+	size_t len = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		len++;
+	}
+	return len;
 }
 
 /* Packs the low 7 bits of each of the 8 bytes of x into 56 bits. */
@@ -204,7 +268,85 @@ static inline const uint8_t *get_uvarint(const uint8_t *p, uint64_t *out, uint64
 	return get_uvarint_long(p, out, bad);
 }
 
+/* Bit j is set iff p[j] ends a varint (its high bit is clear), j < 64. */
+static inline uint64_t varint_ends(const uint8_t *p)
+{
+#ifdef HAVE_SSE2
+	uint64_t more = 0;
+	for (int k = 0; k < 4; k++) {
+		__m128i bytes = _mm_loadu_si128((const __m128i *)(p + 16 * k));
+		more |= (uint64_t)(unsigned)_mm_movemask_epi8(bytes) << (16 * k);
+	}
+	return ~more;
+#else
+	uint64_t ends = 0;
+	for (int j = 0; j < 64; j++)
+		ends |= (uint64_t)(p[j] < 0x80) << j;
+	return ends;
+#endif
+}
+
+/*
+ * Reads the varints that end within the 64 bytes at p, at most `max` of
+ * them, into out; returns how many (0 if none ends there: corrupt) and sets
+ * *used to the bytes they take.  One bitmap of the bytes that end a varint
+ * gives every length at once, so no varint waits for the previous one's
+ * length.  Reads at most p[0..72) (see DECODE_SLACK); a varint above 2^64
+ * sets *bad.
+ */
+static inline size_t get_uvarint_window(const uint8_t *p, size_t max, uint64_t *out, size_t *used,
+                                        uint64_t *bad)
+{
+	uint64_t ends = varint_ends(p);
+	size_t start = 0, got = 0;
+	while (ends && got < max) {
+		size_t stop = (size_t)__builtin_ctzll(ends);
+		size_t len = stop - start + 1;
+		ends &= ends - 1;
+		if (len <= 8) {
+			out[got] = pack7(load_le64(p + start) & (~0ull >> (64 - 8 * len)));
+		} else if (len <= 10) {
+			get_uvarint_long(p + start, &out[got], bad);
+		} else {
+			*bad = 1;
+			break;
+		}
+		got++;
+		start = stop + 1;
+	}
+	*used = start;
+	return got;
+}
+
+/* The interval of a perfectly regular series: delta_0 of the timestamps. */
+static inline uint64_t mean_interval(int64_t min_time, int64_t max_time, size_t n)
+{
+	return n > 1 ? ((uint64_t)max_time - (uint64_t)min_time) / (n - 1) : 0;
+}
+
+/* d_{-1} of ALP: the first value scaled and truncated, so that the first
+ * delta is 0 or ±1.  A pure function of header fields. */
+static inline uint64_t alp_base(double first_value, int e)
+{
+	double x = first_value * pow10_table[e];
+	return fabs(x) <= ALP_MAX_D ? (uint64_t)(int64_t)x : 0;
+}
+
 /* ---- codec lifecycle --------------------------------------------------- */
+
+/* Sets cctx to the zstd_tuning of `encoding` unless it has it already. */
+static int compress_tune(vg_codec_t *c, uint8_t encoding)
+{
+	if (c->tuned_for == encoding)
+		return 0;
+	const struct zstd_tuning *t = &zstd_tuning[encoding];
+	c->tuned_for = 0;
+	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, t->level)) ||
+	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_minMatch, t->min_match)))
+		return VG_EINVAL;
+	c->tuned_for = encoding;
+	return 0;
+}
 
 static void *zstd_alloc(void *opaque, size_t size)
 {
@@ -229,18 +371,20 @@ int vg_codec_new(vg_codec_t **out)
 	c->raw_alt = vg_malloc(RAW_CAP);
 	c->packed = vg_malloc(PACKED_CAP);
 	c->packed_alt = vg_malloc(PACKED_CAP);
+	c->words = vg_malloc(MAX_POINTS * sizeof *c->words);
 	c->exc_pos = vg_malloc(MAX_POINTS * sizeof *c->exc_pos);
 	c->exc_bits = vg_malloc(MAX_POINTS * sizeof *c->exc_bits);
 	c->cctx = ZSTD_createCCtx_advanced(mem);
 	c->dctx = ZSTD_createDCtx_advanced(mem);
-	if (!c->raw || !c->raw_alt || !c->packed || !c->packed_alt || !c->exc_pos ||
+	if (!c->raw || !c->raw_alt || !c->packed || !c->packed_alt || !c->words || !c->exc_pos ||
 	    !c->exc_bits || !c->cctx || !c->dctx) {
 		vg_codec_free(c);
 		return VG_ENOMEM;
 	}
-	/* Setting valid parameters cannot fail; the checks guard a zstd
-	 * built without these (experimental) parameters. */
-	if (ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_compressionLevel, ZSTD_LEVEL)) ||
+	/* Valid parameters cannot be refused; the checks guard against a zstd
+	 * built without these (partly experimental) ones.  Both tunings are
+	 * tried once here so that switching between them later cannot fail. */
+	if (compress_tune(c, VG_CHUNK_ENC_XOR) || compress_tune(c, VG_CHUNK_ENC_ALP) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_format, ZSTD_f_zstd1_magicless)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_checksumFlag, 0)) ||
 	    ZSTD_isError(ZSTD_CCtx_setParameter(c->cctx, ZSTD_c_dictIDFlag, 0)) ||
@@ -263,16 +407,160 @@ void vg_codec_free(vg_codec_t *c)
 	vg_free(c->raw_alt);
 	vg_free(c->packed);
 	vg_free(c->packed_alt);
+	vg_free(c->words);
 	vg_free(c->exc_pos);
 	vg_free(c->exc_bits);
 	vg_free(c);
+}
+
+/* ---- byte-stream split ------------------------------------------------- */
+
+#ifdef HAVE_SSE2
+/* One round of a byte transpose: interleaves registers r and s. */
+static inline void unpack8(__m128i *a, int r, int s)
+{
+	__m128i lo = _mm_unpacklo_epi8(a[r], a[s]), hi = _mm_unpackhi_epi8(a[r], a[s]);
+	a[r] = lo;
+	a[s] = hi;
+}
+
+static inline void unpack16(__m128i *a, int r, int s)
+{
+	__m128i lo = _mm_unpacklo_epi16(a[r], a[s]), hi = _mm_unpackhi_epi16(a[r], a[s]);
+	a[r] = lo;
+	a[s] = hi;
+}
+
+static inline void unpack32(__m128i *a, int r, int s)
+{
+	__m128i lo = _mm_unpacklo_epi32(a[r], a[s]), hi = _mm_unpackhi_epi32(a[r], a[s]);
+	a[r] = lo;
+	a[s] = hi;
+}
+
+/* Stores the two values whose XOR differences are in y, given carry = the
+ * previous value in both lanes; returns the new carry. */
+static inline __m128i undo_xor(double *out, __m128i y, __m128i carry)
+{
+	y = _mm_xor_si128(y, _mm_slli_si128(y, 8));
+	y = _mm_xor_si128(y, carry);
+	_mm_storeu_si128((__m128i *)out, y);
+	return _mm_unpackhi_epi64(y, y);
+}
+#endif
+
+/*
+ * Splits words[0..n) into 8 planes of n bytes at o.  The SSE2 path
+ * transposes 16 words at a time: 8 registers of two words each, four
+ * rounds of byte interleaving; each round moves one bit of a byte's
+ * position into the register number, and after four the register number
+ * names the plane (bit order b0 b2 b1) and the position the word.
+ */
+static void split_planes(uint8_t *o, const uint64_t *words, size_t n)
+{
+	size_t i = 0;
+#ifdef HAVE_SSE2
+	for (; i + 16 <= n; i += 16) {
+		/* Written out (no loops) so that `a` lives in registers. */
+		__m128i a[8];
+		a[0] = _mm_loadu_si128((const __m128i *)(words + i));
+		a[1] = _mm_loadu_si128((const __m128i *)(words + i + 2));
+		a[2] = _mm_loadu_si128((const __m128i *)(words + i + 4));
+		a[3] = _mm_loadu_si128((const __m128i *)(words + i + 6));
+		a[4] = _mm_loadu_si128((const __m128i *)(words + i + 8));
+		a[5] = _mm_loadu_si128((const __m128i *)(words + i + 10));
+		a[6] = _mm_loadu_si128((const __m128i *)(words + i + 12));
+		a[7] = _mm_loadu_si128((const __m128i *)(words + i + 14));
+		unpack8(a, 0, 4);
+		unpack8(a, 1, 5);
+		unpack8(a, 2, 6);
+		unpack8(a, 3, 7);
+		unpack8(a, 0, 2);
+		unpack8(a, 1, 3);
+		unpack8(a, 4, 6);
+		unpack8(a, 5, 7);
+		unpack8(a, 0, 1);
+		unpack8(a, 2, 3);
+		unpack8(a, 4, 5);
+		unpack8(a, 6, 7);
+		unpack8(a, 0, 4);
+		unpack8(a, 1, 5);
+		unpack8(a, 2, 6);
+		unpack8(a, 3, 7);
+		_mm_storeu_si128((__m128i *)(o + i), a[0]);
+		_mm_storeu_si128((__m128i *)(o + n + i), a[4]);
+		_mm_storeu_si128((__m128i *)(o + 2 * n + i), a[1]);
+		_mm_storeu_si128((__m128i *)(o + 3 * n + i), a[5]);
+		_mm_storeu_si128((__m128i *)(o + 4 * n + i), a[2]);
+		_mm_storeu_si128((__m128i *)(o + 5 * n + i), a[6]);
+		_mm_storeu_si128((__m128i *)(o + 6 * n + i), a[3]);
+		_mm_storeu_si128((__m128i *)(o + 7 * n + i), a[7]);
+	}
+#endif
+	for (; i < n; i++)
+		for (size_t b = 0; b < 8; b++)
+			o[b * n + i] = (uint8_t)(words[i] >> (8 * b));
+}
+
+/*
+ * Joins 8 planes of n bytes at p back into words and undoes the XOR with
+ * the previous value, starting from `prev`; writes the values.  The SSE2
+ * path interleaves bytes, then 16-bit and 32-bit units (three rounds), which
+ * leaves word pair q in register bitreverse3(q).
+ */
+static void join_planes(double *values, const uint8_t *p, size_t n, uint64_t prev)
+{
+	size_t i = 0;
+#ifdef HAVE_SSE2
+	__m128i carry = _mm_set1_epi64x((long long)prev);
+	for (; i + 16 <= n; i += 16) {
+		__m128i a[8];
+		a[0] = _mm_loadu_si128((const __m128i *)(p + i));
+		a[1] = _mm_loadu_si128((const __m128i *)(p + n + i));
+		a[2] = _mm_loadu_si128((const __m128i *)(p + 2 * n + i));
+		a[3] = _mm_loadu_si128((const __m128i *)(p + 3 * n + i));
+		a[4] = _mm_loadu_si128((const __m128i *)(p + 4 * n + i));
+		a[5] = _mm_loadu_si128((const __m128i *)(p + 5 * n + i));
+		a[6] = _mm_loadu_si128((const __m128i *)(p + 6 * n + i));
+		a[7] = _mm_loadu_si128((const __m128i *)(p + 7 * n + i));
+		unpack8(a, 0, 1);
+		unpack8(a, 2, 3);
+		unpack8(a, 4, 5);
+		unpack8(a, 6, 7);
+		unpack16(a, 0, 2);
+		unpack16(a, 1, 3);
+		unpack16(a, 4, 6);
+		unpack16(a, 5, 7);
+		unpack32(a, 0, 4);
+		unpack32(a, 1, 5);
+		unpack32(a, 2, 6);
+		unpack32(a, 3, 7);
+		carry = undo_xor(values + i, a[0], carry);
+		carry = undo_xor(values + i + 2, a[4], carry);
+		carry = undo_xor(values + i + 4, a[2], carry);
+		carry = undo_xor(values + i + 6, a[6], carry);
+		carry = undo_xor(values + i + 8, a[1], carry);
+		carry = undo_xor(values + i + 10, a[5], carry);
+		carry = undo_xor(values + i + 12, a[3], carry);
+		carry = undo_xor(values + i + 14, a[7], carry);
+	}
+	prev = (uint64_t)_mm_cvtsi128_si64(carry);
+#endif
+	for (; i < n; i++) {
+		uint64_t x = 0;
+		for (size_t b = 0; b < 8; b++)
+			x |= (uint64_t)p[b * n + i] << (8 * b);
+		prev ^= x;
+		values[i] = bits_double(prev);
+	}
 }
 
 /* ---- encoding ---------------------------------------------------------- */
 
 static uint8_t *put_times(uint8_t *o, const int64_t *times, size_t n)
 {
-	uint64_t prev = (uint64_t)times[0], prev_delta = 0;
+	uint64_t prev = (uint64_t)times[0];
+	uint64_t prev_delta = mean_interval(times[0], times[n - 1], n);
 	for (size_t i = 1; i < n; i++) {
 		uint64_t delta = (uint64_t)times[i] - prev;
 		uint64_t z = zigzag(delta - prev_delta);
@@ -288,7 +576,7 @@ static uint8_t *put_times(uint8_t *o, const int64_t *times, size_t n)
 
 static inline int64_t round_to_int64(double x)
 {
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#ifdef HAVE_SSE2
 	return _mm_cvtsd_si64(_mm_set_sd(x)); /* round to nearest, no libm call */
 #else
 	return llrint(x);
@@ -319,20 +607,26 @@ static int alp_min_exponent(double v)
 	return -1;
 }
 
-/* The ALP exponent for this chunk, or -1 if too few values are decimals. */
+/* The ALP exponent for this chunk, or -1 if ALP promises no gain. */
 static int alp_choose_exponent(const double *values, size_t n)
 {
-	size_t samples = n < ALP_SAMPLES ? n : ALP_SAMPLES;
+	size_t pairs = n / 2 < ALP_SAMPLE_PAIRS ? n / 2 : ALP_SAMPLE_PAIRS;
+	size_t first[ALP_SAMPLE_PAIRS];
+	for (size_t s = 0; s < pairs; s++)
+		first[s] = n <= 2 * ALP_SAMPLE_PAIRS ? 2 * s : s * (n - 2) / (pairs - 1);
+	if (pairs == 0)
+		return alp_min_exponent(values[0]);
+
 	size_t at_exponent[ALP_MAX_EXPONENT + 1] = {0};
-	for (size_t s = 0; s < samples; s++) {
-		int e = alp_min_exponent(values[s * n / samples]);
-		if (e >= 0)
-			at_exponent[e]++;
-	}
+	for (size_t s = 0; s < pairs; s++)
+		for (size_t j = 0; j < 2; j++) {
+			int e = alp_min_exponent(values[first[s] + j]);
+			if (e >= 0)
+				at_exponent[e]++;
+		}
 	/* Cost in tenths of bits: an exception ~96 bits (raw value + position),
 	 * each extra digit ~3.3 bits on every value that fits. */
-	size_t fit = 0, best_fit = 0;
-	size_t best_cost = SIZE_MAX;
+	size_t samples = 2 * pairs, fit = 0, best_cost = SIZE_MAX;
 	int best = -1;
 	for (int e = 0; e <= ALP_MAX_EXPONENT; e++) {
 		fit += at_exponent[e];
@@ -340,19 +634,31 @@ static int alp_choose_exponent(const double *values, size_t n)
 		if (cost < best_cost) {
 			best_cost = cost;
 			best = e;
-			best_fit = fit;
 		}
 	}
-	return best_fit * 2 >= samples && best_fit > 0 ? best : -1;
+
+	/* Estimated stream: each value pays its pair's delta, or ~10 bytes
+	 * as an exception. */
+	size_t bytes = 0;
+	for (size_t s = 0; s < pairs; s++) {
+		int64_t d0, d1;
+		bool fit0 = alp_fits(values[first[s]], best, &d0);
+		bool fit1 = alp_fits(values[first[s] + 1], best, &d1);
+		if (fit0 && fit1)
+			bytes += 2 * uvarint_len(zigzag((uint64_t)d1 - (uint64_t)d0));
+		else
+			bytes += (fit0 || fit1) ? 10 + 4 : 20;
+	}
+	return bytes <= ALP_MAX_ESTIMATE * samples ? best : -1;
 }
 
 /* Writes the ALP value stream at o; returns its length, or 0 if it would
  * exceed `limit` bytes (the caller then uses XOR). */
 static size_t put_alp(vg_codec_t *c, uint8_t *o, const double *values, size_t n, int e,
-		      size_t limit)
+                      size_t limit)
 {
 	uint8_t *start = o, *stop = o + limit;
-	uint64_t prev = 0;
+	uint64_t prev = alp_base(values[0], e);
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		int64_t d;
@@ -368,7 +674,8 @@ static size_t put_alp(vg_codec_t *c, uint8_t *o, const double *values, size_t n,
 	}
 	o = put_uvarint(o, k);
 	for (size_t j = 0; j < k; j++)
-		o = put_uvarint(o, j ? (uint64_t)(c->exc_pos[j] - c->exc_pos[j - 1] - 1) : c->exc_pos[0]);
+		o = put_uvarint(o, j ? (uint64_t)(c->exc_pos[j] - c->exc_pos[j - 1] - 1)
+		                     : c->exc_pos[0]);
 	if ((size_t)(o - start) + 8 * k > limit)
 		return 0;
 	for (size_t j = 0; j < k; j++, o += 8)
@@ -376,28 +683,33 @@ static size_t put_alp(vg_codec_t *c, uint8_t *o, const double *values, size_t n,
 	return (size_t)(o - start);
 }
 
-static size_t put_xor(uint8_t *o, const double *values, size_t n)
+static size_t put_xor(vg_codec_t *c, uint8_t *o, const double *values, size_t n)
 {
-	uint64_t prev = 0;
+	uint64_t prev = double_bits(values[0]);
 	for (size_t i = 0; i < n; i++) {
-		uint64_t b = double_bits(values[i]), x = b ^ prev;
+		uint64_t b = double_bits(values[i]);
+		c->words[i] = b ^ prev;
 		prev = b;
-		for (size_t plane = 0; plane < 8; plane++)
-			o[plane * n + i] = (uint8_t)(x >> (8 * plane));
 	}
+	split_planes(o, c->words, n);
 	return 8 * n;
 }
 
-/* Compresses raw into dst (PACKED_CAP bytes); returns the size or VG_ENOMEM.
- * With dst at least ZSTD_compressBound, zstd fails only to allocate. */
-static long compress(vg_codec_t *c, uint8_t *dst, const uint8_t *raw, size_t raw_len)
+/* Compresses raw into dst (PACKED_CAP bytes) with the settings for
+ * `encoding`; returns the size or a negative code.  With dst at least
+ * ZSTD_compressBound, zstd fails only to allocate. */
+static long compress(vg_codec_t *c, uint8_t encoding, uint8_t *dst, const uint8_t *raw,
+                     size_t raw_len)
 {
+	int rc = compress_tune(c, encoding);
+	if (rc)
+		return rc;
 	size_t r = ZSTD_compress2(c->cctx, dst, PACKED_CAP, raw, raw_len);
 	return ZSTD_isError(r) ? VG_ENOMEM : (long)r;
 }
 
 static void compute_aggregates(const int64_t *times, const double *values, size_t n,
-			       vg_chunk_header_t *h)
+                               vg_chunk_header_t *h)
 {
 	uint32_t count = 0;
 	double min = NAN, max = NAN, sum = 0.0;
@@ -424,7 +736,7 @@ static void compute_aggregates(const int64_t *times, const double *values, size_
 }
 
 static void write_header(uint8_t *p, const vg_chunk_header_t *h, uint8_t param, uint32_t raw_len,
-			 const uint8_t *payload, size_t payload_len)
+                         const uint8_t *payload, size_t payload_len)
 {
 	memcpy(p, "VGC1", 4);
 	p[4] = VG_CHUNK_VERSION;
@@ -446,7 +758,7 @@ static void write_header(uint8_t *p, const vg_chunk_header_t *h, uint8_t param, 
 }
 
 int vg_chunk_encode(vg_codec_t *c, const int64_t *times, const double *values, size_t n,
-		    vg_buf_t *out)
+                    vg_buf_t *out)
 {
 	if (n == 0 || n > MAX_POINTS)
 		return VG_EINVAL;
@@ -467,17 +779,18 @@ int vg_chunk_encode(vg_codec_t *c, const int64_t *times, const double *values, s
 	long packed_len = 0;
 	size_t raw_len = 0;
 	if (alp_len) {
-		packed_len = compress(c, c->packed, c->raw, ts_len + alp_len);
+		raw_len = ts_len + alp_len;
+		packed_len = compress(c, VG_CHUNK_ENC_ALP, c->packed, c->raw, raw_len);
 		if (packed_len < 0)
 			return (int)packed_len;
 		payload = c->packed;
-		raw_len = ts_len + alp_len;
 		h.encoding = VG_CHUNK_ENC_ALP;
 	}
 	if (!alp_len || alp_len > ALP_SURE_BYTES_PER_POINT * n) {
 		memcpy(c->raw_alt, c->raw, ts_len);
-		size_t xor_len = put_xor(c->raw_alt + ts_len, values, n);
-		long xor_packed = compress(c, c->packed_alt, c->raw_alt, ts_len + xor_len);
+		size_t xor_len = put_xor(c, c->raw_alt + ts_len, values, n);
+		long xor_packed =
+		    compress(c, VG_CHUNK_ENC_XOR, c->packed_alt, c->raw_alt, ts_len + xor_len);
 		if (xor_packed < 0)
 			return (int)xor_packed;
 		if (!alp_len || xor_packed < packed_len) {
@@ -508,8 +821,7 @@ struct header_extra {
 	uint32_t payload_crc;
 };
 
-static int parse_header(const uint8_t *p, size_t len, vg_chunk_header_t *h,
-			struct header_extra *x)
+static int parse_header(const uint8_t *p, size_t len, vg_chunk_header_t *h, struct header_extra *x)
 {
 	if (len <= VG_CHUNK_HEADER_SIZE || memcmp(p, "VGC1", 4) != 0)
 		return VG_ECORRUPT;
@@ -540,6 +852,7 @@ static int parse_header(const uint8_t *p, size_t len, vg_chunk_header_t *h,
 	/* n strictly increasing times span at least n - 1 nanoseconds. */
 	ok &= h->min_time <= h->max_time &&
 	      (uint64_t)h->max_time - (uint64_t)h->min_time >= h->count - 1u;
+	/* At least a byte per delta-of-delta and per value. */
 	ok &= x->raw_len >= 2 * h->count - 1 && x->raw_len <= RAW_MAX;
 	if (h->value_count == 0)
 		ok &= isnan(h->min_value) && isnan(h->max_value);
@@ -561,23 +874,42 @@ int vg_chunk_header_read(const void *data, size_t len, vg_chunk_header_t *header
 /* ---- decoding ---------------------------------------------------------- */
 
 static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_header_t *h,
-		     int64_t *times)
+                     int64_t *times)
 {
+	const size_t n = h->count;
 	const uint8_t *p = *pp;
-	uint64_t t = (uint64_t)h->min_time, delta = 0, bad = 0;
+	uint64_t t = (uint64_t)h->min_time, bad = 0;
+	uint64_t delta = mean_interval(h->min_time, h->max_time, n);
 	times[0] = h->min_time;
-	for (size_t i = 1; i < h->count; i++) {
-		if (*p == 0) {
-			p++; /* the delta did not change: the common case */
-		} else {
-			uint64_t z;
-			p = get_uvarint(p, &z, &bad);
-			delta += unzigzag(z);
+	size_t i = 1;
+	while (i < n) {
+		int64_t step8, last;
+		/* Eight unchanged deltas that keep the times increasing and in
+		 * range: a regular stretch, filled without per-point checks. */
+		if (i + 8 <= n && load_le64(p) == 0 && (int64_t)delta > 0 &&
+		    !__builtin_mul_overflow((int64_t)delta, 8, &step8) &&
+		    !__builtin_add_overflow((int64_t)t, step8, &last)) {
+			for (size_t j = 0; j < 8; j++) {
+				t += delta;
+				times[i + j] = (int64_t)t;
+			}
+			p += 8;
+			i += 8;
+			continue;
 		}
-		uint64_t next = t + delta;
-		bad |= (int64_t)next <= (int64_t)t;
-		t = next;
-		times[i] = (int64_t)t;
+		/* Otherwise every varint that ends in the next 64 bytes. */
+		uint64_t dd[64];
+		size_t used, got = get_uvarint_window(p, n - i, dd, &used, &bad);
+		if (got == 0)
+			return VG_ECORRUPT;
+		for (size_t j = 0; j < got; j++) {
+			delta += unzigzag(dd[j]);
+			uint64_t next = t + delta;
+			bad |= (int64_t)next <= (int64_t)t;
+			t = next;
+			times[i++] = (int64_t)t;
+		}
+		p += used;
 	}
 	if (bad || p > end || t != (uint64_t)h->max_time)
 		return VG_ECORRUPT;
@@ -586,19 +918,34 @@ static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_head
 }
 
 static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n, int e,
-		   double *values)
+                   double first_value, double *values)
 {
 	const double scale = pow10_table[e];
-	uint64_t d = 0, bad = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t z;
-		if (*p < 0x80)
-			z = *p++;
-		else
-			p = get_uvarint(p, &z, &bad);
-		d += unzigzag(z);
-		bad |= d + ALP_MAX_D_INT > 2 * ALP_MAX_D_INT; /* |d| < 2^53 */
-		values[i] = (double)(int64_t)d / scale;
+	uint64_t d = alp_base(first_value, e), bad = 0;
+	size_t i = 0;
+	while (i < n) {
+		uint64_t w = load_le64(p);
+		if ((w & 0x8080808080808080ull) == 0 && i + 8 <= n) {
+			/* Eight one-byte varints, the usual case. */
+			for (size_t j = 0; j < 8; j++) {
+				d += unzigzag(w >> (8 * j) & 0xff);
+				bad |= d + ALP_MAX_D_INT > 2 * ALP_MAX_D_INT; /* |d| < 2^53 */
+				values[i + j] = (double)(int64_t)d / scale;
+			}
+			p += 8;
+			i += 8;
+			continue;
+		}
+		uint64_t dd[64];
+		size_t used, got = get_uvarint_window(p, n - i, dd, &used, &bad);
+		if (got == 0)
+			return VG_ECORRUPT;
+		for (size_t j = 0; j < got; j++) {
+			d += unzigzag(dd[j]);
+			bad |= d + ALP_MAX_D_INT > 2 * ALP_MAX_D_INT;
+			values[i++] = (double)(int64_t)d / scale;
+		}
+		p += used;
 	}
 	uint64_t k;
 	p = get_uvarint(p, &k, &bad);
@@ -622,23 +969,8 @@ static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n
 	return 0;
 }
 
-static int get_xor(const uint8_t *p, const uint8_t *end, size_t n, double *values)
-{
-	if ((size_t)(end - p) != 8 * n)
-		return VG_ECORRUPT;
-	uint64_t prev = 0;
-	for (size_t i = 0; i < n; i++) {
-		uint64_t x = 0;
-		for (size_t plane = 0; plane < 8; plane++)
-			x |= (uint64_t)p[plane * n + i] << (8 * plane);
-		prev ^= x;
-		values[i] = bits_double(prev);
-	}
-	return 0;
-}
-
 int vg_chunk_decode(vg_codec_t *c, const void *data, size_t len, int64_t *times, double *values,
-		    size_t capacity, size_t *count)
+                    size_t capacity, size_t *count)
 {
 	vg_chunk_header_t h;
 	struct header_extra x;
@@ -654,7 +986,7 @@ int vg_chunk_decode(vg_codec_t *c, const void *data, size_t len, int64_t *times,
 	size_t got = ZSTD_decompressDCtx(c->dctx, c->raw, x.raw_len, payload, payload_len);
 	if (ZSTD_isError(got))
 		return ZSTD_getErrorCode(got) == ZSTD_error_memory_allocation ? VG_ENOMEM
-									 : VG_ECORRUPT;
+		                                                              : VG_ECORRUPT;
 	if (got != x.raw_len)
 		return VG_ECORRUPT;
 
@@ -662,12 +994,17 @@ int vg_chunk_decode(vg_codec_t *c, const void *data, size_t len, int64_t *times,
 	rc = get_times(&p, end, &h, times);
 	if (rc)
 		return rc;
-	if (h.encoding == VG_CHUNK_ENC_ALP)
-		rc = get_alp(c, p, end, h.count, x.param, values);
-	else
-		rc = get_xor(p, end, h.count, values);
-	if (rc)
-		return rc;
+	if (h.encoding == VG_CHUNK_ENC_ALP) {
+		rc = get_alp(c, p, end, h.count, x.param, h.first_value, values);
+		if (rc)
+			return rc;
+	} else {
+		if ((size_t)(end - p) != 8 * (size_t)h.count)
+			return VG_ECORRUPT;
+		join_planes(values, p, h.count, double_bits(h.first_value));
+	}
+	/* The first value is implied by the header; the last is a cheap check
+	 * that the streams line up. */
 	if (double_bits(values[0]) != double_bits(h.first_value) ||
 	    double_bits(values[h.count - 1]) != double_bits(h.last_value))
 		return VG_ECORRUPT;

@@ -24,31 +24,43 @@
  *   80     4     header_crc      CRC32C of bytes 0..79
  *   84     ...   payload         one magicless zstd frame
  *
- * All multi-byte header fields are little-endian.  The payload decompresses
- * to the timestamp stream followed by the value stream:
+ * All multi-byte header fields are little-endian.  The header CRC is checked
+ * before the version, so a damaged version byte reads as corruption.  The
+ * payload decompresses to the timestamp stream followed by the value stream
+ * (storage/chunk.c has the byte-level details and a worked example):
  *
  *   timestamps: delta-of-delta (Gorilla), zigzag, LEB128 varints.  The first
  *               timestamp is min_time (not repeated); the first delta is
- *               stored as a plain zigzag varint, later ones as the change of
- *               delta.  A regular series is a run of 0x00 bytes that zstd
- *               shrinks to almost nothing.
+ *               stored as its difference from the mean interval
+ *               (max_time - min_time) / (count - 1), later ones as the
+ *               change of delta.  A regular series is a run of 0x00 bytes
+ *               that zstd shrinks to almost nothing.
  *   values:     VG_CHUNK_ENC_ALP — floats that are really decimals (ALP,
  *               SIGMOD 2024): every value v with v == (double)d / 10^e for an
- *               integer d (|d| < 2^53) becomes d; the d's are delta coded,
- *               zigzagged and written as varints; values that do not fit
- *               (NaN payloads, ±Inf, -0.0, too many digits) are exceptions
- *               stored raw after the varints with their positions.
+ *               integer d (|d| < 2^53, e = the value parameter, 0..18)
+ *               becomes d; the d's are delta coded (starting from
+ *               trunc(first_value * 10^e)), zigzagged and written as
+ *               varints; values that do not fit (NaN payloads, ±Inf, -0.0,
+ *               too many digits) are exceptions: their count, their
+ *               positions (gap varints) and their raw 8 bytes follow the
+ *               varints.  The decoder computes (double)d / 10^e exactly as
+ *               the encoder checked it.
  *               VG_CHUNK_ENC_XOR — full-precision floats: each value's bits
- *               XOR the previous value's bits (Gorilla), the 8-byte words are
- *               split into 8 byte planes (byte-stream split) so that zstd
- *               sees the nearly constant sign/exponent bytes together.
+ *               XOR the previous value's bits (Gorilla; the first value's
+ *               "previous" is first_value), the 8-byte words are split into
+ *               8 byte planes (byte-stream split) so that zstd sees the
+ *               nearly constant sign/exponent bytes together.
  *
  * Both encodings are bit-exact: every NaN payload, ±Inf, -0.0 and denormal
  * comes back as the same 64 bits.  The encoder picks ALP when it applies and
  * is smaller, XOR otherwise.
  *
  * The header's aggregates let count/sum/min/max/mean/first/last over whole
- * chunks be answered without decompressing anything.
+ * chunks be answered without decompressing anything.  They skip NaN; sum is
+ * plain double addition in time order, starting from 0.0; min_value and
+ * max_value are NaN when value_count is 0.  Decoding verifies both CRCs and
+ * the payload's structure but does not recompute the aggregates: they are
+ * covered by the header CRC.
  */
 #ifndef VG_CHUNK_H
 #define VG_CHUNK_H
@@ -59,7 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_CHUNK_MAX_POINTS 2048
+#define VG_CHUNK_MAX_POINTS 4096
 #define VG_CHUNK_VERSION 1
 #define VG_CHUNK_HEADER_SIZE 84
 
@@ -82,7 +94,12 @@ typedef struct vg_chunk_header {
  * codec must not be used by two threads at once; make one per thread. */
 typedef struct vg_codec vg_codec_t;
 
+/* Creates a codec (about 1 MB once it has encoded) and sets *out, which the
+ * caller frees with vg_codec_free.  Returns 0, VG_ENOMEM, or VG_EINVAL if
+ * the linked zstd lacks a parameter the format needs; *out is untouched on
+ * error. */
 int vg_codec_new(vg_codec_t **out);
+/* Frees the codec; NULL is a no-op. */
 void vg_codec_free(vg_codec_t *codec);
 
 /*
@@ -106,7 +123,8 @@ int vg_chunk_header_read(const void *data, size_t len, vg_chunk_header_t *header
  * `capacity` is the room in both arrays (VG_CHUNK_MAX_POINTS always
  * suffices).  Verifies the payload checksum and every length inside the
  * payload; never reads past data+len.  Returns 0 and sets *count, or
- * VG_ECORRUPT / VG_EVERSION / VG_ELIMIT (capacity too small) / VG_ENOMEM.
+ * VG_ECORRUPT / VG_EVERSION / VG_ELIMIT (capacity too small) / VG_ENOMEM;
+ * on error *count is not set and the arrays' contents are unspecified.
  */
 int vg_chunk_decode(vg_codec_t *codec, const void *data, size_t len, int64_t *times,
 		    double *values, size_t capacity, size_t *count);

@@ -11,7 +11,8 @@
  * a||b.  Inside, the "raw" register (not inverted) is what both back ends
  * work on:
  *
- *   - hardware (SSE4.2, chosen at run time with __builtin_cpu_supports):
+ *   - hardware (SSE4.2, chosen at run time with __builtin_cpu_supports,
+ *     compiled with __attribute__((target("sse4.2"))) so no build flag):
  *     the crc32 instruction has a latency of 3 cycles but a throughput of
  *     1 per cycle, so long inputs are cut into three interleaved streams of
  *     BLOCK bytes each, and the three partial CRCs are joined with
@@ -20,13 +21,15 @@
  *     tables) and crc0 starts from 0;
  *   - portable: slicing-by-8, eight 256-entry tables, 8 bytes per step.
  *
- * All tables are built once, under pthread_once, and never written again;
- * there is no other global state.  Check value: crc32c("123456789") is
- * 0xE3069283 (tests/storage/test_chunk.c).
+ * All tables, and the choice of back end, are made once under pthread_once
+ * and never written again; there is no other global state.  Check value:
+ * crc32c("123456789") is 0xE3069283 (tests/storage/test_chunk.c, which
+ * also checks both back ends against a bitwise reference).
  */
 #include "chunk.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -40,6 +43,7 @@ static uint32_t slicing[8][256];
 /* shift_block[k][b]: byte k of a raw register holding b, advanced by BLOCK zero bytes. */
 static uint32_t shift_block[4][256];
 static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+static bool have_sse42; /* set once, with the tables */
 
 static uint32_t load_le32(const uint8_t *p)
 {
@@ -48,6 +52,10 @@ static uint32_t load_le32(const uint8_t *p)
 
 static void build_tables(void)
 {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+	__builtin_cpu_init(); /* in case we run before constructors */
+	have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
 	for (uint32_t b = 0; b < 256; b++) {
 		uint32_t c = b;
 		for (int bit = 0; bit < 8; bit++)
@@ -88,9 +96,9 @@ static uint32_t crc32c_portable(uint32_t crc, const uint8_t *p, size_t len)
 		uint32_t lo = crc ^ load_le32(p);
 		uint32_t hi = load_le32(p + 4);
 		crc = slicing[7][lo & 0xff] ^ slicing[6][(lo >> 8) & 0xff] ^
-		      slicing[5][(lo >> 16) & 0xff] ^ slicing[4][lo >> 24] ^
-		      slicing[3][hi & 0xff] ^ slicing[2][(hi >> 8) & 0xff] ^
-		      slicing[1][(hi >> 16) & 0xff] ^ slicing[0][hi >> 24];
+		      slicing[5][(lo >> 16) & 0xff] ^ slicing[4][lo >> 24] ^ slicing[3][hi & 0xff] ^
+		      slicing[2][(hi >> 8) & 0xff] ^ slicing[1][(hi >> 16) & 0xff] ^
+		      slicing[0][hi >> 24];
 		p += 8;
 		len -= 8;
 	}
@@ -117,7 +125,7 @@ static inline uint64_t load_u64(const uint8_t *p)
 }
 
 __attribute__((target("sse4.2"))) static uint32_t crc32c_sse42(uint32_t crc, const uint8_t *p,
-							       size_t len)
+                                                               size_t len)
 {
 	while (len && ((uintptr_t)p & 7)) {
 		crc = _mm_crc32_u8(crc, *p++);
@@ -152,7 +160,7 @@ uint32_t vg_crc32c(uint32_t crc, const void *data, size_t len)
 	const uint8_t *p = data;
 	pthread_once(&tables_once, build_tables);
 #ifdef HAVE_CRC32C_SSE42
-	if (__builtin_cpu_supports("sse4.2"))
+	if (have_sse42)
 		return ~crc32c_sse42(~crc, p, len);
 #endif
 	return ~crc32c_portable(~crc, p, len);

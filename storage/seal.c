@@ -3,9 +3,10 @@
  * retention.
  *
  * Sealing a series gathers its head (merged, deduplicated), decodes the
- * chunks it overlaps — and the chunk just before it when that one is small,
- * so that a series sealed early by age does not stay a string of tiny
- * chunks — merges the two (head wins on equal times), deletes the old
+ * chunks it overlaps — and the chunk just before it when the two fit in one
+ * chunk, so that heads sealed early (VG_SEAL_POINTS, or by age) grow the
+ * last chunk to full size instead of leaving a string of small ones —
+ * merges the two (head wins on equal times), deletes the old
  * chunks and head blocks and writes the result back as chunks of at most
  * VG_CHUNK_MAX_POINTS points, split evenly so that none is smaller than half
  * that unless the whole series is.  This keeps the invariant that the
@@ -57,11 +58,11 @@ static int key_list_add(key_list_t *list, const void *key)
 
 /*
  * Lists the chunks of series id overlapping [lo, hi] (inclusive), in time
- * order; with take_small_prev also the chunk just before lo when it holds
- * fewer than half the maximum points.
+ * order; with room > 0 also the chunk just before lo when it holds fewer
+ * than `room` points (so that it and the new points fill one chunk).
  */
 static int find_chunks(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t lo, int64_t hi,
-		       bool take_small_prev, key_list_t *out)
+		       size_t room, key_list_t *out)
 {
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, store->dbi_chunks, &cur);
@@ -79,8 +80,7 @@ static int find_chunks(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64
 	if (prc == 0 && pk.mv_size == 12 && vg_load_be32(pk.mv_data) == id) {
 		vg_chunk_header_t h;
 		code = vg_chunk_header_read(pv.mv_data, pv.mv_size, &h);
-		if (code == 0 && (h.max_time >= lo || (take_small_prev &&
-							h.count < VG_CHUNK_MAX_POINTS / 2)))
+		if (code == 0 && (h.max_time >= lo || h.count < room))
 			code = key_list_add(out, pk.mv_data);
 	}
 	if (code == 0 && rc == 0) {
@@ -159,7 +159,8 @@ int vg_seal_series(vg_wtxn_t *txn, vg_series_id_t id)
 	key_list_t keys = {0};
 	int code = vg_head_collect(txn->txn, store, id, INT64_MIN, INT64_MAX, &head);
 	if (code == 0 && head.len > 0)
-		code = find_chunks(txn->txn, store, id, head.times[0], head.times[head.len - 1], true,
+		code = find_chunks(txn->txn, store, id, head.times[0], head.times[head.len - 1],
+				   head.len < VG_CHUNK_MAX_POINTS ? VG_CHUNK_MAX_POINTS - head.len : 0,
 				   &keys);
 	for (size_t i = 0; code == 0 && i < keys.len; i++)
 		code = decode_into(txn, &keys.keys[i], &chunks);
@@ -206,7 +207,7 @@ int vg_wtxn_delete(vg_wtxn_t *txn, vg_series_id_t id, int64_t t0, int64_t t1, ui
 	code = vg_head_delete_range(txn, id, t0, t1, NULL);
 	key_list_t keys = {0};
 	vg_run_t run = {0};
-	code = code ? code : find_chunks(txn->txn, txn->store, id, t0, t1 - 1, false, &keys);
+	code = code ? code : find_chunks(txn->txn, txn->store, id, t0, t1 - 1, 0, &keys);
 	for (size_t i = 0; code == 0 && i < keys.len; i++) {
 		MDB_val k = {12, keys.keys[i].bytes}, v;
 		int rc = mdb_get(txn->txn, txn->store->dbi_chunks, &k, &v);

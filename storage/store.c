@@ -350,7 +350,7 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	int code = 0;
 	for (size_t i = 0; i < txn->ntouched && code == 0; i++) {
 		vg_series_id_t id = txn->touched[i];
-		if (store->heads[id].points >= VG_CHUNK_MAX_POINTS)
+		if (store->heads[id].points >= VG_SEAL_POINTS)
 			code = vg_seal_series(txn, id);
 	}
 	if (code == 0 && store->next_id != txn->next_id_at_begin) {

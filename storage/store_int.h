@@ -41,6 +41,16 @@
 
 #define VG_HEAD_BLOCK_HEADER 24 /* u32 count, u32 reserved, i64 min, i64 max */
 
+/*
+ * A series' head is sealed at commit once it holds this many points.  Far
+ * below VG_CHUNK_MAX_POINTS on purpose: raw head points cost ~16 bytes
+ * each plus B-tree overhead and their pages are freed again by the seal,
+ * so a small head keeps the file's high-water mark (and the free pages in
+ * it) small; the seal merges into the previous chunk until it is full, so
+ * chunks still reach full size.
+ */
+#define VG_SEAL_POINTS 512
+
 typedef struct vg_head_state {
 	uint32_t points;   /* points in head blocks (duplicates counted) */
 	uint32_t next_seq; /* seq of the next head block */

@@ -77,3 +77,30 @@ Test(error, messages)
 	cr_assert_str_eq(vg_strerror(-ENOENT), strerror(ENOENT));
 	cr_assert_str_eq(vg_strerror(12345), "unknown error");
 }
+
+#include "vg_duration.h"
+
+Test(duration, parse_and_format)
+{
+	int64_t ns;
+	cr_assert_eq(vg_duration_parse("90s", 3, &ns), 0);
+	cr_assert_eq(ns, INT64_C(90000000000));
+	cr_assert_eq(vg_duration_parse("1w", 2, &ns), 0);
+	cr_assert_eq(ns, INT64_C(604800000000000));
+	cr_assert_eq(vg_duration_parse("15ms", 4, &ns), 0);
+	cr_assert_eq(ns, 15000000);
+	cr_assert_eq(vg_duration_parse("7ns", 3, &ns), 0);
+	cr_assert_eq(ns, 7);
+	cr_assert_eq(vg_duration_parse("s", 1, &ns), VG_EINVAL);
+	cr_assert_eq(vg_duration_parse("10", 2, &ns), VG_EINVAL);
+	cr_assert_eq(vg_duration_parse("10y", 3, &ns), VG_EINVAL);
+	cr_assert_eq(vg_duration_parse("10ss", 4, &ns), VG_EINVAL);
+	cr_assert_eq(vg_duration_parse("99999999999w", 12, &ns), VG_ELIMIT);
+	char buf[32];
+	vg_duration_format(INT64_C(7200000000000), buf, sizeof buf);
+	cr_assert_str_eq(buf, "2h");
+	vg_duration_format(1500000000, buf, sizeof buf);
+	cr_assert_str_eq(buf, "1500ms");
+	vg_duration_format(0, buf, sizeof buf);
+	cr_assert_str_eq(buf, "0s");
+}

@@ -1,0 +1,27 @@
+/*
+ * bench.h — the commands of `vigil-bench`.
+ *
+ * Each command is one function with a main()-like signature, registered in
+ * the table of main.c.  argv[0] is the command's own name ("gen"), so a
+ * command parses its options with getopt_long as a program would.  A command
+ * returns the process exit status: BENCH_EXIT_OK, BENCH_EXIT_ERROR (a run
+ * failed: I/O, server, out of memory) or BENCH_EXIT_USAGE (bad options),
+ * the same convention as the `vigil` CLI.  Results go to stdout, progress
+ * and diagnostics to stderr.
+ */
+#ifndef VG_BENCH_H
+#define VG_BENCH_H
+
+enum {
+	BENCH_EXIT_OK = 0,
+	BENCH_EXIT_ERROR = 1,
+	BENCH_EXIT_USAGE = 2,
+};
+
+/* vigil-bench gen --dataset NAME [--seed N] [--scale N] [--out FILE|-] (gen.c) */
+int bench_gen_main(int argc, char **argv);
+
+/* vigil-bench storage [--dataset NAME|all] [--sync full|none] [--dir DIR] (storage.c) */
+int bench_storage_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * main.c — `vigil-bench <command> [options]`: the dispatcher.
+ *
+ * The benchmarks of BENCH.md are subcommands of one program so that they
+ * share the dataset generator and a single build target.  A command is one
+ * row of `commands` below and one `bench_<name>_main` in bench.h; adding a
+ * command touches nothing else here.
+ */
+#include "bench.h"
+
+#include <stdio.h>
+#include <string.h>
+
+typedef struct bench_command {
+	const char *name;
+	int (*main)(int argc, char **argv);
+	const char *summary;
+} bench_command_t;
+
+static const bench_command_t commands[] = {
+    {"gen", bench_gen_main, "write a benchmark dataset as InfluxDB line protocol"},
+    {"storage", bench_storage_main, "storage engine: codec, ingest, size and scan figures"},
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out, "usage: vigil-bench <command> [options]\n"
+	             "       vigil-bench <command> --help\n\n"
+	             "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return BENCH_EXIT_USAGE;
+	}
+	const char *name = argv[1];
+	if (strcmp(name, "--help") == 0 || strcmp(name, "-h") == 0 || strcmp(name, "help") == 0) {
+		usage(stdout);
+		return BENCH_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(name, commands[i].name) == 0)
+			return commands[i].main(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "vigil-bench: unknown command '%s'\n\n", name);
+	usage(stderr);
+	return BENCH_EXIT_USAGE;
+}

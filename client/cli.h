@@ -1,0 +1,46 @@
+/*
+ * cli.h — internals of the `vigil` command-line tool shared by its files:
+ * the subcommands (cli_write.c, cli_query.c) and the result printers
+ * (cli_format.c).
+ *
+ * Exit statuses (SPEC.md): 0 success, 1 an error reported by the server or
+ * an I/O error, 2 a usage error.
+ */
+#ifndef VG_CLI_H
+#define VG_CLI_H
+
+#include "vigil.h"
+
+#include <stdbool.h>
+#include <stdio.h>
+
+enum { CLI_OK = 0, CLI_ERROR = 1, CLI_USAGE = 2 };
+
+typedef enum { CLI_FORMAT_TABLE, CLI_FORMAT_CSV, CLI_FORMAT_JSON } cli_format_t;
+typedef enum { CLI_TIME_NS, CLI_TIME_RFC3339 } cli_time_format_t;
+
+/* Options every subcommand shares. */
+typedef struct cli_global {
+	const char *addr;      /* "host:port" */
+	const char *unix_path; /* set: connect there instead */
+	int timeout_ms;
+} cli_global_t;
+
+/* Connects per the global options; prints the error and returns NULL. */
+vg_client_t *cli_connect(const cli_global_t *g);
+
+int cli_write_main(const cli_global_t *g, int argc, char **argv);
+int cli_query_main(const cli_global_t *g, int argc, char **argv);
+
+int cli_parse_format(const char *name, cli_format_t *out);
+int cli_parse_time_format(const char *name, cli_time_format_t *out);
+
+/* Writes a float in its shortest form that reads back to the same bits. */
+void cli_print_float(FILE *out, double v);
+/* Writes a time as integer ns or RFC 3339 UTC. */
+void cli_print_time(FILE *out, int64_t ns, cli_time_format_t tf);
+
+/* Prints a whole query answer in the chosen format. */
+void cli_print_result(FILE *out, const vg_result_t *r, cli_format_t format, cli_time_format_t tf);
+
+#endif

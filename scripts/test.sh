@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what is missing, then builds and runs the whole test suite twice:
+# a normal build with -Werror, and an AddressSanitizer + UBSan build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+run_suite() {
+	local dir=$1
+	shift
+	cmake -S . -B "$dir" -DVG_WERROR=ON "$@" >/dev/null
+	cmake --build "$dir" -j"$jobs"
+	(cd "$dir" && ctest --output-on-failure -j"$jobs")
+}
+
+echo "== normal build (build/) =="
+run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== sanitizer build (build-asan/) =="
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVG_SANITIZE=ON

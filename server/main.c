@@ -1,0 +1,193 @@
+/*
+ * main.c — vigild: command-line flags, the store, the server, the exit.
+ *
+ *   vigild [--data DIR] [--listen HOST:PORT] [--unix PATH] [--sync full|none]
+ *          [--retention DUR] [--max-connections N] [--max-frame BYTES]
+ *          [--max-output BYTES] [--query-timeout DUR] [--log-level LEVEL]
+ *
+ * Exit status: 0 after a clean shutdown, 1 when the store or the listeners
+ * cannot be set up, 2 for a usage error.
+ */
+#include "log.h"
+#include "server.h"
+#include "vg_duration.h"
+#include "vg_proto.h"
+#include "vg_error.h"
+#include "vg_store.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: vigild [options]\n\n"
+		"  --data DIR             data directory (default ./vigil-data)\n"
+		"  --listen HOST:PORT     TCP address (default 127.0.0.1:8445; '' for none)\n"
+		"  --unix PATH            also listen on a Unix socket\n"
+		"  --sync full|none       fsync every commit (full, default) or leave it to the OS\n"
+		"  --retention DUR|INF    global retention, e.g. 30d (default INF)\n"
+		"  --max-connections N    (default 1024)\n"
+		"  --max-frame BYTES      largest request frame (default %u)\n"
+		"  --max-output BYTES     buffered output per connection (default 64 MiB)\n"
+		"  --query-timeout DUR    server-side limit per statement (default 60s; 0s: none)\n"
+		"  --log-level LEVEL      error|warn|info|debug (default info)\n",
+		16u << 20);
+}
+
+static int parse_size(const char *s, size_t *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s || *end || s[0] == '-' || v == 0)
+		return -1;
+	*out = (size_t)v;
+	return 0;
+}
+
+static int parse_duration_arg(const char *flag, const char *s, int64_t *ns, bool allow_inf)
+{
+	if (allow_inf && (strcmp(s, "INF") == 0 || strcmp(s, "inf") == 0)) {
+		*ns = 0;
+		return 0;
+	}
+	if (vg_duration_parse(s, strlen(s), ns) == 0)
+		return 0;
+	fprintf(stderr, "vigild: %s %s: expected a duration like 90s, 15m, 30d%s\n", flag, s,
+		allow_inf ? " or INF" : "");
+	return -1;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"listen", required_argument, NULL, 'l'},
+		{"unix", required_argument, NULL, 'u'},
+		{"sync", required_argument, NULL, 's'},
+		{"retention", required_argument, NULL, 'r'},
+		{"max-connections", required_argument, NULL, 'c'},
+		{"max-frame", required_argument, NULL, 'f'},
+		{"max-output", required_argument, NULL, 'o'},
+		{"query-timeout", required_argument, NULL, 't'},
+		{"log-level", required_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
+	};
+	vg_server_config_t config;
+	vg_server_config_init(&config);
+	vg_store_options_t store_opts;
+	vg_store_options_init(&store_opts);
+	const char *data = "./vigil-data";
+	int64_t retention = -1;
+	int opt;
+	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+		size_t n;
+		vg_log_level_t level;
+		switch (opt) {
+		case 'd':
+			data = optarg;
+			break;
+		case 'l':
+			config.listen = optarg;
+			break;
+		case 'u':
+			config.unix_path = optarg;
+			break;
+		case 's':
+			if (strcmp(optarg, "full") && strcmp(optarg, "none")) {
+				fprintf(stderr, "vigild: --sync %s: expected full or none\n", optarg);
+				return 2;
+			}
+			store_opts.sync = strcmp(optarg, "full") == 0;
+			break;
+		case 'r':
+			if (parse_duration_arg("--retention", optarg, &retention, true))
+				return 2;
+			break;
+		case 'c':
+			if (parse_size(optarg, &n) || n > 1000000) {
+				fprintf(stderr, "vigild: --max-connections %s: expected 1..1000000\n", optarg);
+				return 2;
+			}
+			config.max_connections = (unsigned)n;
+			break;
+		case 'f':
+			if (parse_size(optarg, &n) || n < 1024 || n > (1u << 30)) {
+				fprintf(stderr, "vigild: --max-frame %s: expected 1024..1073741824\n", optarg);
+				return 2;
+			}
+			config.max_frame = n;
+			break;
+		case 'o':
+			if (parse_size(optarg, &n) || n < 65536) {
+				fprintf(stderr, "vigild: --max-output %s: expected at least 65536\n", optarg);
+				return 2;
+			}
+			config.max_output = n;
+			break;
+		case 't':
+			if (parse_duration_arg("--query-timeout", optarg, &config.query_timeout_ns, false))
+				return 2;
+			break;
+		case 'v':
+			if (vg_log_level_parse(optarg, &level)) {
+				fprintf(stderr, "vigild: --log-level %s: expected error, warn, info or debug\n",
+					optarg);
+				return 2;
+			}
+			vg_log_set_level(level);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "vigild: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+
+	vg_store_t *store;
+	char err[512] = "";
+	int rc = vg_store_open(data, &store_opts, &store, err, sizeof err);
+	if (rc) {
+		vg_log(VG_LOG_ERROR, "%s", err[0] ? err : vg_strerror(rc));
+		return 1;
+	}
+	if (retention >= 0) {
+		vg_wtxn_t *txn;
+		rc = vg_store_write_begin(store, &txn);
+		rc = rc ? rc : vg_wtxn_set_retention(txn, (vg_str_t){NULL, 0}, retention);
+		rc = rc ? rc : vg_wtxn_commit(txn);
+		if (rc) {
+			vg_log(VG_LOG_ERROR, "cannot set the retention: %s", vg_strerror(rc));
+			vg_store_close(store);
+			return 1;
+		}
+	}
+	vg_server_t *server;
+	rc = vg_server_new(&config, store, &server, err, sizeof err);
+	if (rc) {
+		vg_log(VG_LOG_ERROR, "%s", err);
+		vg_store_close(store);
+		return 1;
+	}
+	vg_log(VG_LOG_INFO, "vigild %s: data in %s, sync %s", VIGIL_VERSION, data,
+	       store_opts.sync ? "full" : "none");
+	rc = vg_server_run(server);
+	vg_server_free(server);
+	vg_store_close(store);
+	vg_log(VG_LOG_INFO, "stopped; store closed");
+	return rc ? 1 : 0;
+}

@@ -1,0 +1,175 @@
+/*
+ * server_int.h — the server's internal structures, shared by server.c
+ * (loop, listeners, shutdown), conn.c (one client connection), writer.c
+ * (group commit) and worker.c (statements).
+ *
+ * Threads and ownership:
+ *   - The loop thread owns every connection and all libev watchers.  Jobs
+ *     handed to other threads keep a reference on their connection
+ *     (conn->refs, touched only on the loop thread) so that a connection
+ *     closed meanwhile stays allocated until its jobs come back.
+ *   - The writer thread owns the store's write side; it takes every queued
+ *     write job at once, applies them in one transaction, commits, and
+ *     hands them back through an ev_async.
+ *   - Worker threads run statements against read transactions and hand
+ *     encoded result frames back through another ev_async.  They read only
+ *     the atomics of a connection (closed, out_len), never its buffers.
+ */
+#ifndef VG_SERVER_INT_H
+#define VG_SERVER_INT_H
+
+#include "server.h"
+
+#include "vg_buf.h"
+#include "vg_proto.h"
+
+#include <ev.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
+
+/* A worker pauses when its connection holds more unsent output than this. */
+#define VG_OUTPUT_HIGH_WATER (4u << 20)
+
+typedef struct vg_conn vg_conn_t;
+typedef struct vg_query_job vg_query_job_t;
+
+struct vg_conn {
+	vg_server_t *server;
+	int fd;
+	ev_io read_watcher;
+	ev_io write_watcher;
+	vg_buf_t in;
+	vg_buf_t out;
+	size_t out_sent;          /* bytes of out already written */
+	atomic_size_t out_len;    /* unsent bytes, mirrored for workers */
+	atomic_bool closed;       /* socket gone: workers stop */
+	bool hello_done;
+	bool close_after_flush;   /* fatal error sent: close once flushed */
+	int refs;                 /* 1 for the socket + 1 per job in flight */
+	vg_query_job_t *queries;  /* running statements, for Cancel */
+	unsigned writes_pending;  /* writes queued, not yet acknowledged */
+	vg_query_job_t *deferred, **deferred_tail; /* statements waiting for them */
+	char peer[80];
+	vg_conn_t *prev, *next;
+};
+
+/* ---- writes ---------------------------------------------------------- */
+
+typedef struct vg_write_job {
+	vg_conn_t *conn;
+	uint64_t request_id;
+	Vigil__V1__Envelope *envelope; /* owned; the Write inside */
+	int result;                    /* 0 or VG_E* after the commit */
+	uint64_t points;
+	uint32_t series;
+	struct vg_write_job *next;
+} vg_write_job_t;
+
+typedef struct vg_writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	vg_write_job_t *pending, **pending_tail; /* queued by the loop */
+	vg_write_job_t *done, **done_tail;       /* committed, for the loop */
+	bool stopping;
+	bool maintenance_due;
+	ev_async done_async;
+	uint64_t commits, points;
+	bool running; /* thread started and not yet joined */
+} vg_writer_t;
+
+int vg_writer_start(vg_server_t *server);
+/* Queues a job (loop thread). */
+void vg_writer_submit(vg_server_t *server, vg_write_job_t *job);
+/* Asks for a retention pass and idle seal on the writer thread. */
+void vg_writer_request_maintenance(vg_server_t *server);
+/* Stops after the queue drains; joins. */
+void vg_writer_stop(vg_server_t *server);
+/* True when no write job is queued or being applied. */
+bool vg_writer_idle(vg_server_t *server);
+
+/* ---- statements ------------------------------------------------------ */
+
+struct vg_query_job {
+	vg_conn_t *conn;
+	uint64_t request_id;
+	char *statement;
+	size_t statement_len;
+	atomic_bool cancel;
+	int64_t received_ns;
+	vg_query_job_t *next;             /* in the worker queue */
+	vg_query_job_t *conn_prev, *conn_next; /* in conn->queries */
+};
+
+/* A block of encoded frames on its way from a worker to a connection. */
+typedef struct vg_output {
+	vg_query_job_t *job;
+	vg_buf_t frames;
+	bool last; /* the job is finished and may be freed */
+	struct vg_output *next;
+} vg_output_t;
+
+typedef struct vg_workers {
+	pthread_t *threads;
+	unsigned nthreads;
+	pthread_mutex_t lock;
+	pthread_cond_t wake;
+	pthread_cond_t drained; /* some connection's output fell below high water */
+	vg_query_job_t *queue, **queue_tail;
+	vg_output_t *outputs, **outputs_tail;
+	bool stopping;
+	ev_async output_async;
+	atomic_uint_fast64_t queries;
+	bool running;
+} vg_workers_t;
+
+int vg_workers_start(vg_server_t *server);
+void vg_workers_submit(vg_server_t *server, vg_query_job_t *job);
+void vg_workers_stop(vg_server_t *server);
+/* Wakes workers waiting for output to drain (loop thread). */
+void vg_workers_signal_drained(vg_server_t *server);
+
+/* ---- the server ------------------------------------------------------ */
+
+struct vg_server {
+	vg_server_config_t config;
+	vg_store_t *store;
+	struct ev_loop *loop;
+	int tcp_fd, unix_fd;
+	int port;
+	char *unix_path;
+	ev_io tcp_watcher, unix_watcher;
+	ev_signal sigint_watcher, sigterm_watcher;
+	ev_async stop_async;
+	ev_timer maintenance_timer;
+	ev_timer shutdown_timer;
+	vg_conn_t *conns;
+	unsigned nconns;
+	bool shutting_down;
+	double shutdown_started;
+	vg_writer_t writer;
+	vg_workers_t workers;
+	int64_t started_ns;
+	atomic_uint_fast64_t connections_total;
+};
+
+/* conn.c */
+void vg_conn_accept(vg_server_t *server, int fd, const char *peer);
+/* Appends a frame to the connection's output and starts writing. */
+void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames);
+void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *message, bool fatal);
+void vg_conn_close(vg_conn_t *conn);
+/* Drops a job's reference (loop thread); frees a closed connection. */
+void vg_conn_unref(vg_conn_t *conn);
+/* A write of this connection was acknowledged: releases statements that
+ * were waiting for it (loop thread). */
+void vg_conn_write_done(vg_conn_t *conn);
+/* Stops reading new requests (shutdown). */
+void vg_conn_stop_reading(vg_conn_t *conn);
+
+int64_t vg_now_ns(void);
+int64_t vg_monotonic_ns(void);
+
+#endif

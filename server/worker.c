@@ -1,0 +1,437 @@
+/*
+ * worker.c — statements run on worker threads, results stream back.
+ *
+ * The loop queues a job per Query request.  A worker parses and executes
+ * it (query/vg_query.h) with a sink that encodes each result set and block
+ * of rows straight into protocol frames in a local buffer; whenever that
+ * buffer passes VG_OUTPUT_CHUNK it is handed to the loop (ev_async), which
+ * appends it to the connection's output.  So a huge result never sits in
+ * memory whole: while the connection holds more than VG_OUTPUT_HIGH_WATER
+ * unsent bytes the worker waits, and a closed connection or a Cancel stops
+ * the statement at its next block.
+ *
+ * The last hand-over of a job carries ResultEnd or Error and lets the loop
+ * free the job and drop its connection reference.
+ */
+#include "server_int.h"
+
+#include "log.h"
+#include "vg_alloc.h"
+#include "vg_error.h"
+#include "vg_query.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#define VG_OUTPUT_CHUNK (256u << 10)
+#define VG_ROWS_PER_BLOCK 1024
+
+static void on_output(struct ev_loop *loop, ev_async *w, int revents);
+
+typedef struct {
+	vg_server_t *server;
+	vg_query_job_t *job;
+	vg_buf_t frames;
+	uint64_t rows;
+	int error; /* a sink failure (memory, closed connection) */
+} job_sink_t;
+
+/* Hands the frames built so far to the loop. */
+static int hand_over(job_sink_t *s, bool last)
+{
+	vg_workers_t *w = &s->server->workers;
+	vg_output_t *out = vg_calloc(1, sizeof *out);
+	if (!out)
+		return VG_ENOMEM;
+	out->job = s->job;
+	out->frames = s->frames;
+	out->last = last;
+	vg_buf_init(&s->frames);
+	pthread_mutex_lock(&w->lock);
+	*w->outputs_tail = out;
+	w->outputs_tail = &out->next;
+	pthread_mutex_unlock(&w->lock);
+	ev_async_send(s->server->loop, &w->output_async);
+	return 0;
+}
+
+/* Waits while the connection's unsent output is above high water. */
+static int wait_for_room(job_sink_t *s)
+{
+	vg_workers_t *w = &s->server->workers;
+	vg_conn_t *conn = s->job->conn;
+	pthread_mutex_lock(&w->lock);
+	while (atomic_load(&conn->out_len) >= VG_OUTPUT_HIGH_WATER &&
+	       !atomic_load(&conn->closed) && !atomic_load(&s->job->cancel) && !w->stopping) {
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_nsec += 50 * 1000000;
+		if (until.tv_nsec >= 1000000000) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&w->drained, &w->lock, &until);
+	}
+	pthread_mutex_unlock(&w->lock);
+	if (atomic_load(&conn->closed) || atomic_load(&s->job->cancel))
+		return VG_ECANCELED;
+	return 0;
+}
+
+static int maybe_flush(job_sink_t *s)
+{
+	if (s->frames.len < VG_OUTPUT_CHUNK)
+		return 0;
+	int rc = hand_over(s, false);
+	return rc ? rc : wait_for_room(s);
+}
+
+static int append(job_sink_t *s, Vigil__V1__Envelope *env)
+{
+	env->id = s->job->request_id;
+	int rc = vg_frame_append(&s->frames, env);
+	return rc ? rc : maybe_flush(s);
+}
+
+static Vigil__V1__ColumnType wire_type(vg_column_type_t type)
+{
+	switch (type) {
+	case VG_COLUMN_TIME:
+		return VIGIL__V1__COLUMN_TYPE__COLUMN_TYPE_TIME;
+	case VG_COLUMN_STRING:
+		return VIGIL__V1__COLUMN_TYPE__COLUMN_TYPE_STRING;
+	default:
+		return VIGIL__V1__COLUMN_TYPE__COLUMN_TYPE_FLOAT;
+	}
+}
+
+static int sink_begin_set(void *ctx, const vg_result_set_t *set)
+{
+	job_sink_t *s = ctx;
+	Vigil__V1__Tag tags_storage[VG_MAX_TAGS];
+	Vigil__V1__Tag *tags[VG_MAX_TAGS];
+	char *names[VG_MAX_TAGS * 2];
+	size_t ntags = set->ntags < VG_MAX_TAGS ? set->ntags : VG_MAX_TAGS;
+	int rc = 0;
+	char *name = vg_strndup(set->name.data, set->name.len);
+	char **columns = vg_calloc(set->ncolumns + 1, sizeof *columns);
+	Vigil__V1__ColumnType *types = vg_calloc(set->ncolumns + 1, sizeof *types);
+	size_t made = 0;
+	if (!name || !columns || !types)
+		rc = VG_ENOMEM;
+	for (size_t i = 0; rc == 0 && i < ntags; i++) {
+		vigil__v1__tag__init(&tags_storage[i]);
+		names[2 * i] = vg_strndup(set->tags[i].key.data, set->tags[i].key.len);
+		names[2 * i + 1] = vg_strndup(set->tags[i].value.data, set->tags[i].value.len);
+		made = i + 1;
+		if (!names[2 * i] || !names[2 * i + 1])
+			rc = VG_ENOMEM;
+		tags_storage[i].key = names[2 * i];
+		tags_storage[i].value = names[2 * i + 1];
+		tags[i] = &tags_storage[i];
+	}
+	for (size_t i = 0; rc == 0 && i < set->ncolumns; i++) {
+		columns[i] = vg_strndup(set->columns[i].data, set->columns[i].len);
+		if (!columns[i])
+			rc = VG_ENOMEM;
+		types[i] = wire_type(set->types[i]);
+	}
+	if (rc == 0) {
+		Vigil__V1__ResultSet rs = VIGIL__V1__RESULT_SET__INIT;
+		rs.name = name;
+		rs.n_tags = ntags;
+		rs.tags = tags;
+		rs.n_columns = set->ncolumns;
+		rs.columns = columns;
+		rs.n_types = set->ncolumns;
+		rs.types = types;
+		rs.has_time = set->has_time;
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_SET;
+		env.result_set = &rs;
+		rc = append(s, &env);
+	}
+	for (size_t i = 0; i < made; i++) {
+		vg_free(names[2 * i]);
+		vg_free(names[2 * i + 1]);
+	}
+	for (size_t i = 0; columns && i < set->ncolumns; i++)
+		vg_free(columns[i]);
+	vg_free(columns);
+	vg_free(types);
+	vg_free(name);
+	return rc;
+}
+
+static int sink_rows(void *ctx, const int64_t *times, const vg_result_column_t *cols,
+		     size_t ncols, size_t nrows)
+{
+	job_sink_t *s = ctx;
+	Vigil__V1__Column *colv = vg_calloc(ncols + 1, sizeof *colv);
+	Vigil__V1__Column **colp = vg_calloc(ncols + 1, sizeof *colp);
+	char **strings = NULL;
+	size_t nstrings = 0;
+	int rc = colv && colp ? 0 : VG_ENOMEM;
+	for (size_t c = 0; rc == 0 && c < ncols; c++)
+		if (cols[c].strings)
+			nstrings += nrows;
+	if (rc == 0 && nstrings && !(strings = vg_calloc(nstrings, sizeof *strings)))
+		rc = VG_ENOMEM;
+	size_t si = 0;
+	for (size_t c = 0; rc == 0 && c < ncols; c++) {
+		vigil__v1__column__init(&colv[c]);
+		colp[c] = &colv[c];
+		if (cols[c].strings) {
+			colv[c].n_strings = nrows;
+			colv[c].strings = strings + si;
+			for (size_t r = 0; r < nrows && rc == 0; r++, si++) {
+				strings[si] = vg_strndup(cols[c].strings[r].data, cols[c].strings[r].len);
+				if (!strings[si])
+					rc = VG_ENOMEM;
+			}
+		} else {
+			colv[c].n_floats = nrows;
+			colv[c].floats = (double *)cols[c].floats;
+		}
+		if (cols[c].nulls) {
+			colv[c].nulls.len = (nrows + 7) / 8;
+			colv[c].nulls.data = (uint8_t *)cols[c].nulls;
+		}
+	}
+	if (rc == 0) {
+		Vigil__V1__ResultRows rows = VIGIL__V1__RESULT_ROWS__INIT;
+		if (times) {
+			rows.n_times = nrows;
+			rows.times = (int64_t *)times;
+		}
+		rows.n_columns = ncols;
+		rows.columns = colp;
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_ROWS;
+		env.result_rows = &rows;
+		rc = append(s, &env);
+		s->rows += nrows;
+	}
+	for (size_t i = 0; i < si; i++)
+		vg_free(strings[i]);
+	vg_free(strings);
+	vg_free(colv);
+	vg_free(colp);
+	return rc;
+}
+
+/* Server counters for SHOW STATS. */
+static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t cap)
+{
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_lock(&w->lock);
+	uint64_t commits = w->commits, points = w->points;
+	pthread_mutex_unlock(&w->lock);
+	double uptime = (double)(vg_now_ns() - server->started_ns) / 1e9;
+	if (uptime <= 0)
+		uptime = 1e-9;
+	uint64_t queries = atomic_load(&server->workers.queries);
+	size_t n = 0;
+#define PAIR(k, v)                                                                                 \
+	do {                                                                                       \
+		if (n < cap)                                                                       \
+			pairs[n++] = (vg_stat_pair_t){k, (double)(v)};                            \
+	} while (0)
+	PAIR("connections_total", atomic_load(&server->connections_total));
+	PAIR("commits", commits);
+	PAIR("points_written", points);
+	PAIR("writes_per_s", (double)points / uptime);
+	PAIR("queries", queries);
+	PAIR("queries_per_s", (double)queries / uptime);
+	PAIR("uptime_s", uptime);
+#undef PAIR
+	return n;
+}
+
+static void run_job(vg_server_t *server, vg_query_job_t *job)
+{
+	job_sink_t s = {server, job, VG_BUF_INIT, 0, 0};
+	vg_statement_t *st = NULL;
+	vg_query_error_t qerr;
+	memset(&qerr, 0, sizeof qerr);
+	int64_t started = vg_monotonic_ns();
+	int rc = vg_query_parse(job->statement, job->statement_len, &st, &qerr);
+	vg_exec_stats_t stats;
+	memset(&stats, 0, sizeof stats);
+	if (rc == 0) {
+		vg_stat_pair_t pairs[16];
+		vg_exec_options_t opts;
+		vg_exec_options_init(&opts);
+		opts.now_ns = vg_now_ns();
+		opts.cancel = &job->cancel;
+		opts.deadline_ns = server->config.query_timeout_ns
+					   ? job->received_ns + server->config.query_timeout_ns
+					   : 0;
+		opts.timeout_ns = server->config.query_timeout_ns;
+		opts.max_rows = VG_ROWS_PER_BLOCK;
+		opts.extra_stats = pairs;
+		opts.nextra_stats = server_stats(server, pairs, 16);
+		vg_result_sink_t sink = {sink_begin_set, sink_rows, &s};
+		rc = vg_query_exec(st, server->store, &opts, &sink, &stats, &qerr);
+	}
+	vg_query_free(st);
+	atomic_fetch_add(&server->workers.queries, 1);
+	if (rc == VG_ECANCELED && atomic_load(&job->conn->closed)) {
+		/* Nobody to tell. */
+	} else if (rc) {
+		const char *msg = qerr.message[0] ? qerr.message : vg_strerror(rc);
+		vg_buf_t frame = VG_BUF_INIT;
+		if (vg_frame_append_error(&frame, job->request_id, rc, msg, qerr.line, qerr.column,
+					  false) == 0)
+			vg_buf_append(&s.frames, frame.data, frame.len);
+		vg_buf_release(&frame);
+		vg_log(VG_LOG_DEBUG, "statement failed: %s", msg);
+	} else {
+		Vigil__V1__ResultEnd end = VIGIL__V1__RESULT_END__INIT;
+		end.rows = s.rows;
+		end.points_scanned = stats.points_scanned;
+		end.elapsed_ns = (uint64_t)(vg_monotonic_ns() - started);
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.id = job->request_id;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_END;
+		env.result_end = &end;
+		vg_frame_append(&s.frames, &env);
+	}
+	if (hand_over(&s, true) != 0) {
+		/* Without memory for the hand-over record the loop would never
+		 * release the job; retry until it succeeds. */
+		while (hand_over(&s, true) != 0) {
+			struct timespec ms = {0, 1000000};
+			nanosleep(&ms, NULL);
+		}
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	vg_server_t *server = arg;
+	vg_workers_t *w = &server->workers;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->queue && !w->stopping)
+			pthread_cond_wait(&w->wake, &w->lock);
+		if (!w->queue)
+			break;
+		vg_query_job_t *job = w->queue;
+		w->queue = job->next;
+		if (!w->queue)
+			w->queue_tail = &w->queue;
+		pthread_mutex_unlock(&w->lock);
+		if (w->stopping)
+			atomic_store(&job->cancel, true);
+		run_job(server, job);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int vg_workers_start(vg_server_t *server)
+{
+	vg_workers_t *w = &server->workers;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	pthread_cond_init(&w->drained, NULL);
+	w->queue_tail = &w->queue;
+	w->outputs_tail = &w->outputs;
+	atomic_init(&w->queries, 0);
+	ev_async_init(&w->output_async, on_output);
+	ev_async_start(server->loop, &w->output_async);
+	unsigned n = server->config.query_threads ? server->config.query_threads : 1;
+	w->threads = vg_calloc(n, sizeof *w->threads);
+	if (!w->threads)
+		return VG_ENOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		int rc = pthread_create(&w->threads[i], NULL, worker_main, server);
+		if (rc) {
+			w->running = w->nthreads > 0;
+			return -rc;
+		}
+		w->nthreads++;
+	}
+	w->running = true;
+	return 0;
+}
+
+void vg_workers_submit(vg_server_t *server, vg_query_job_t *job)
+{
+	vg_workers_t *w = &server->workers;
+	job->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	*w->queue_tail = job;
+	w->queue_tail = &job->next;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void vg_workers_signal_drained(vg_server_t *server)
+{
+	vg_workers_t *w = &server->workers;
+	if (!w->threads)
+		return;
+	pthread_mutex_lock(&w->lock);
+	pthread_cond_broadcast(&w->drained);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Loop thread: delivers frames and retires finished jobs. */
+static void on_output(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)loop;
+	(void)revents;
+	vg_workers_t *w = container_of(a, vg_workers_t, output_async);
+	pthread_mutex_lock(&w->lock);
+	vg_output_t *list = w->outputs;
+	w->outputs = NULL;
+	w->outputs_tail = &w->outputs;
+	pthread_mutex_unlock(&w->lock);
+	while (list) {
+		vg_output_t *out = list;
+		list = out->next;
+		vg_query_job_t *job = out->job;
+		vg_conn_t *conn = job->conn;
+		vg_conn_send(conn, &out->frames);
+		if (out->last) {
+			if (job->conn_prev)
+				job->conn_prev->conn_next = job->conn_next;
+			else if (conn->queries == job)
+				conn->queries = job->conn_next;
+			if (job->conn_next)
+				job->conn_next->conn_prev = job->conn_prev;
+			vg_free(job->statement);
+			vg_free(job);
+			vg_conn_unref(conn);
+		}
+		vg_buf_release(&out->frames);
+		vg_free(out);
+	}
+}
+
+void vg_workers_stop(vg_server_t *server)
+{
+	vg_workers_t *w = &server->workers;
+	if (!w->running && !w->threads)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_broadcast(&w->wake);
+	pthread_cond_broadcast(&w->drained);
+	pthread_mutex_unlock(&w->lock);
+	for (unsigned i = 0; i < w->nthreads; i++)
+		pthread_join(w->threads[i], NULL);
+	w->running = false;
+	on_output(server->loop, &w->output_async, 0);
+	ev_async_stop(server->loop, &w->output_async);
+	vg_free(w->threads);
+	w->threads = NULL;
+	w->nthreads = 0;
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->wake);
+	pthread_cond_destroy(&w->drained);
+}

@@ -1,0 +1,247 @@
+/*
+ * writer.c — group commit.
+ *
+ * The loop queues validated write jobs; the writer thread takes every job
+ * queued at that moment, applies them all in one write transaction and
+ * commits once (one fsync under --sync full for the whole group), then
+ * hands them back to the loop, which acknowledges each.  While a commit is
+ * in progress new jobs pile up and form the next group, so the number of
+ * fsyncs adapts to the load with no timer and no added latency when idle.
+ *
+ * A group whose transaction fails is retried job by job, so one client's
+ * failure (say, a store limit) never fails another's write.  Nothing is
+ * acknowledged before its commit returned.
+ *
+ * The writer also runs the maintenance passes (retention, sealing idle
+ * heads), which are write transactions too.
+ */
+#include "server_int.h"
+
+#include "log.h"
+#include "vg_alloc.h"
+#include "vg_error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define VG_IDLE_SEAL_MIN_POINTS 1
+
+static void on_done(struct ev_loop *loop, ev_async *w, int revents);
+
+/* Applies one job's blocks inside txn. */
+static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job)
+{
+	const Vigil__V1__Write *write = job->envelope->write;
+	uint64_t points = 0;
+	uint32_t series = 0;
+	vg_tag_t tags[VG_MAX_TAGS];
+	for (size_t b = 0; b < write->n_blocks; b++) {
+		const Vigil__V1__WriteBlock *block = write->blocks[b];
+		for (size_t t = 0; t < block->n_tags; t++) {
+			tags[t].key = (vg_str_t){block->tags[t]->key, strlen(block->tags[t]->key)};
+			tags[t].value = (vg_str_t){block->tags[t]->value, strlen(block->tags[t]->value)};
+		}
+		for (size_t f = 0; f < block->n_fields; f++) {
+			const Vigil__V1__WriteField *field = block->fields[f];
+			vg_series_key_t key = {{block->measurement, strlen(block->measurement)},
+					       tags,
+					       block->n_tags,
+					       {field->name, strlen(field->name)}};
+			vg_series_id_t id;
+			int rc = vg_wtxn_series(txn, &key, &id, NULL);
+			rc = rc ? rc : vg_wtxn_put(txn, id, block->times, field->values, block->n_times);
+			if (rc)
+				return rc;
+			points += block->n_times;
+			series++;
+		}
+	}
+	job->points = points;
+	job->series = series;
+	return 0;
+}
+
+/* Applies and commits a list of jobs as one transaction. */
+static int commit_group(vg_store_t *store, vg_write_job_t *jobs)
+{
+	vg_wtxn_t *txn;
+	int rc = vg_store_write_begin(store, &txn);
+	if (rc)
+		return rc;
+	for (vg_write_job_t *job = jobs; job && rc == 0; job = job->next)
+		rc = apply_job(txn, job);
+	if (rc) {
+		vg_wtxn_abort(txn);
+		return rc;
+	}
+	return vg_wtxn_commit(txn);
+}
+
+static void run_maintenance(vg_server_t *server)
+{
+	uint64_t removed = 0;
+	int rc = vg_store_enforce_retention(server->store, vg_now_ns(), &removed);
+	if (rc)
+		vg_log(VG_LOG_ERROR, "retention pass failed: %s", vg_strerror(rc));
+	else if (removed)
+		vg_log(VG_LOG_INFO, "retention removed %llu points", (unsigned long long)removed);
+	rc = vg_store_seal(server->store, VG_IDLE_SEAL_MIN_POINTS);
+	if (rc)
+		vg_log(VG_LOG_ERROR, "sealing failed: %s", vg_strerror(rc));
+}
+
+static void *writer_main(void *arg)
+{
+	vg_server_t *server = arg;
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_lock(&w->lock);
+	for (;;) {
+		while (!w->pending && !w->stopping && !w->maintenance_due)
+			pthread_cond_wait(&w->wake, &w->lock);
+		if (!w->pending && w->maintenance_due) {
+			w->maintenance_due = false;
+			pthread_mutex_unlock(&w->lock);
+			run_maintenance(server);
+			pthread_mutex_lock(&w->lock);
+			continue;
+		}
+		if (!w->pending && w->stopping)
+			break;
+		vg_write_job_t *group = w->pending;
+		w->pending = NULL;
+		w->pending_tail = &w->pending;
+		pthread_mutex_unlock(&w->lock);
+
+		int rc = commit_group(server->store, group);
+		if (rc == 0) {
+			for (vg_write_job_t *job = group; job; job = job->next)
+				job->result = 0;
+		} else {
+			/* Retry alone so the failure lands on the job it belongs to. */
+			vg_log(VG_LOG_WARN, "group commit failed (%s); retrying jobs one by one",
+			       vg_strerror(rc));
+			for (vg_write_job_t *job = group; job; job = job->next) {
+				vg_write_job_t *next = job->next;
+				job->next = NULL;
+				job->result = commit_group(server->store, job);
+				job->next = next;
+			}
+		}
+		uint64_t points = 0;
+		vg_write_job_t *last = group;
+		for (vg_write_job_t *job = group; job; job = job->next) {
+			if (job->result == 0)
+				points += job->points;
+			last = job;
+		}
+		pthread_mutex_lock(&w->lock);
+		w->commits++;
+		w->points += points;
+		*w->done_tail = group;
+		w->done_tail = &last->next;
+		pthread_mutex_unlock(&w->lock);
+		ev_async_send(server->loop, &w->done_async);
+		pthread_mutex_lock(&w->lock);
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+int vg_writer_start(vg_server_t *server)
+{
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->wake, NULL);
+	w->pending_tail = &w->pending;
+	w->done_tail = &w->done;
+	ev_async_init(&w->done_async, on_done);
+	ev_async_start(server->loop, &w->done_async);
+	int rc = pthread_create(&w->thread, NULL, writer_main, server);
+	w->running = rc == 0;
+	return rc ? -rc : 0;
+}
+
+void vg_writer_submit(vg_server_t *server, vg_write_job_t *job)
+{
+	vg_writer_t *w = &server->writer;
+	job->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	*w->pending_tail = job;
+	w->pending_tail = &job->next;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void vg_writer_request_maintenance(vg_server_t *server)
+{
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_lock(&w->lock);
+	w->maintenance_due = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+}
+
+bool vg_writer_idle(vg_server_t *server)
+{
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_lock(&w->lock);
+	bool idle = !w->pending && !w->done;
+	pthread_mutex_unlock(&w->lock);
+	return idle;
+}
+
+/* Loop thread: acknowledges committed jobs. */
+static void on_done(struct ev_loop *loop, ev_async *a, int revents)
+{
+	(void)loop;
+	(void)revents;
+	vg_writer_t *w = container_of(a, vg_writer_t, done_async);
+	pthread_mutex_lock(&w->lock);
+	vg_write_job_t *jobs = w->done;
+	w->done = NULL;
+	w->done_tail = &w->done;
+	pthread_mutex_unlock(&w->lock);
+	while (jobs) {
+		vg_write_job_t *job = jobs;
+		jobs = job->next;
+		vg_conn_t *conn = job->conn;
+		if (job->result == 0) {
+			Vigil__V1__WriteOk ok = VIGIL__V1__WRITE_OK__INIT;
+			ok.points = job->points;
+			ok.series = job->series;
+			Vigil__V1__Envelope reply = VIGIL__V1__ENVELOPE__INIT;
+			reply.id = job->request_id;
+			reply.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE_OK;
+			reply.write_ok = &ok;
+			vg_buf_t frame = VG_BUF_INIT;
+			if (vg_frame_append(&frame, &reply) == 0)
+				vg_conn_send(conn, &frame);
+			vg_buf_release(&frame);
+		} else {
+			char msg[160];
+			snprintf(msg, sizeof msg, "write failed in the store: %s; nothing was written",
+				 vg_strerror(job->result));
+			vg_conn_send_error(conn, job->request_id, VG_ESTORE, msg, false);
+		}
+		vg_frame_free_envelope(job->envelope);
+		vg_free(job);
+		vg_conn_write_done(conn);
+		vg_conn_unref(conn);
+	}
+}
+
+void vg_writer_stop(vg_server_t *server)
+{
+	vg_writer_t *w = &server->writer;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = true;
+	pthread_cond_signal(&w->wake);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	w->running = false;
+	/* Acknowledge what the last commits finished. */
+	on_done(server->loop, &w->done_async, 0);
+	ev_async_stop(server->loop, &w->done_async);
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->wake);
+}
