@@ -24,4 +24,8 @@ int bench_gen_main(int argc, char **argv);
 /* vigil-bench storage [--dataset NAME|all] [--sync full|none] [--dir DIR] (storage.c) */
 int bench_storage_main(int argc, char **argv);
 
+/* vigil-bench ingest|query [--addr A] ... against a running vigild (load.c) */
+int bench_ingest_main(int argc, char **argv);
+int bench_query_main(int argc, char **argv);
+
 #endif

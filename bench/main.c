@@ -20,6 +20,8 @@ typedef struct bench_command {
 static const bench_command_t commands[] = {
     {"gen", bench_gen_main, "write a benchmark dataset as InfluxDB line protocol"},
     {"storage", bench_storage_main, "storage engine: codec, ingest, size and scan figures"},
+    {"ingest", bench_ingest_main, "binary-protocol ingest into a running vigild"},
+    {"query", bench_query_main, "BENCH.md query latencies against a running vigild"},
 };
 
 static void usage(FILE *out)

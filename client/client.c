@@ -13,7 +13,11 @@
  *   in   bytes received; in.data[in_off..in.len) are not parsed yet.
  *        vg_frame_parse() finds whole frames there; incomplete input is
  *        kept and more is read.  The buffer is compacted only when it must
- *        grow, so a burst of small frames costs no memmove each.
+ *        grow, so a burst of small frames costs no memmove each, and grows
+ *        with the bytes that arrive, never more than 1 MiB ahead of them, so
+ *        a length prefix alone cannot make the client allocate.  Frames
+ *        above max(64 MiB, the server's max_frame) are refused: a server
+ *        never sends more than it accepts.
  *
  * Routing by id.  Every request gets a fresh id (1 is the Hello, then 2,
  * 3, ... never reused), and every frame read goes through pump(), which
@@ -68,6 +72,9 @@
 
 #define DEFAULT_PORT "8445"
 #define READ_CHUNK 65536
+/* The most input buffer reserved ahead of bytes actually received: a length
+ * prefix alone never makes the client allocate the whole frame. */
+#define READ_AHEAD_MAX (1u << 20)
 /* Larger output buffers are freed after a flush instead of kept. */
 #define KEEP_OUT_BYTES (1u << 20)
 
@@ -88,6 +95,7 @@ struct vg_client {
 	char *addr;            /* owned; names the server in messages */
 	char *server_version;  /* owned */
 	size_t max_frame;      /* the server's limit on our frames */
+	size_t max_incoming;   /* our limit on its frames */
 	uint64_t next_id;
 	vg_buf_t in;
 	size_t in_off;
@@ -173,8 +181,8 @@ static int server_error(vg_client_t *c, const Vigil__V1__Error *e)
 	int code = vg_error_from_wire(e->code);
 	const char *msg = e->message && *e->message ? e->message : vg_strerror(code);
 	if (e->line && strncmp(msg, "line ", 5))
-		set_err(c, code, "line %u, column %u: %s", (unsigned)e->line,
-			(unsigned)e->column, msg);
+		set_err(c, code, "line %u, column %u: %s", (unsigned)e->line, (unsigned)e->column,
+		        msg);
 	else
 		set_err(c, code, "%s", msg);
 	if (e->fatal)
@@ -227,9 +235,9 @@ static int timeout_err(vg_client_t *c)
 {
 	if (c->call_deadline)
 		return set_err(c, VG_ETIMEOUT, "%s: timed out after %d ms connecting", c->addr,
-			       c->timeout_ms);
-	return set_err(c, VG_ETIMEOUT, "%s: timed out after %d ms waiting for the server",
-		       c->addr, c->timeout_ms);
+		               c->timeout_ms);
+	return set_err(c, VG_ETIMEOUT, "%s: timed out after %d ms waiting for the server", c->addr,
+	               c->timeout_ms);
 }
 
 /* ---- bytes in and out ---------------------------------------------------------- */
@@ -252,9 +260,9 @@ static int recv_some(vg_client_t *c)
 			size_t left = c->in.len - c->in_off;
 			if (left)
 				return fail_conn(c, VG_ECLOSED,
-						 "the server closed the connection in the middle "
-						 "of a frame (%zu bytes of it received)",
-						 left);
+				                 "the server closed the connection in the middle "
+				                 "of a frame (%zu bytes of it received)",
+				                 left);
 			return fail_conn(c, VG_ECLOSED, "the server closed the connection");
 		}
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -284,8 +292,8 @@ static int fill(vg_client_t *c)
 static int flush(vg_client_t *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t n = send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off,
-				 MSG_NOSIGNAL);
+		ssize_t n =
+		    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			continue;
@@ -294,15 +302,15 @@ static int flush(vg_client_t *c)
 			continue;
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return fail_conn(c, -errno, "send: %s", strerror(errno));
-		bool room = c->in.len - c->in_off < VG_CLIENT_MAX_INCOMING + VG_FRAME_HEADER;
+		bool room = c->in.len - c->in_off < c->max_incoming + VG_FRAME_HEADER;
 		short revents;
-		int rc = wait_fd(c->fd, room ? POLLOUT | POLLIN : POLLOUT, wait_deadline(c),
-				 &revents);
+		int rc =
+		    wait_fd(c->fd, room ? POLLOUT | POLLIN : POLLOUT, wait_deadline(c), &revents);
 		if (rc == VG_ETIMEOUT)
 			return fail_conn(c, VG_ETIMEOUT,
-					 "timed out after %d ms sending (the server stopped "
-					 "reading)",
-					 c->timeout_ms);
+			                 "timed out after %d ms sending (the server stopped "
+			                 "reading)",
+			                 c->timeout_ms);
 		if (rc)
 			return fail_conn(c, rc, "poll: %s", strerror(-rc));
 		if (room && (revents & POLLIN)) {
@@ -325,8 +333,8 @@ static int read_frame(vg_client_t *c, Vigil__V1__Envelope **env)
 		size_t consumed = 0;
 		int rc = VG_EAGAIN;
 		if (avail)
-			rc = vg_frame_parse(c->in.data + c->in_off, avail, VG_CLIENT_MAX_INCOMING,
-					    env, &consumed);
+			rc = vg_frame_parse(c->in.data + c->in_off, avail, c->max_incoming, env,
+			                    &consumed);
 		if (rc == 0) {
 			c->in_off += consumed;
 			if (c->in_off == c->in.len)
@@ -334,13 +342,16 @@ static int read_frame(vg_client_t *c, Vigil__V1__Envelope **env)
 			return 0;
 		}
 		if (rc == VG_EAGAIN) {
-			/* Make room for the whole frame at once when its size is known. */
+			/* Room for the rest of the frame when its size is known, but
+			 * never more than READ_AHEAD_MAX ahead of what has arrived. */
 			size_t want = READ_CHUNK, n;
 			if (avail >= VG_FRAME_HEADER &&
-			    !vg_frame_peek_length(c->in.data + c->in_off, avail,
-						  VG_CLIENT_MAX_INCOMING, &n) &&
+			    !vg_frame_peek_length(c->in.data + c->in_off, avail, c->max_incoming,
+			                          &n) &&
 			    VG_FRAME_HEADER + n - avail > want)
 				want = VG_FRAME_HEADER + n - avail;
+			if (want > READ_AHEAD_MAX)
+				want = READ_AHEAD_MAX;
 			if (c->in_off && c->in.cap - c->in.len - 1 < want) {
 				vg_buf_consume(&c->in, c->in_off);
 				c->in_off = 0;
@@ -355,16 +366,17 @@ static int read_frame(vg_client_t *c, Vigil__V1__Envelope **env)
 		if (rc == VG_ELIMIT) {
 			size_t n = 0;
 			vg_frame_peek_length(c->in.data + c->in_off, avail, SIZE_MAX, &n);
-			return fail_conn(c, VG_EPROTO,
-					 "the server sent a frame of %zu bytes, more than the limit "
-					 "of %u",
-					 n, VG_CLIENT_MAX_INCOMING);
+			return fail_conn(
+			    c, VG_EPROTO,
+			    "the server sent a frame of %zu bytes, more than the limit "
+			    "of %zu",
+			    n, c->max_incoming);
 		}
 		if (rc == VG_EPROTO) {
 			char why[256];
 			uint64_t id;
-			vg_frame_diagnose(c->in.data + c->in_off, avail, VG_CLIENT_MAX_INCOMING, &id,
-					  why, sizeof why);
+			vg_frame_diagnose(c->in.data + c->in_off, avail, c->max_incoming, &id, why,
+			                  sizeof why);
 			return fail_conn(c, VG_EPROTO, "bad frame from the server: %s", why);
 		}
 		return set_err(c, rc, "out of memory decoding a frame");
@@ -376,12 +388,10 @@ static int send_request(vg_client_t *c, const Vigil__V1__Envelope *env, const ch
 {
 	size_t size = vigil__v1__envelope__get_packed_size(env);
 	if (size > c->max_frame)
-		return set_err(c, VG_ELIMIT,
-			       "%s of %zu bytes exceeds the server's frame limit of %zu bytes%s",
-			       what, size, c->max_frame,
-			       env->body_case == VIGIL__V1__ENVELOPE__BODY_WRITE
-				   ? "; split the batch"
-				   : "");
+		return set_err(
+		    c, VG_ELIMIT, "%s of %zu bytes exceeds the server's frame limit of %zu bytes%s",
+		    what, size, c->max_frame,
+		    env->body_case == VIGIL__V1__ENVELOPE__BODY_WRITE ? "; split the batch" : "");
 	int rc = vg_frame_append(&c->out, env);
 	if (rc)
 		return set_err(c, rc, "encoding the %s: %s", what, vg_strerror(rc));
@@ -417,13 +427,13 @@ static int complete_write(vg_client_t *c, pending_write_t *w, const Vigil__V1__E
 			w->message = vg_strndup(e->message, strlen(e->message)); /* NULL: no text */
 	} else {
 		return fail_conn(c, VG_EPROTO, "unexpected %s frame in answer to write %llu",
-				 body_name(env), (unsigned long long)w->id);
+		                 body_name(env), (unsigned long long)w->id);
 	}
 	w->done = true;
 	w->done_seq = ++c->done_seq;
 	if (env->body_case == VIGIL__V1__ENVELOPE__BODY_ERROR && env->error->fatal)
 		fail_conn(c, w->code, "the server closed the connection after refusing write %llu",
-			  (unsigned long long)w->id);
+		          (unsigned long long)w->id);
 	return 0;
 }
 
@@ -506,6 +516,7 @@ static int client_new(const char *addr, int timeout_ms, vg_client_t **out)
 	c->fd = -1;
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 	c->max_frame = VG_DEFAULT_MAX_FRAME;
+	c->max_incoming = VG_CLIENT_MAX_INCOMING;
 	c->next_id = 1;
 	snprintf(c->closed_reason, sizeof c->closed_reason, "%s: not connected", addr);
 	*out = c;
@@ -528,7 +539,7 @@ static int finish_connect(vg_client_t *c, int fd)
 
 /* connect() on a fresh non-blocking socket; *fd set on success. */
 static int open_socket(vg_client_t *c, int family, int protocol, const struct sockaddr *sa,
-		       socklen_t salen, int *fd)
+                       socklen_t salen, int *fd)
 {
 	int s = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (s < 0)
@@ -561,8 +572,8 @@ static int connect_err(vg_client_t *c, int rc)
 }
 
 /* Splits "host:port", "[v6]:port", "host" or a bare IPv6 address. */
-static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostlen,
-		      char *port, size_t portlen)
+static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostlen, char *port,
+                      size_t portlen)
 {
 	const char *h = addr, *p = NULL;
 	size_t hlen;
@@ -570,7 +581,7 @@ static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostl
 		const char *end = strchr(addr, ']');
 		if (!end || (end[1] && end[1] != ':'))
 			return set_err(c, VG_EINVAL, "%s: malformed address (expected [v6]:port)",
-				       addr);
+			               addr);
 		h = addr + 1;
 		hlen = (size_t)(end - h);
 		p = end[1] ? end + 2 : NULL;
@@ -585,7 +596,7 @@ static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostl
 	}
 	if (hlen == 0 || hlen >= hostlen)
 		return set_err(c, VG_EINVAL, "%s: malformed address (host %s)", addr,
-			       hlen ? "too long" : "missing");
+		               hlen ? "too long" : "missing");
 	memcpy(host, h, hlen);
 	host[hlen] = '\0';
 	if (!p) {
@@ -598,7 +609,7 @@ static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostl
 	if (plen == 0 || plen >= portlen || *end || value < 1 || value > 65535 || p[0] == '+' ||
 	    p[0] == '-' || p[0] == ' ')
 		return set_err(c, VG_EINVAL, "%s: malformed address (port '%s' is not 1..65535)",
-			       addr, p);
+		               addr, p);
 	memcpy(port, p, plen + 1);
 	return 0;
 }
@@ -609,9 +620,8 @@ static int open_tcp(vg_client_t *c, const char *addr)
 	int rc = split_addr(c, addr, host, sizeof host, port, sizeof port);
 	if (rc)
 		return rc;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC,
-				 .ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_NUMERICSERV};
+	struct addrinfo hints = {
+	    .ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
 	struct addrinfo *res = NULL;
 	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai == EAI_SYSTEM)
@@ -620,11 +630,11 @@ static int open_tcp(vg_client_t *c, const char *addr)
 		return set_err(c, VG_ENOMEM, "%s: resolving '%s': out of memory", addr, host);
 	if (gai)
 		return set_err(c, VG_ENOTFOUND, "%s: resolving '%s': %s", addr, host,
-			       gai_strerror(gai));
+		               gai_strerror(gai));
 	rc = VG_ENOTFOUND;
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
 		rc = open_socket(c, ai->ai_family, ai->ai_protocol, ai->ai_addr, ai->ai_addrlen,
-				 &c->fd);
+		                 &c->fd);
 		if (!rc || rc == VG_ETIMEOUT)
 			break;
 	}
@@ -638,7 +648,7 @@ static int open_unix(vg_client_t *c, const char *path)
 	size_t len = strlen(path);
 	if (len == 0 || len >= sizeof sa.sun_path)
 		return set_err(c, VG_EINVAL, "%s: unix socket path of %zu bytes (1..%zu allowed)",
-			       c->addr, len, sizeof sa.sun_path - 1);
+		               c->addr, len, sizeof sa.sun_path - 1);
 	memcpy(sa.sun_path, path, len + 1);
 	int rc = open_socket(c, AF_UNIX, 0, (const struct sockaddr *)&sa, sizeof sa, &c->fd);
 	return rc ? connect_err(c, rc) : 0;
@@ -663,13 +673,13 @@ static int greet(vg_client_t *c)
 	if (env->body_case == VIGIL__V1__ENVELOPE__BODY_ERROR) {
 		rc = server_error(c, env->error);
 		set_err(c, rc, "%s: the server refused the greeting: %s", c->addr,
-			env->error->message ? env->error->message : vg_strerror(rc));
+		        env->error->message ? env->error->message : vg_strerror(rc));
 	} else if (env->body_case != VIGIL__V1__ENVELOPE__BODY_HELLO_OK) {
 		rc = fail_conn(c, VG_EPROTO, "unexpected %s frame in answer to Hello",
-			       body_name(env));
+		               body_name(env));
 	} else if (env->hello_ok->protocol_version != VG_PROTOCOL_VERSION) {
 		rc = fail_conn(c, VG_EVERSION, "the server speaks protocol version %u, not %d",
-			       (unsigned)env->hello_ok->protocol_version, VG_PROTOCOL_VERSION);
+		               (unsigned)env->hello_ok->protocol_version, VG_PROTOCOL_VERSION);
 	} else {
 		const char *v = env->hello_ok->server_version ? env->hello_ok->server_version : "";
 		c->server_version = vg_strndup(v, strlen(v));
@@ -677,13 +687,16 @@ static int greet(vg_client_t *c)
 			rc = set_err(c, VG_ENOMEM, "%s: out of memory", c->addr);
 		if (env->hello_ok->max_frame)
 			c->max_frame = env->hello_ok->max_frame;
+		/* The server never sends more than it accepts. */
+		if (c->max_frame > c->max_incoming)
+			c->max_incoming = c->max_frame;
 	}
 	vg_frame_free_envelope(env);
 	return rc;
 }
 
-static int connect_to(const char *addr, const char *unix_path, int timeout_ms,
-		      vg_client_t **out, char *err, size_t errlen)
+static int connect_to(const char *addr, const char *unix_path, int timeout_ms, vg_client_t **out,
+                      char *err, size_t errlen)
 {
 	*out = NULL;
 	vg_client_t *c;
@@ -709,8 +722,7 @@ static int connect_to(const char *addr, const char *unix_path, int timeout_ms,
 	return 0;
 }
 
-int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char *err,
-		      size_t errlen)
+int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char *err, size_t errlen)
 {
 	if (!addr)
 		addr = VG_CLIENT_DEFAULT_ADDR;
@@ -720,7 +732,7 @@ int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char 
 }
 
 int vg_client_connect_unix(const char *path, int timeout_ms, vg_client_t **out, char *err,
-			   size_t errlen)
+                           size_t errlen)
 {
 	if (!path) {
 		*out = NULL;
@@ -747,7 +759,10 @@ void vg_client_close(vg_client_t *c)
 	vg_free(c);
 }
 
-const char *vg_client_errstr(const vg_client_t *c) { return c ? c->errstr : ""; }
+const char *vg_client_errstr(const vg_client_t *c)
+{
+	return c ? c->errstr : "";
+}
 
 void vg_client_set_timeout(vg_client_t *c, int timeout_ms)
 {
@@ -755,14 +770,20 @@ void vg_client_set_timeout(vg_client_t *c, int timeout_ms)
 		c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 }
 
-bool vg_client_is_closed(const vg_client_t *c) { return !c || c->fd < 0; }
+bool vg_client_is_closed(const vg_client_t *c)
+{
+	return !c || c->fd < 0;
+}
 
 const char *vg_client_server_version(const vg_client_t *c)
 {
 	return c && c->server_version ? c->server_version : "";
 }
 
-size_t vg_client_max_frame(const vg_client_t *c) { return c ? c->max_frame : 0; }
+size_t vg_client_max_frame(const vg_client_t *c)
+{
+	return c ? c->max_frame : 0;
+}
 
 int vg_client_ping(vg_client_t *c)
 {
@@ -786,7 +807,7 @@ int vg_client_ping(vg_client_t *c)
 		rc = server_error(c, env->error);
 	else if (env->body_case != VIGIL__V1__ENVELOPE__BODY_PONG || env->pong->nonce != ping.nonce)
 		rc = fail_conn(c, VG_EPROTO, "unexpected %s frame in answer to Ping",
-			       body_name(env));
+		               body_name(env));
 	vg_frame_free_envelope(env);
 	return rc;
 }
@@ -886,8 +907,8 @@ int vg_client_wait_ack(vg_client_t *c, uint64_t *request_id, uint64_t *points)
 		if (c->nwrites == 0) {
 			int rc = check_open(c);
 			return rc ? rc
-				  : set_err(c, VG_ENOTFOUND,
-					    "no write is waiting for an acknowledgement");
+			          : set_err(c, VG_ENOTFOUND,
+			                    "no write is waiting for an acknowledgement");
 		}
 		Vigil__V1__Envelope *none;
 		int rc = pump(c, 0, &none);
@@ -896,7 +917,10 @@ int vg_client_wait_ack(vg_client_t *c, uint64_t *request_id, uint64_t *points)
 	}
 }
 
-size_t vg_client_pending_writes(const vg_client_t *c) { return c ? c->nwrites : 0; }
+size_t vg_client_pending_writes(const vg_client_t *c)
+{
+	return c ? c->nwrites : 0;
+}
 
 /* ---- queries ----------------------------------------------------------------------- */
 
@@ -950,8 +974,7 @@ static int stream_rows(sink_t *s, const Vigil__V1__ResultRows *rows, char *err, 
 }
 
 /* Sends the query and feeds its answer to `sink` until ResultEnd. */
-static int run_query(vg_client_t *c, const char *statement, sink_t *sink,
-		     vg_query_stats_t *stats)
+static int run_query(vg_client_t *c, const char *statement, sink_t *sink, vg_query_stats_t *stats)
 {
 	if (!statement)
 		return set_err(c, VG_EINVAL, "the statement is NULL");
@@ -1000,7 +1023,7 @@ static int run_query(vg_client_t *c, const char *statement, sink_t *sink,
 			break;
 		default:
 			rc = fail_conn(c, VG_EPROTO, "unexpected %s frame in answer to a query",
-				       body_name(env));
+			               body_name(env));
 		}
 		vg_frame_free_envelope(env);
 		if (rc == VG_EPROTO && err[0])
@@ -1036,11 +1059,12 @@ int vg_client_query(vg_client_t *c, const char *statement, vg_result_t **out)
 }
 
 int vg_client_query_stream(vg_client_t *c, const char *statement, vg_query_cb cb, void *ctx,
-			   vg_query_stats_t *stats)
+                           vg_query_stats_t *stats)
 {
 	if (!c || !cb)
 		return VG_EINVAL;
-	stream_sink_t sink = {.base = {.set = stream_set, .rows = stream_rows}, .cb = cb, .ctx = ctx};
+	stream_sink_t sink = {
+	    .base = {.set = stream_set, .rows = stream_rows}, .cb = cb, .ctx = ctx};
 	vg_query_stats_t got = {0};
 	int rc = run_query(c, statement, &sink.base, &got);
 	vg_result_set_release(&sink.set);

@@ -21,10 +21,10 @@
 #include "vg_proto.h"
 #include "vigil.h"
 
-/* Largest frame accepted from a server (the Envelope, without the prefix).
- * Servers keep their frames far smaller (result rows are split into
- * blocks); this only stops a corrupt length prefix from making the client
- * buffer gigabytes. */
+/* Largest frame accepted from a server (the Envelope, without the prefix),
+ * unless the server announced a larger max_frame: a server never sends
+ * frames larger than it accepts (docs/protocol.md, Framing).  This only
+ * stops a corrupt length prefix from making the client buffer gigabytes. */
 #define VG_CLIENT_MAX_INCOMING (64u * 1024u * 1024u)
 
 /* Size of the errstr buffers of clients and batches. */
@@ -150,7 +150,7 @@ struct vg_result {
  * VG_EPROTO (message in err) or VG_ENOMEM; on failure the set holds nothing
  * (vg_result_set_release() is still allowed). */
 int vg_result_set_init(vg_result_set_t *s, const Vigil__V1__ResultSet *rs, char *err,
-		       size_t errlen);
+                       size_t errlen);
 
 /* Frees the set's contents (not the struct). */
 void vg_result_set_release(vg_result_set_t *s);
@@ -159,7 +159,7 @@ void vg_result_set_release(vg_result_set_t *s);
  * 0, VG_EPROTO (message in err) or VG_ENOMEM; on failure the set is
  * unchanged. */
 int vg_result_set_append(vg_result_set_t *s, const Vigil__V1__ResultRows *rows, char *err,
-			 size_t errlen);
+                         size_t errlen);
 
 /* Forgets the rows held (first_row advances past them), keeping memory:
  * the streaming reader's "next block". */
@@ -171,6 +171,6 @@ int vg_result_new(vg_result_t **out);
 /* Appends a set initialised from rs; *set = the new set, owned by r.
  * Returns as vg_result_set_init(); on failure r is unchanged. */
 int vg_result_add_set(vg_result_t *r, const Vigil__V1__ResultSet *rs, vg_result_set_t **set,
-		      char *err, size_t errlen);
+                      char *err, size_t errlen);
 
 #endif

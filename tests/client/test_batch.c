@@ -83,7 +83,7 @@ static Vigil__V1__Envelope *roundtrip(const vg_batch_t *b, size_t *frame_len)
 	for (size_t i = 0; i < env->write->n_blocks; i++) {
 		char err[256];
 		cr_assert_eq(vg_write_block_check(env->write->blocks[i], err, sizeof err), 0,
-			     "block %zu fails the server's check: %s", i, err);
+		             "block %zu fails the server's check: %s", i, err);
 	}
 	if (frame_len)
 		*frame_len = frame.len;
@@ -100,7 +100,10 @@ static const Vigil__V1__WriteField *field_of(const Vigil__V1__WriteBlock *wb, co
 	return NULL;
 }
 
-static bool same_bits(double a, double b) { return !memcmp(&a, &b, sizeof a); }
+static bool same_bits(double a, double b)
+{
+	return !memcmp(&a, &b, sizeof a);
+}
 
 /* ---- error codes ------------------------------------------------------------ */
 
@@ -113,13 +116,20 @@ Test(batch, public_error_codes_are_the_librarys)
 		int code;
 		const char *message;
 	} codes[] = {
-	    {VG_ENOMEM, "out of memory"},     {VG_EINVAL, "invalid argument"},
-	    {VG_ECORRUPT, "corrupt data"},    {VG_EVERSION, "unsupported format version"},
-	    {VG_ENOTFOUND, "not found"},      {VG_ELIMIT, "limit exceeded"},
-	    {VG_ESTORE, "storage error"},     {VG_EAGAIN, "incomplete input"},
-	    {VG_ESYNTAX, "syntax error"},     {VG_EPROTO, "protocol error"},
-	    {VG_ECLOSED, "closed"},           {VG_ETIMEOUT, "timed out"},
-	    {VG_ECANCELED, "cancelled"},      {VG_EEXIST, "already exists"},
+	    {VG_ENOMEM, "out of memory"},
+	    {VG_EINVAL, "invalid argument"},
+	    {VG_ECORRUPT, "corrupt data"},
+	    {VG_EVERSION, "unsupported format version"},
+	    {VG_ENOTFOUND, "not found"},
+	    {VG_ELIMIT, "limit exceeded"},
+	    {VG_ESTORE, "storage error"},
+	    {VG_EAGAIN, "incomplete input"},
+	    {VG_ESYNTAX, "syntax error"},
+	    {VG_EPROTO, "protocol error"},
+	    {VG_ECLOSED, "closed"},
+	    {VG_ETIMEOUT, "timed out"},
+	    {VG_ECANCELED, "cancelled"},
+	    {VG_EEXIST, "already exists"},
 	    {VG_EOVERFLOW, "buffer overflow"},
 	};
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
@@ -142,7 +152,8 @@ Test(batch, row_wise_points_become_one_block_per_series)
 	const vg_tag_t web2[] = {{"host", "web2"}, {"dc", "eu"}};
 	for (int t = 0; t < 3; t++) {
 		/* Tag order must not matter; fields in varying order too. */
-		cr_assert_eq(vg_batch_add(b, "cpu", t % 2 ? web1 : web1_swapped, 2, "user", t, t + 0.5), 0);
+		cr_assert_eq(
+		    vg_batch_add(b, "cpu", t % 2 ? web1 : web1_swapped, 2, "user", t, t + 0.5), 0);
 		cr_assert_eq(vg_batch_add(b, "cpu", web2, 2, "idle", t, 90 - t), 0);
 		cr_assert_eq(vg_batch_add(b, "cpu", web1, 2, "idle", t, 80 - t), 0);
 		cr_assert_eq(vg_batch_add(b, "cpu", web2, 2, "user", t, t + 0.25), 0);
@@ -220,7 +231,8 @@ Test(batch, a_lagging_field_is_sent_over_its_prefix_of_times)
 
 	Vigil__V1__Envelope *env = roundtrip(b, NULL);
 	cr_assert_eq(env->write->n_blocks, 3);
-	const Vigil__V1__WriteBlock *const *wb = (const Vigil__V1__WriteBlock *const *)env->write->blocks;
+	const Vigil__V1__WriteBlock *const *wb =
+	    (const Vigil__V1__WriteBlock *const *)env->write->blocks;
 	cr_assert_eq(wb[0]->n_times, 3);
 	cr_assert_str_eq(wb[0]->fields[0]->name, "long");
 	cr_assert_eq(wb[1]->n_times, 2);
@@ -300,13 +312,21 @@ typedef struct bad_input {
 Test(batch, bad_names_are_refused_naming_the_input_and_change_nothing)
 {
 	static const bad_input_t cases[] = {
-	    {"9cpu", {{"host", "a"}}, 1, "f", "measurement '9cpu': invalid character '9' at byte 0"},
+	    {"9cpu",
+	     {{"host", "a"}},
+	     1,
+	     "f",
+	     "measurement '9cpu': invalid character '9' at byte 0"},
 	    {"", {{0}}, 0, "f", "measurement '': empty"},
 	    {NULL, {{0}}, 0, "f", "measurement '': empty"},
 	    {"cpu", {{"ho st", "a"}}, 1, "f", "tag key 'ho st' in measurement 'cpu'"},
 	    {"cpu", {{"host", ""}}, 1, "f", "tag value of 'host' in measurement 'cpu'"},
 	    {"cpu", {{"host", "\xff"}}, 1, "f", "invalid UTF-8"},
-	    {"cpu", {{"host", "a"}, {"dc", "x"}, {"host", "b"}}, 3, "f", "tag key 'host' in measurement 'cpu': appears twice"},
+	    {"cpu",
+	     {{"host", "a"}, {"dc", "x"}, {"host", "b"}},
+	     3,
+	     "f",
+	     "tag key 'host' in measurement 'cpu': appears twice"},
 	    {"cpu", {{NULL, "a"}}, 1, "f", "tag key ''"},
 	    {"cpu", {{"host", "a"}}, 1, "bad field", "field 'bad field' in measurement 'cpu'"},
 	    {"cpu", {{"host", "a"}}, 1, NULL, "field '' in measurement 'cpu': empty"},
@@ -322,16 +342,19 @@ Test(batch, bad_names_are_refused_naming_the_input_and_change_nothing)
 		double v = 2;
 		int rc = vg_batch_add(b, c->measurement, c->tags, c->ntags, c->field, t, v);
 		cr_assert_eq(rc, VG_EINVAL, "case %zu accepted", i);
-		cr_assert(strstr(vg_batch_errstr(b), c->message), "case %zu: errstr \"%s\" lacks \"%s\"",
-			  i, vg_batch_errstr(b), c->message);
+		cr_assert(strstr(vg_batch_errstr(b), c->message),
+		          "case %zu: errstr \"%s\" lacks \"%s\"", i, vg_batch_errstr(b),
+		          c->message);
 		rc = vg_batch_add_points(b, c->measurement, c->tags, c->ntags, c->field, &t, &v, 1);
 		cr_assert_eq(rc, VG_EINVAL, "case %zu accepted by add_points", i);
-		rc = vg_batch_add_points(b, c->measurement, c->tags, c->ntags, c->field, NULL, NULL, 0);
+		rc = vg_batch_add_points(b, c->measurement, c->tags, c->ntags, c->field, NULL, NULL,
+		                         0);
 		cr_assert_eq(rc, VG_EINVAL, "case %zu with n = 0 accepted", i);
 		assert_valid(b);
 		encode(b, &after);
 		cr_assert_eq(after.len, before.len);
-		cr_assert_eq(memcmp(after.data, before.data, after.len), 0, "case %zu changed the batch", i);
+		cr_assert_eq(memcmp(after.data, before.data, after.len), 0,
+		             "case %zu changed the batch", i);
 	}
 	cr_assert_eq(vg_batch_points(b), 1);
 	vg_buf_release(&before);
@@ -384,7 +407,8 @@ Test(batch, encoded_size_is_a_tight_upper_bound)
 		snprintf(v, sizeof v, "value-%d", (int)vg_test_below(&rng, 300));
 		vg_tag_t tag = {"tag", v};
 		int64_t t = (int64_t)vg_test_below(&rng, 1000);
-		cr_assert_eq(vg_batch_add(b, m, &tag, 1, vg_test_below(&rng, 2) ? "x" : "yy", t, 1.5), 0);
+		cr_assert_eq(
+		    vg_batch_add(b, m, &tag, 1, vg_test_below(&rng, 2) ? "x" : "yy", t, 1.5), 0);
 		env = roundtrip(b, &len);
 		size_t estimate = vg_batch_encoded_size(b);
 		cr_assert(estimate >= len, "estimate %zu below the real %zu", estimate, len);
@@ -424,11 +448,11 @@ static void series_name(char *out, size_t len, const char *m, int tagset, const 
 {
 	const vg_tag_t *t = tagsets[tagset][1]; /* the sorted order */
 	snprintf(out, len, "%s,%s=%s,%s=%s#%s", m, t[0].key, t[0].value, t[1].key, t[1].value,
-		 field);
+	         field);
 }
 
 static void ref_add(reference_t *r, const char *m, int tagset, const char *field, int64_t t,
-		    double v)
+                    double v)
 {
 	cr_assert_lt(r->n, REF_MAX);
 	ref_point_t *p = &r->points[r->n];
@@ -459,8 +483,8 @@ static void flatten(const Vigil__V1__Write *w, reference_t *out)
 				cr_assert_lt(out->n, REF_MAX);
 				ref_point_t *p = &out->points[out->n];
 				snprintf(p->series, sizeof p->series, "%s,%s=%s,%s=%s#%s",
-					 wb->measurement, wb->tags[0]->key, wb->tags[0]->value,
-					 wb->tags[1]->key, wb->tags[1]->value, wb->fields[f]->name);
+				         wb->measurement, wb->tags[0]->key, wb->tags[0]->value,
+				         wb->tags[1]->key, wb->tags[1]->value, wb->fields[f]->name);
 				p->time = wb->times[j];
 				p->value = wb->fields[f]->values[j];
 				p->seq = out->n++;
@@ -492,13 +516,15 @@ Test(batch, random_adds_encode_every_point_in_order)
 			switch (vg_test_below(&rng, 4)) {
 			case 0: { /* one point */
 				const char *f = fields[vg_test_below(&rng, 3)];
-				cr_assert_eq(vg_batch_add(b, m, tags, 2, f, times[0], values[0]), 0);
+				cr_assert_eq(vg_batch_add(b, m, tags, 2, f, times[0], values[0]),
+				             0);
 				ref_add(&want, m, ts, f, times[0], values[0]);
 				break;
 			}
 			case 1: { /* one series, several points */
 				const char *f = fields[vg_test_below(&rng, 3)];
-				cr_assert_eq(vg_batch_add_points(b, m, tags, 2, f, times, values, n), 0);
+				cr_assert_eq(
+				    vg_batch_add_points(b, m, tags, 2, f, times, values, n), 0);
 				for (size_t i = 0; i < n; i++)
 					ref_add(&want, m, ts, f, times[i], values[i]);
 				break;
@@ -507,15 +533,20 @@ Test(batch, random_adds_encode_every_point_in_order)
 				for (size_t i = 0; i < n; i++)
 					for (int f = 0; f < 3; f++) {
 						double v = values[i] + f / 4.0;
-						cr_assert_eq(vg_batch_add(b, m, tags, 2, fields[f], times[i], v), 0);
+						cr_assert_eq(vg_batch_add(b, m, tags, 2, fields[f],
+						                          times[i], v),
+						             0);
 						ref_add(&want, m, ts, fields[f], times[i], v);
 					}
 				break;
 			default: /* column by column */
 				for (int f = 0; f < 3; f++) {
-					cr_assert_eq(vg_batch_add_points(b, m, tags, 2, fields[f], times, values, n), 0);
+					cr_assert_eq(vg_batch_add_points(b, m, tags, 2, fields[f],
+					                                 times, values, n),
+					             0);
 					for (size_t i = 0; i < n; i++)
-						ref_add(&want, m, ts, fields[f], times[i], values[i]);
+						ref_add(&want, m, ts, fields[f], times[i],
+						        values[i]);
 				}
 			}
 			assert_valid(b);
@@ -527,16 +558,16 @@ Test(batch, random_adds_encode_every_point_in_order)
 		flatten(env->write, &got);
 		vg_frame_free_envelope(env);
 		cr_assert_eq(got.n, want.n, "seed %llu: %zu points encoded, %zu added",
-			     (unsigned long long)seed, got.n, want.n);
+		             (unsigned long long)seed, got.n, want.n);
 		qsort(want.points, want.n, sizeof want.points[0], by_series_then_seq);
 		qsort(got.points, got.n, sizeof got.points[0], by_series_then_seq);
 		for (size_t i = 0; i < want.n; i++) {
 			const ref_point_t *w = &want.points[i], *g = &got.points[i];
 			cr_assert_str_eq(g->series, w->series, "seed %llu point %zu",
-					 (unsigned long long)seed, i);
+			                 (unsigned long long)seed, i);
 			cr_assert(g->time == w->time && same_bits(g->value, w->value),
-				  "seed %llu: series %s point %zu differs", (unsigned long long)seed,
-				  w->series, i);
+			          "seed %llu: series %s point %zu differs",
+			          (unsigned long long)seed, w->series, i);
 		}
 		vg_batch_free(b);
 	}
@@ -567,7 +598,7 @@ static int run_step(vg_batch_t *b, int step)
 		return vg_batch_add(b, m, tags, 2, "f", times[0], values[0]);
 	case 1:
 		return vg_batch_add_points(b, "cpu", tags, 2, step % 8 == 1 ? "x" : "y", times,
-					   values, 300);
+		                           values, 300);
 	case 2:
 		return vg_batch_add_points(b, "cpu", tags, 2, "z", times, values, 1 + step % 5);
 	default:
@@ -618,7 +649,8 @@ Test(batch, every_allocation_failure_leaves_the_batch_unchanged)
 			cr_assert_eq(rc, VG_ENOMEM, "k=%ld step %d: %s", k, i, vg_strerror(rc));
 			failed = true;
 			assert_valid(b);
-			cr_assert(same_encoding(b, &ref[i]), "k=%ld: step %d changed the batch", k, i);
+			cr_assert(same_encoding(b, &ref[i]), "k=%ld: step %d changed the batch", k,
+			          i);
 			cr_assert_eq(run_step(b, i), 0, "k=%ld: step %d fails on retry", k, i);
 		}
 		vg_alloc_fail_after(-1);

@@ -70,17 +70,17 @@ typedef void (*script_fn)(fake_t *f, int fd);
 
 struct fake {
 	int lfd;
-	char addr[128];       /* what the client connects to */
-	char unix_path[108];  /* set for a Unix socket */
+	char addr[128];      /* what the client connects to */
+	char unix_path[108]; /* set for a Unix socket */
 	pthread_t thread;
 	bool running;
 	script_fn script;
-	atomic_bool stop;     /* ends the accept loop */
-	int max_connections;  /* 0: one */
-	bool raw;             /* decode without vg_malloc */
-	int chunk;            /* > 0: send in writes of this many bytes */
-	uint32_t max_frame;   /* announced in HelloOk; 0 = default */
-	uint8_t *in;          /* bytes read, not parsed (plain malloc) */
+	atomic_bool stop;    /* ends the accept loop */
+	int max_connections; /* 0: one */
+	bool raw;            /* decode without vg_malloc */
+	int chunk;           /* > 0: send in writes of this many bytes */
+	uint32_t max_frame;  /* announced in HelloOk; 0 = default */
+	uint8_t *in;         /* bytes read, not parsed (plain malloc) */
 	size_t in_len, in_cap;
 	char failure[512];
 	void *ctx;
@@ -150,14 +150,15 @@ static Vigil__V1__Envelope *srv_read(fake_t *f, int fd)
 				env = vigil__v1__envelope__unpack(NULL, n, f->in + VG_FRAME_HEADER);
 			} else {
 				size_t consumed;
-				int rc = vg_frame_parse(f->in, f->in_len, VG_DEFAULT_MAX_FRAME, &env,
-							&consumed);
+				int rc = vg_frame_parse(f->in, f->in_len, VG_DEFAULT_MAX_FRAME,
+				                        &env, &consumed);
 				if (rc)
 					srv_fail(f, "vg_frame_parse: %s", vg_strerror(rc));
 			}
 			if (!env)
 				srv_fail(f, "the client sent an undecodable frame");
-			memmove(f->in, f->in + VG_FRAME_HEADER + n, f->in_len - VG_FRAME_HEADER - n);
+			memmove(f->in, f->in + VG_FRAME_HEADER + n,
+			        f->in_len - VG_FRAME_HEADER - n);
 			f->in_len -= VG_FRAME_HEADER + n;
 			return env;
 		}
@@ -219,7 +220,7 @@ static bool srv_hello(fake_t *f, int fd)
 		return false;
 	if (env->hello->protocol_version != 1 || env->id != 1)
 		srv_fail(f, "Hello with version %u, id %llu", env->hello->protocol_version,
-			 (unsigned long long)env->id);
+		         (unsigned long long)env->id);
 	if (strncmp(env->hello->client_name, "libvigil/", 9))
 		srv_fail(f, "client name '%s'", env->hello->client_name);
 	send_hello_ok(f, fd, env->id);
@@ -239,7 +240,7 @@ static void send_write_ok(fake_t *f, int fd, uint64_t id, uint64_t points)
 }
 
 static void send_error(fake_t *f, int fd, uint64_t id, Vigil__V1__ErrorCode code,
-		       const char *message, uint32_t line, uint32_t column, bool fatal)
+                       const char *message, uint32_t line, uint32_t column, bool fatal)
 {
 	Vigil__V1__Error e = VIGIL__V1__ERROR__INIT;
 	e.code = code;
@@ -276,8 +277,8 @@ static void srv_ping(fake_t *f, int fd)
 }
 
 static void send_set(fake_t *f, int fd, uint64_t id, const char *name, const char *tag_key,
-		     const char *tag_value, size_t ncols, const char *const *cols,
-		     const Vigil__V1__ColumnType *types, bool has_time)
+                     const char *tag_value, size_t ncols, const char *const *cols,
+                     const Vigil__V1__ColumnType *types, bool has_time)
 {
 	Vigil__V1__Tag tag = VIGIL__V1__TAG__INIT;
 	Vigil__V1__Tag *tag_ptr = &tag;
@@ -301,8 +302,8 @@ static void send_set(fake_t *f, int fd, uint64_t id, const char *name, const cha
 
 /* One block of rows of a set with columns (time, float, string). */
 static void send_rows(fake_t *f, int fd, uint64_t id, size_t n, const int64_t *times,
-		      size_t nfloats, const double *floats, uint8_t float_nulls, size_t nstrings,
-		      const char *const *strings, uint8_t string_nulls)
+                      size_t nfloats, const double *floats, uint8_t float_nulls, size_t nstrings,
+                      const char *const *strings, uint8_t string_nulls)
 {
 	Vigil__V1__Column cf = VIGIL__V1__COLUMN__INIT, cs = VIGIL__V1__COLUMN__INIT;
 	cf.n_floats = nfloats;
@@ -344,7 +345,8 @@ static const Vigil__V1__ColumnType cpu_types[] = {T_TIME, T_FLOAT, T_STRING};
 
 /*
  * The canned answer: three result sets, the first over three ResultRows
- * frames that use both null layouts, then a set without a time column.
+ * frames with empty cells in both columns, then a set without a time
+ * column.  Empty cells hold placeholders (docs/protocol.md, Column).
  *
  *   cpu host=web1   time usage state       cpu host=web2       measurements
  *                   10   1.5   ok          10  7    x          name
@@ -359,7 +361,7 @@ static void send_canned(fake_t *f, int fd, uint64_t id, void (*between)(fake_t *
 	const int64_t t1[] = {10, 20};
 	const double v1[] = {1.5, 0};
 	const char *const s1[] = {"ok", "warn"};
-	send_rows(f, fd, id, 2, t1, 2, v1, 0x2, 2, s1, 0); /* positional null */
+	send_rows(f, fd, id, 2, t1, 2, v1, 0x2, 2, s1, 0);
 	if (between)
 		between(f, fd);
 	const int64_t t2[] = {30};
@@ -367,9 +369,9 @@ static void send_canned(fake_t *f, int fd, uint64_t id, void (*between)(fake_t *
 	const char *const s2[] = {""};
 	send_rows(f, fd, id, 1, t2, 1, v2, 0, 1, s2, 0x1);
 	const int64_t t3[] = {40, 50};
-	const double v3[] = {5.5};
+	const double v3[] = {-1, 5.5}; /* the placeholder must not show */
 	const char *const s3[] = {"a", "b"};
-	send_rows(f, fd, id, 2, t3, 1, v3, 0x1, 2, s3, 0); /* dense: only non-null values */
+	send_rows(f, fd, id, 2, t3, 2, v3, 0x1, 2, s3, 0);
 
 	send_set(f, fd, id, "cpu", "host", "web2", 3, cpu_cols, cpu_types, true);
 	const int64_t t4[] = {10};
@@ -586,7 +588,7 @@ Test(client, connect_over_a_unix_socket)
 {
 	fake_t f = {.max_connections = 2};
 	fake_start_unix(&f, script_hello_ping);
-	vg_client_t *c = connect_to(&f, 2000); /* "unix:/path" */
+	vg_client_t *c = connect_to(&f, 2000);                      /* "unix:/path" */
 	cr_assert_eq(vg_client_max_frame(c), VG_DEFAULT_MAX_FRAME); /* 0 announced */
 	cr_assert_eq(vg_client_ping(c), 0);
 	vg_client_close(c);
@@ -631,8 +633,8 @@ Test(client, connect_times_out_when_the_server_never_answers)
 
 Test(client, malformed_addresses_are_refused)
 {
-	static const char *const bad[] = {"127.0.0.1:99999", "127.0.0.1:", ":8445", "[::1",
-					  "[::1]x", "127.0.0.1:12ab", "unix:"};
+	static const char *const bad[] = {"127.0.0.1:99999", "127.0.0.1:",     ":8445", "[::1",
+	                                  "[::1]x",          "127.0.0.1:12ab", "unix:"};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		vg_client_t *c;
 		char err[VG_CLIENT_ERRLEN];
@@ -647,7 +649,7 @@ static void script_version_refused(fake_t *f, int fd)
 	Vigil__V1__Envelope *env = srv_expect(f, fd, ENUM(ENVELOPE__BODY_HELLO));
 	if (env) {
 		send_error(f, fd, env->id, ENUM(ERROR_CODE__ERROR_VERSION),
-			   "protocol version 1 is not supported", 0, 0, true);
+		           "protocol version 1 is not supported", 0, 0, true);
 		srv_free(f, env);
 	}
 }
@@ -686,7 +688,7 @@ static void script_write(fake_t *f, int fd)
 	if (!env)
 		return;
 	send_error(f, fd, env->id, ENUM(ERROR_CODE__ERROR_INVALID),
-		   "field 'usage' in measurement 'cpu': too many series", 0, 0, false);
+	           "field 'usage' in measurement 'cpu': too many series", 0, 0, false);
 	srv_free(f, env);
 	srv_ping(f, fd);
 }
@@ -701,7 +703,8 @@ Test(client, write_waits_for_the_acknowledgement)
 	cr_assert_eq(vg_client_write(c, b, &points), 0, "%s", vg_client_errstr(c));
 	cr_assert_eq(points, 10);
 	cr_assert_eq(vg_client_write(c, b, &points), VG_EINVAL);
-	cr_assert_str_eq(vg_client_errstr(c), "field 'usage' in measurement 'cpu': too many series");
+	cr_assert_str_eq(vg_client_errstr(c),
+	                 "field 'usage' in measurement 'cpu': too many series");
 	cr_assert_eq(vg_client_pending_writes(c), 0);
 	cr_assert_eq(vg_client_ping(c), 0, "a refused write must leave the connection usable");
 	vg_batch_clear(b);
@@ -727,8 +730,8 @@ static void script_pipeline(fake_t *f, int fd)
 	}
 	for (int i = 0; i < 5; i++) {
 		if (i == 2)
-			send_error(f, fd, ids[i], ENUM(ERROR_CODE__ERROR_STORAGE),
-				   "disk full", 0, 0, false);
+			send_error(f, fd, ids[i], ENUM(ERROR_CODE__ERROR_STORAGE), "disk full", 0,
+			           0, false);
 		else
 			send_write_ok(f, fd, ids[i], (uint64_t)i + 1);
 	}
@@ -823,7 +826,8 @@ Test(client, a_request_over_the_servers_frame_limit_is_not_sent)
 	uint64_t id = 5;
 	cr_assert_eq(vg_client_write_async(c, b, &id), VG_ELIMIT);
 	cr_assert_eq(id, 5, "a failed call must not set the id");
-	cr_assert(strstr(vg_client_errstr(c), "frame limit of 1024 bytes"), "%s", vg_client_errstr(c));
+	cr_assert(strstr(vg_client_errstr(c), "frame limit of 1024 bytes"), "%s",
+	          vg_client_errstr(c));
 	cr_assert_eq(vg_client_pending_writes(c), 0);
 	char statement[2048];
 	memset(statement, 'x', sizeof statement - 1);
@@ -854,7 +858,7 @@ static void script_query(fake_t *f, int fd)
 	if (!q)
 		return;
 	send_error(f, fd, q->id, ENUM(ERROR_CODE__ERROR_SYNTAX), "expected FROM, found 'FORM'", 1,
-		   23, false);
+	           23, false);
 	srv_free(f, q);
 	srv_ping(f, fd);
 }
@@ -917,7 +921,7 @@ static int record(void *ctx, vg_query_event_t event, const vg_result_set_t *set)
 	size_t len = strlen(e->log);
 	if (event == VG_QUERY_SET_BEGIN) {
 		snprintf(e->log + len, sizeof e->log - len, "[%s %s]", vg_result_name(set),
-			 vg_result_tag_count(set) ? vg_result_tag_value(set, 0) : "-");
+		         vg_result_tag_count(set) ? vg_result_tag_value(set, 0) : "-");
 		cr_assert_eq(vg_result_row_count(set), 0);
 		return 0;
 	}
@@ -947,8 +951,8 @@ static void script_stream(fake_t *f, int fd)
 	if (cancel) {
 		if (cancel->cancel->request_id != q->id)
 			srv_fail(f, "Cancel for %llu, not %llu",
-				 (unsigned long long)cancel->cancel->request_id,
-				 (unsigned long long)q->id);
+			         (unsigned long long)cancel->cancel->request_id,
+			         (unsigned long long)q->id);
 		srv_free(f, cancel);
 	}
 	srv_free(f, q);
@@ -963,7 +967,7 @@ Test(client, query_stream_delivers_each_block_and_can_stop)
 	events_t e = {0};
 	vg_query_stats_t st = {0};
 	cr_assert_eq(vg_client_query_stream(c, "SELECT * FROM cpu", record, &e, &st), 0, "%s",
-		     vg_client_errstr(c));
+	             vg_client_errstr(c));
 	cr_assert_str_eq(e.log, "[cpu web1]212[cpu web2]1[measurements -]2");
 	cr_assert_eq(e.first_rows[0], 0);
 	cr_assert_eq(e.first_rows[1], 2);
@@ -1037,7 +1041,7 @@ Test(client, a_server_closing_mid_frame_closes_the_client)
 	vg_result_t *r;
 	cr_assert_eq(vg_client_query(c, "SELECT * FROM cpu", &r), VG_ECLOSED);
 	cr_assert(strstr(vg_client_errstr(c), "in the middle of a frame"), "%s",
-		  vg_client_errstr(c));
+	          vg_client_errstr(c));
 	cr_assert(strstr(vg_client_errstr(c), f.addr));
 	cr_assert(vg_client_is_closed(c));
 	char reason[VG_CLIENT_ERRLEN];
@@ -1109,8 +1113,32 @@ Test(client, an_oversized_length_prefix_is_a_protocol_error)
 	cr_assert_eq(vg_client_ping(c), 0);
 	cr_assert_eq(vg_client_ping(c), VG_EPROTO);
 	cr_assert(strstr(vg_client_errstr(c), "2147483647 bytes, more than the limit"), "%s",
-		  vg_client_errstr(c));
+	          vg_client_errstr(c));
 	cr_assert(vg_client_is_closed(c));
+	vg_client_close(c);
+	fake_stop(&f);
+}
+
+static void script_big_frame(fake_t *f, int fd)
+{
+	if (!srv_hello(f, fd))
+		return;
+	Vigil__V1__Envelope *p = srv_expect(f, fd, ENUM(ENVELOPE__BODY_PING));
+	if (p)
+		srv_free(f, p);
+	/* 70 MiB announced, 2 bytes sent, then the connection closes. */
+	const uint8_t start[] = {0x04, 0x60, 0x00, 0x00, 0x08, 0x02};
+	srv_write(f, fd, start, sizeof start);
+}
+
+Test(client, frames_up_to_the_servers_own_larger_limit_are_accepted)
+{
+	fake_t f = {.max_frame = 100u << 20};
+	fake_start(&f, script_big_frame);
+	vg_client_t *c = connect_to(&f, 2000);
+	cr_assert_eq(vg_client_ping(c), VG_ECLOSED, "%s", vg_client_errstr(c));
+	cr_assert(strstr(vg_client_errstr(c), "in the middle of a frame (6 bytes of it received)"),
+	          "%s", vg_client_errstr(c));
 	vg_client_close(c);
 	fake_stop(&f);
 }
@@ -1133,7 +1161,7 @@ Test(client, an_undecodable_frame_is_a_protocol_error)
 	vg_client_t *c = connect_to(&f, 2000);
 	cr_assert_eq(vg_client_ping(c), VG_EPROTO);
 	cr_assert(strstr(vg_client_errstr(c), "bad frame from the server"), "%s",
-		  vg_client_errstr(c));
+	          vg_client_errstr(c));
 	vg_client_close(c);
 	fake_stop(&f);
 }
@@ -1161,7 +1189,7 @@ Test(client, rows_that_do_not_fit_their_set_are_a_protocol_error)
 	vg_result_t *r;
 	cr_assert_eq(vg_client_query(c, "SELECT * FROM cpu", &r), VG_EPROTO);
 	cr_assert(strstr(vg_client_errstr(c), "column 'usage' has 1 values for 3 rows"), "%s",
-		  vg_client_errstr(c));
+	          vg_client_errstr(c));
 	cr_assert(vg_client_is_closed(c));
 	vg_client_close(c);
 	fake_stop(&f);
@@ -1175,7 +1203,7 @@ static void script_shutdown(fake_t *f, int fd)
 	if (!q)
 		return;
 	send_error(f, fd, 0, ENUM(ERROR_CODE__ERROR_SHUTDOWN), "the server is stopping", 0, 0,
-		   true);
+	           true);
 	srv_free(f, q);
 }
 
@@ -1224,8 +1252,8 @@ Test(client, every_allocation_failure_is_reported_and_leaks_nothing)
 		vg_alloc_fail_after(-1);
 		failed = rc || qrc;
 		cr_assert(rc == 0 || rc == VG_ENOMEM, "k=%ld connect: %s", k, err);
-		cr_assert(qrc == 0 || qrc == VG_ENOMEM, "k=%ld query: %s (%s)", k,
-			  vg_strerror(qrc), c ? vg_client_errstr(c) : "");
+		cr_assert(qrc == 0 || qrc == VG_ENOMEM, "k=%ld query: %s (%s)", k, vg_strerror(qrc),
+		          c ? vg_client_errstr(c) : "");
 		if (rc == 0 && qrc == VG_ENOMEM) {
 			cr_assert_null(r);
 			cr_assert_not(vg_client_is_closed(c), "k=%ld: out of memory closed it", k);

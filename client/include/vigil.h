@@ -1,0 +1,429 @@
+/*
+ * vigil.h — libvigil, the C client library of the Vigil time-series database.
+ *
+ * This header is the whole manual: it includes only standard headers, every
+ * handle is opaque, and each function says what it returns, who owns each
+ * pointer and how long it stays valid.  Link with `pkg-config --libs vigil`
+ * (libvigil.so or libvigil.a).  client/examples/write_and_query.c is a
+ * complete program to start from.
+ *
+ * Objects
+ *   vg_client_t   one connection to a vigild server (TCP or Unix socket).
+ *   vg_batch_t    points being collected for one write; independent of any
+ *                 connection, reusable after vg_batch_clear().
+ *   vg_result_t   the buffered answer to a query: result sets of rows.
+ *
+ * Errors
+ *   Every function that can fail returns int: 0 on success, a negative
+ *   VG_E* code below, or -errno for a system error (e.g. -ECONNREFUSED).
+ *   vg_strerror() names the code; vg_client_errstr() and vg_batch_errstr()
+ *   give the detail of the last failure (the bad name, the server's
+ *   message, "line 1, column 8: ..." for a syntax error).  A call that
+ *   fails never calls its callback and leaves its objects as they were,
+ *   except where a function below says otherwise.  The library never
+ *   aborts and never exits: an allocation failure is VG_ENOMEM.
+ *
+ * Threads
+ *   A vg_client_t is not thread-safe: use one per thread, or serialise all
+ *   calls on it.  Batches and results are independent objects; different
+ *   ones may be used in different threads at the same time, and a batch
+ *   that no thread modifies may be written by several clients at once.
+ *
+ * Timeouts
+ *   timeout_ms bounds how long a call waits for the server.  For
+ *   vg_client_connect*() it bounds the whole connect and greeting.  For
+ *   every later call it bounds each wait: the call fails with VG_ETIMEOUT
+ *   when the server neither sends nor accepts a byte for timeout_ms, so a
+ *   long result that keeps arriving is never cut off.  0 (or negative)
+ *   waits forever.  A timeout while waiting for an answer leaves the
+ *   connection usable: the late answer is recognised by its request id and
+ *   discarded (a timed-out query is also cancelled on the server).  A
+ *   timeout while sending closes the connection, since the server then
+ *   holds part of a frame.
+ *
+ * Limits
+ *   A request larger than the server's frame limit (vg_client_max_frame(),
+ *   announced by the server, 16 MiB by default) is refused with VG_ELIMIT
+ *   before anything is sent: split the batch.  A frame from the server
+ *   larger than that limit or 64 MiB, whichever is larger, is a protocol
+ *   error (VG_EPROTO) and closes the connection.
+ *
+ * Not yet here
+ *   Subscriptions (SUBSCRIBE statements and the rows the server pushes)
+ *   come in a later version; vg_client_query() of a SUBSCRIBE statement is
+ *   refused by the server with VG_EINVAL.
+ *
+ * Connection failures
+ *   An I/O error, the server closing the connection, or a broken frame from
+ *   the server (VG_EPROTO) closes the client: every later call returns
+ *   VG_ECLOSED and vg_client_errstr() keeps the original reason.  Then
+ *   vg_client_close() it and connect again.
+ */
+#ifndef VIGIL_H
+#define VIGIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------------------------
+ * Error codes
+ *
+ * This block is a verbatim copy of the server's common/vg_error.h under the
+ * same include guard, so a file may include both headers in either order
+ * and sees one definition.  The values are part of the wire contract and
+ * are never renumbered, only appended to; the library's tests check every
+ * value below against the library's own.
+ * ------------------------------------------------------------------------- */
+#ifndef VG_ERROR_H
+#define VG_ERROR_H
+
+#define VG_EBASE (-30000)
+
+enum {
+	VG_ENOMEM = VG_EBASE - 1,     /* an allocation failed */
+	VG_EINVAL = VG_EBASE - 2,     /* an argument or input is malformed */
+	VG_ECORRUPT = VG_EBASE - 3,   /* stored or received bytes fail validation */
+	VG_EVERSION = VG_EBASE - 4,   /* on-disk or wire format of another version */
+	VG_ENOTFOUND = VG_EBASE - 5,  /* no such series, measurement, query, ... */
+	VG_ELIMIT = VG_EBASE - 6,     /* a configured or hard limit was exceeded */
+	VG_ESTORE = VG_EBASE - 7,     /* the storage layer (LMDB) reported an error */
+	VG_EAGAIN = VG_EBASE - 8,     /* incomplete input: need more bytes */
+	VG_ESYNTAX = VG_EBASE - 9,    /* a statement does not parse */
+	VG_EPROTO = VG_EBASE - 10,    /* a peer broke the protocol */
+	VG_ECLOSED = VG_EBASE - 11,   /* the connection or object is closed */
+	VG_ETIMEOUT = VG_EBASE - 12,  /* a deadline passed */
+	VG_ECANCELED = VG_EBASE - 13, /* the operation was cancelled */
+	VG_EEXIST = VG_EBASE - 14,    /* the thing to create already exists */
+	VG_EOVERFLOW = VG_EBASE - 15, /* a bounded buffer overflowed */
+	VG_ELAST = VG_EBASE - 16
+};
+
+/* A static, never-NULL message for `code` (0, -errno or VG_E*). */
+const char *vg_strerror(int code);
+
+#endif /* VG_ERROR_H */
+
+/* ---------------------------------------------------------------------------
+ * Types
+ * ------------------------------------------------------------------------- */
+
+typedef struct vg_client vg_client_t;         /* a connection */
+typedef struct vg_batch vg_batch_t;           /* points to write */
+typedef struct vg_result vg_result_t;         /* a buffered query answer */
+typedef struct vg_result_set vg_result_set_t; /* one group of rows in an answer */
+
+/* One tag of a point.  Both strings are NUL-terminated and borrowed for the
+ * duration of the call that receives them. */
+typedef struct vg_tag {
+	const char *key;
+	const char *value;
+} vg_tag_t;
+
+/* The type of a result column (the values equal vigil.v1.ColumnType). */
+typedef enum vg_column_type {
+	VG_COLUMN_TIME = 1,    /* int64 ns since the epoch: vg_result_time() */
+	VG_COLUMN_FLOAT = 2,   /* vg_result_float() */
+	VG_COLUMN_STRING = 3,  /* vg_result_string() */
+	VG_COLUMN_INTEGER = 4, /* whole numbers such as count(), as double: vg_result_float() */
+} vg_column_type_t;
+
+/* What the server reported at the end of a query. */
+typedef struct vg_query_stats {
+	uint64_t rows;           /* rows in all result sets */
+	uint64_t points_scanned; /* stored points the server read */
+	uint64_t elapsed_ns;     /* server-side execution time */
+} vg_query_stats_t;
+
+/* The address vigild listens on by default. */
+#define VG_CLIENT_DEFAULT_ADDR "127.0.0.1:8445"
+/* A size for connect error buffers that never truncates in practice. */
+#define VG_CLIENT_ERRLEN 512
+
+/* ---------------------------------------------------------------------------
+ * Connections
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Connects to a server and greets it (Hello / HelloOk, protocol version 1).
+ *
+ * addr: "host:port" ("127.0.0.1:8445", "db.example:8445", "[::1]:8445"), a
+ * host alone (port 8445), "unix:/path/to/socket", or NULL for
+ * VG_CLIENT_DEFAULT_ADDR.  The socket is non-blocking with TCP_NODELAY;
+ * every address the name resolves to is tried in turn.  timeout_ms bounds
+ * the whole call (0 waits forever) and becomes the client's timeout.
+ *
+ * On success *out is a new client; free it with vg_client_close().  On
+ * failure *out is NULL and err (errlen bytes, may be NULL when errlen is 0)
+ * holds a NUL-terminated message naming the address, e.g.
+ * "127.0.0.1:8445: connect: Connection refused".
+ *
+ * Returns 0; -errno from the socket layer (-ECONNREFUSED, ...);
+ * VG_EINVAL (malformed address); VG_ENOTFOUND (the host does not resolve);
+ * VG_ETIMEOUT; VG_EVERSION (the server does not speak version 1);
+ * VG_ECLOSED (the server closed the connection); VG_EPROTO; VG_ENOMEM.
+ */
+int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char *err,
+                      size_t errlen);
+
+/* Same, over the Unix socket at `path` (at most 107 bytes). */
+int vg_client_connect_unix(const char *path, int timeout_ms, vg_client_t **out, char *err,
+                           size_t errlen);
+
+/* Closes the connection and frees the client and everything it owns.
+ * Writes still in flight may or may not have been applied.  NULL is allowed. */
+void vg_client_close(vg_client_t *c);
+
+/* The detail of the client's last failure, "" if none yet.  The string is
+ * owned by the client and valid until its next call. */
+const char *vg_client_errstr(const vg_client_t *c);
+
+/* Changes the timeout of later calls (see Timeouts above; 0 waits forever). */
+void vg_client_set_timeout(vg_client_t *c, int timeout_ms);
+
+/* True once the connection has failed or the server has closed it; every
+ * call but vg_client_wait_ack() then returns VG_ECLOSED. */
+bool vg_client_is_closed(const vg_client_t *c);
+
+/* The server's version string from its greeting; owned by the client, valid
+ * until vg_client_close(). */
+const char *vg_client_server_version(const vg_client_t *c);
+
+/* The largest frame (bytes, without the 4-byte length prefix) the server
+ * accepts; larger requests fail with VG_ELIMIT. */
+size_t vg_client_max_frame(const vg_client_t *c);
+
+/* Round trip to the server (Ping / Pong).  Returns 0 or an error as above. */
+int vg_client_ping(vg_client_t *c);
+
+/* ---------------------------------------------------------------------------
+ * Batches: collecting points to write
+ *
+ * A batch copies everything it is given.  It groups points into the
+ * protocol's columnar blocks: one block per (measurement, tag set), tags in
+ * any order; inside a block, fields that are written at the same
+ * timestamps share one time column.  Adding a point whose timestamps do
+ * not line up with its block's starts a new block, so any order of adds is
+ * correct; the compact encoding comes from adding either row by row (every
+ * field at t1, then every field at t2, ...) or column by column (each field
+ * with the same times array).  Points of one series keep the order in
+ * which they were added, so of two points at the same timestamp the one
+ * added later wins.
+ *
+ * Names are checked when added, with the server's own rules:
+ * measurement, tag keys and field keys match [A-Za-z_][A-Za-z0-9_.:-]* and
+ * have 1..255 bytes; tag values are 1..1024 bytes of UTF-8; at most 64
+ * tags, keys unique.  Values are any double, stored bit-exact (NaN, ±Inf,
+ * -0.0); times are int64 ns since the Unix epoch.
+ * ------------------------------------------------------------------------- */
+
+/* Creates an empty batch in *out; free it with vg_batch_free().
+ * Returns 0 or VG_ENOMEM (*out = NULL). */
+int vg_batch_new(vg_batch_t **out);
+
+/* Frees the batch and everything it holds.  NULL is allowed. */
+void vg_batch_free(vg_batch_t *b);
+
+/* Empties the batch, keeping some memory for reuse. */
+void vg_batch_clear(vg_batch_t *b);
+
+/*
+ * Adds one point: `value` of `field` at `time_ns` in the series of
+ * `measurement` and the ntags `tags` (NULL when ntags is 0).  All strings
+ * are copied.  Returns 0; VG_EINVAL for a bad name, tag or count, with
+ * vg_batch_errstr() naming it ("tag key 'ho st' in measurement 'cpu':
+ * invalid character ' ' at byte 2"); VG_ENOMEM.  On failure the batch is
+ * unchanged.
+ */
+int vg_batch_add(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                 const char *field, int64_t time_ns, double value);
+
+/*
+ * Adds n points of one series at once: values[i] at times_ns[i].  Both
+ * arrays (n entries) are copied.  Adding several fields of a series with
+ * the same times array builds one block.  Returns as vg_batch_add(); on
+ * failure none of the n points was added.
+ */
+int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                        const char *field, const int64_t *times_ns, const double *values, size_t n);
+
+/* The number of points (field values) in the batch. */
+size_t vg_batch_points(const vg_batch_t *b);
+
+/* An upper bound on the bytes the batch takes on the wire as one Write
+ * frame, length prefix included; exact to within 11 bytes unless a field
+ * lags behind its block's timestamps.  Compare it with
+ * vg_client_max_frame() to decide when to send. */
+size_t vg_batch_encoded_size(const vg_batch_t *b);
+
+/* The detail of the failure of the last add, "" if it succeeded.  Owned by
+ * the batch, valid until its next call. */
+const char *vg_batch_errstr(const vg_batch_t *b);
+
+/* ---------------------------------------------------------------------------
+ * Writing
+ *
+ * A write is acknowledged after the server has committed it durably.  The
+ * batch is only read: it may be cleared, reused or freed as soon as the
+ * call returns.  Writing an empty batch is VG_EINVAL.
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Sends the batch as one request and waits for its acknowledgement.
+ * *points (may be NULL) receives the number of points the server stored.
+ * Returns 0; the server's refusal mapped to a code (VG_EINVAL,
+ * VG_ESTORE, VG_ELIMIT, ...) with its message in vg_client_errstr();
+ * VG_ELIMIT if the batch exceeds vg_client_max_frame() (nothing sent);
+ * VG_ETIMEOUT or a connection error (the write may or may not have been
+ * applied; writing the same batch again is safe: a point written twice
+ * is stored once).
+ */
+int vg_client_write(vg_client_t *c, const vg_batch_t *b, uint64_t *points);
+
+/*
+ * Pipelining: sends the batch without waiting.  *request_id (may be NULL)
+ * receives the id that vg_client_wait_ack() reports for it.  Any number of
+ * writes may be in flight; other calls on the client (queries, synchronous
+ * writes) set aside acknowledgements that arrive meanwhile.  Returns 0 or an
+ * error as for vg_client_write(); on error nothing is in flight for it.
+ */
+int vg_client_write_async(vg_client_t *c, const vg_batch_t *b, uint64_t *request_id);
+
+/*
+ * Waits for the next acknowledgement of a write sent with
+ * vg_client_write_async(), in the order the server sends them.  Every such
+ * write yields exactly one result here.
+ *
+ * Returns 0 with *request_id and *points (either may be NULL) set; or the
+ * write's error (the server's refusal, or, when the connection failed
+ * before the answer, the reason it failed — the write may or may not have
+ * been applied) with *request_id naming the write and
+ * vg_client_errstr() the detail.  Failures that belong to no write set
+ * *request_id to 0 and leave every write in flight: VG_ENOTFOUND (none is
+ * in flight), VG_ETIMEOUT, VG_ENOMEM, a non-fatal connection-level error
+ * from the server, and VG_ECLOSED once every write has been reported.
+ */
+int vg_client_wait_ack(vg_client_t *c, uint64_t *request_id, uint64_t *points);
+
+/* Writes sent with vg_client_write_async() whose result vg_client_wait_ack()
+ * has not returned yet. */
+size_t vg_client_pending_writes(const vg_client_t *c);
+
+/* ---------------------------------------------------------------------------
+ * Queries
+ *
+ * An answer is a list of result sets, one per group of the query (a
+ * measurement and the values of its GROUP BY tags).  Columns are numbered
+ * as the server sends them: when the set has a time column it is column 0,
+ * named "time", of type VG_COLUMN_TIME; SHOW statements have none.
+ * ------------------------------------------------------------------------- */
+
+/*
+ * Runs one statement and buffers the whole answer.  On success *out is the
+ * answer; free it with vg_result_free().  On failure *out is NULL.
+ * Returns 0; the server's error mapped to a code — VG_ESYNTAX with
+ * vg_client_errstr() "line L, column C: message", VG_ENOTFOUND,
+ * VG_EINVAL, VG_ETIMEOUT, ...; VG_ELIMIT if the statement exceeds the
+ * frame limit; VG_ENOMEM (the query is cancelled on the server); a
+ * connection error.
+ */
+int vg_client_query(vg_client_t *c, const char *statement, vg_result_t **out);
+
+/* What a vg_query_cb is told. */
+typedef enum vg_query_event {
+	VG_QUERY_SET_BEGIN, /* a result set starts: names, tags, columns; no rows */
+	VG_QUERY_ROWS,      /* the next rows of the current set */
+} vg_query_event_t;
+
+/*
+ * Receives a streamed answer.  `set` describes the current result set; with
+ * VG_QUERY_ROWS it holds only the rows that just arrived, and
+ * vg_result_first_row() says where they start within the set.  `set` and
+ * every string read from it are valid only until the callback returns.
+ * Return 0 to go on; any other value stops the query (it is cancelled on
+ * the server) and vg_client_query_stream() returns that value.
+ */
+typedef int (*vg_query_cb)(void *ctx, vg_query_event_t event, const vg_result_set_t *set);
+
+/*
+ * Runs one statement and hands the answer to `cb` as it arrives, so that an
+ * answer of any size needs only one block of rows in memory.  ctx is passed
+ * through.  *stats (may be NULL) receives the server's totals on success.
+ * Returns as vg_client_query(), or the callback's non-zero value.  Once the
+ * callback has been called, a failure may follow — the answer seen so far
+ * is then incomplete.
+ */
+int vg_client_query_stream(vg_client_t *c, const char *statement, vg_query_cb cb, void *ctx,
+                           vg_query_stats_t *stats);
+
+/* ---------------------------------------------------------------------------
+ * Results
+ *
+ * Pointers and strings read from a vg_result_t are owned by it and valid
+ * until vg_result_free().  Accessors tolerate out-of-range indexes: they
+ * return 0, false, NULL or "" as said.
+ * ------------------------------------------------------------------------- */
+
+/* Frees the answer and every set in it.  NULL is allowed. */
+void vg_result_free(vg_result_t *r);
+
+/* The number of result sets (0 when nothing matched). */
+size_t vg_result_set_count(const vg_result_t *r);
+
+/* Result set i (0-based), or NULL when i >= vg_result_set_count(). */
+const vg_result_set_t *vg_result_set(const vg_result_t *r, size_t i);
+
+/* The server's totals for the query. */
+void vg_result_stats(const vg_result_t *r, vg_query_stats_t *out);
+
+/* The set's name: the measurement, or the SHOW statement's subject. */
+const char *vg_result_name(const vg_result_set_t *s);
+
+/* The set's GROUP BY tags, in GROUP BY order; key and value of tag i
+ * ("" when out of range). */
+size_t vg_result_tag_count(const vg_result_set_t *s);
+const char *vg_result_tag_key(const vg_result_set_t *s, size_t i);
+const char *vg_result_tag_value(const vg_result_set_t *s, size_t i);
+
+/* Columns: count, name ("" when out of range) and type (0 when out of
+ * range). */
+size_t vg_result_column_count(const vg_result_set_t *s);
+const char *vg_result_column_name(const vg_result_set_t *s, size_t col);
+vg_column_type_t vg_result_column_type(const vg_result_set_t *s, size_t col);
+
+/* True if column 0 is the time column. */
+bool vg_result_has_time(const vg_result_set_t *s);
+
+/* Rows held by the set: all of them for a buffered answer; those of the
+ * current block in a vg_query_cb. */
+size_t vg_result_row_count(const vg_result_set_t *s);
+
+/* The index within the whole set of the set's row 0: 0 for a buffered
+ * answer; in a vg_query_cb, the rows delivered before this block. */
+uint64_t vg_result_first_row(const vg_result_set_t *s);
+
+/* The row's time in ns since the epoch; 0 if the set has no time column. */
+int64_t vg_result_time(const vg_result_set_t *s, size_t row);
+
+/* True if the cell holds no value (FILL(null), a missing field); also true
+ * out of range.  Time cells always hold a value. */
+bool vg_result_is_null(const vg_result_set_t *s, size_t row, size_t col);
+
+/* For a FLOAT or INTEGER cell: true with *out = the value; false, *out
+ * untouched, when the cell is null or not numeric (time cells are read with
+ * vg_result_time()). */
+bool vg_result_float(const vg_result_set_t *s, size_t row, size_t col, double *out);
+
+/* For a STRING cell: the NUL-terminated value; NULL when the cell is null or
+ * not a string.  Owned by the result (see above). */
+const char *vg_result_string(const vg_result_set_t *s, size_t row, size_t col);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* VIGIL_H */

@@ -1,0 +1,623 @@
+/*
+ * exec_agg.c — aggregate SELECTs: accumulators and the bucket loop.
+ *
+ * One group at a time.  Without GROUP BY time there is one bucket, the
+ * scan range: each source is opened, drained and closed in turn, so only
+ * one cursor is open at once, and every whole chunk inside the range is
+ * added from its header (count, sum, min, max, first, last are in it).
+ *
+ * With GROUP BY time, every source of the group is open at once and the
+ * loop visits only buckets that hold data: the next bucket is the earliest
+ * (latest, for ORDER BY time DESC, where cursors run backwards) bucket of
+ * any source's next point, so empty stretches cost nothing.  Each source
+ * then drains what falls in that bucket — whole chunks from headers where
+ * they fit in the bucket — into one accumulator per field, the bucket's row
+ * goes to the fill stage, and the accumulators are reset.  Memory: the
+ * cursors (a decoded chunk each) and, for median/percentile, the values of
+ * one bucket.
+ *
+ * Sources are series (one field of one tag set) when no row of the group
+ * needs a per-row field test, else rows of a tag set (exec_source.c).
+ *
+ * Accumulators are order-independent: first/last compare times, and equal
+ * times across tag sets go to the lower rank (tag-set order), so forward,
+ * backward and header paths agree; sums may differ in the last bits.
+ */
+#include "query_int.h"
+
+#include "vg_alloc.h"
+#include "vg_error.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct acc {
+	uint64_t points; /* NaN included */
+	uint64_t count;  /* non-NaN */
+	double sum, min, max;
+	int64_t first_time, last_time;
+	uint32_t first_rank, last_rank;
+	double first, last;
+	double wmean, m2; /* Welford, for stddev */
+	double *values;   /* non-NaN values, for median/percentile */
+	size_t nvalues, cap;
+	bool sorted;
+} acc_t;
+
+typedef struct agg {
+	vg_exec_t *x;
+	vg_plan_t *plan;
+	const vg_select_t *sel;
+	int64_t interval, offset;
+	bool reverse;
+	acc_t *accs;      /* per plan field */
+	double *row;      /* per column: the bucket's row */
+	bool *nulls;
+	double *gap_row;  /* per column: an empty bucket's row (all null) */
+	bool *gap_nulls;
+	double *rvalues;  /* per plan field, for row sources */
+	bool *rpresent;
+	vg_emit_t emit;
+	vg_fill_t fill;
+	vg_series_src_t *ssrc;
+	size_t nssrc;
+	vg_row_src_t *rsrc;
+	size_t nrsrc;
+	const vg_tagset_t *rts; /* tag sets of rsrc */
+} agg_t;
+
+/* ---- accumulators --------------------------------------------------------- */
+
+static void acc_reset(vg_exec_t *x, acc_t *a)
+{
+	vg_exec_unhold(x, a->nvalues);
+	double *values = a->values;
+	size_t cap = a->cap;
+	memset(a, 0, sizeof *a);
+	a->values = values;
+	a->cap = cap;
+	a->min = INFINITY;
+	a->max = -INFINITY;
+}
+
+static void take_first(acc_t *a, int64_t t, double v, uint32_t rank)
+{
+	if (a->count == 0 || t < a->first_time || (t == a->first_time && rank < a->first_rank)) {
+		a->first_time = t;
+		a->first = v;
+		a->first_rank = rank;
+	}
+}
+
+static void take_last(acc_t *a, int64_t t, double v, uint32_t rank)
+{
+	if (a->count == 0 || t > a->last_time || (t == a->last_time && rank < a->last_rank)) {
+		a->last_time = t;
+		a->last = v;
+		a->last_rank = rank;
+	}
+}
+
+static int keep_values(vg_exec_t *x, acc_t *a, size_t extra)
+{
+	int code = vg_exec_hold(x, extra);
+	if (code)
+		return code;
+	if (a->nvalues + extra > a->cap) {
+		size_t cap = a->cap ? a->cap : 256;
+		while (cap < a->nvalues + extra)
+			cap *= 2;
+		double *v = vg_reallocarray(a->values, cap, sizeof *v);
+		if (!v) {
+			vg_exec_unhold(x, extra);
+			return vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+		}
+		a->values = v;
+		a->cap = cap;
+	}
+	return 0;
+}
+
+/* Adds n points in time order (descending when reverse). */
+static int acc_add_run(agg_t *s, acc_t *a, const vg_plan_field_t *f, const int64_t *times,
+		       const double *values, size_t n, uint32_t rank)
+{
+	if (n == 0)
+		return 0;
+	a->points += n;
+	/* Earliest and latest non-NaN values sit at the ends of the run. */
+	size_t lo = 0, hi = n;
+	while (lo < n && isnan(values[lo]))
+		lo++;
+	if (lo == n)
+		return 0;
+	while (isnan(values[hi - 1]))
+		hi--;
+	size_t early = s->reverse ? hi - 1 : lo, late = s->reverse ? lo : hi - 1;
+	take_first(a, times[early], values[early], rank);
+	take_last(a, times[late], values[late], rank);
+	uint64_t count = 0;
+	double sum = 0, mn = a->min, mx = a->max;
+	for (size_t i = lo; i < hi; i++) {
+		double v = values[i];
+		if (isnan(v))
+			continue;
+		count++;
+		sum += v;
+		mn = v < mn ? v : mn;
+		mx = v > mx ? v : mx;
+	}
+	if (f->needs_m2) {
+		uint64_t k = a->count;
+		for (size_t i = lo; i < hi; i++) {
+			double v = values[i];
+			if (isnan(v))
+				continue;
+			k++;
+			double d = v - a->wmean;
+			a->wmean += d / (double)k;
+			a->m2 += d * (v - a->wmean);
+		}
+	}
+	if (f->needs_values) {
+		int code = keep_values(s->x, a, count);
+		if (code)
+			return code;
+		for (size_t i = lo; i < hi; i++)
+			if (!isnan(values[i]))
+				a->values[a->nvalues++] = values[i];
+		a->sorted = false;
+	}
+	a->count += count;
+	a->sum += sum;
+	a->min = mn;
+	a->max = mx;
+	return 0;
+}
+
+static void acc_add_header(acc_t *a, const vg_chunk_header_t *h, uint32_t rank)
+{
+	a->points += h->count;
+	if (h->value_count == 0)
+		return;
+	take_first(a, h->min_time, h->first_value, rank);
+	take_last(a, h->max_time, h->last_value, rank);
+	a->count += h->value_count;
+	a->sum += h->sum;
+	if (h->min_value < a->min)
+		a->min = h->min_value;
+	if (h->max_value > a->max)
+		a->max = h->max_value;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return (x > y) - (x < y);
+}
+
+/* The value of one column from its field's accumulator: false for null. */
+static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
+{
+	if (c->agg == VG_AGG_COUNT) {
+		*out = (double)a->count;
+		return a->points > 0;
+	}
+	if (a->count == 0)
+		return false;
+	switch (c->agg) {
+	case VG_AGG_SUM: *out = a->sum; return true;
+	case VG_AGG_MIN: *out = a->min; return true;
+	case VG_AGG_MAX: *out = a->max; return true;
+	case VG_AGG_MEAN: *out = a->sum / (double)a->count; return true;
+	case VG_AGG_FIRST: *out = a->first; return true;
+	case VG_AGG_LAST: *out = a->last; return true;
+	case VG_AGG_SPREAD: *out = a->max - a->min; return true;
+	case VG_AGG_STDDEV:
+		if (a->count < 2)
+			return false;
+		*out = sqrt(a->m2 / (double)(a->count - 1));
+		return true;
+	case VG_AGG_MEDIAN:
+	case VG_AGG_PERCENTILE: {
+		size_t n = a->nvalues;
+		if (!a->sorted) {
+			qsort(a->values, n, sizeof *a->values, cmp_double);
+			a->sorted = true;
+		}
+		if (c->agg == VG_AGG_MEDIAN) {
+			*out = n % 2 ? a->values[n / 2] : (a->values[n / 2 - 1] + a->values[n / 2]) / 2;
+			return true;
+		}
+		double idx = floor((double)n * c->percentile / 100.0 + 0.5) - 1;
+		if (idx < 0 || idx >= (double)n)
+			return false;
+		*out = a->values[(size_t)idx];
+		return true;
+	}
+	case VG_AGG_RATE: {
+		if (a->count < 2 || a->last_time == a->first_time)
+			return false;
+		double dt = (double)a->last_time - (double)a->first_time;
+		int64_t idt;
+		if (!__builtin_sub_overflow(a->last_time, a->first_time, &idt))
+			dt = (double)idt;
+		*out = (a->last - a->first) / dt * (double)c->rate_unit_ns;
+		return true;
+	}
+	default:
+		return false;
+	}
+}
+
+/* Builds the row from the accumulators; false when the bucket is empty. */
+static bool finish_row(agg_t *s)
+{
+	vg_plan_t *plan = s->plan;
+	bool any = false;
+	for (size_t f = 0; f < plan->nfields; f++)
+		any |= s->accs[f].points > 0;
+	if (!any)
+		return false;
+	for (size_t c = 0; c < plan->ncolumns; c++) {
+		const vg_plan_column_t *col = &plan->columns[c];
+		s->nulls[c] = !column_value(&s->accs[col->field], col, &s->row[c]);
+	}
+	return true;
+}
+
+static void reset_accs(agg_t *s)
+{
+	for (size_t f = 0; f < s->plan->nfields; f++)
+		acc_reset(s->x, &s->accs[f]);
+}
+
+/* ---- draining sources into a bucket ---------------------------------------- */
+
+static int64_t limit_single(const void *ctx, int64_t t)
+{
+	(void)t;
+	const agg_t *s = ctx;
+	return s->reverse ? s->plan->t0 : s->plan->t1;
+}
+
+static int64_t limit_bucket(const void *ctx, int64_t t)
+{
+	const agg_t *s = ctx;
+	int64_t b = vg_bucket_start(t, s->interval, s->offset);
+	if (s->reverse)
+		return b;
+	return b > INT64_MAX - s->interval ? INT64_MAX : b + s->interval;
+}
+
+static bool in_bucket(const agg_t *s, int64_t t, int64_t lo, int64_t hi)
+{
+	return s->reverse ? t >= lo : t < hi;
+}
+
+/* Drains what series source src holds in [lo, hi). */
+static int drain_series(agg_t *s, vg_series_src_t *src, int64_t lo, int64_t hi)
+{
+	acc_t *a = &s->accs[src->field];
+	const vg_plan_field_t *f = &s->plan->fields[src->field];
+	while (!src->done && in_bucket(s, src->next, lo, hi)) {
+		int code;
+		if (src->have_header) {
+			acc_add_header(a, &src->header, src->rank);
+			int64_t p = s->reverse ? src->header.min_time : src->header.max_time;
+			code = vg_series_src_fetch(s->x, src, s->reverse ? p - 1 : p + 1);
+			if (code)
+				return code;
+			continue;
+		}
+		size_t j = src->pos;
+		if (s->reverse)
+			while (j < src->n && src->times[j] >= lo)
+				j++;
+		else
+			while (j < src->n && src->times[j] < hi)
+				j++;
+		code = acc_add_run(s, a, f, src->times + src->pos, src->values + src->pos,
+				   j - src->pos, src->rank);
+		if (code)
+			return code;
+		src->pos = j;
+		if (j < src->n) {
+			src->next = src->times[j];
+			break;
+		}
+		int64_t p = src->times[src->n - 1];
+		if (s->reverse)
+			p = p == INT64_MIN ? p : p - 1;
+		else
+			p = p + 1; /* times < t1 <= INT64_MAX */
+		code = vg_series_src_fetch(s->x, src, p);
+		if (code)
+			return code;
+	}
+	return 0;
+}
+
+static int drain_rows(agg_t *s, vg_row_src_t *src, const vg_tagset_t *ts, uint32_t rank,
+		      int64_t lo, int64_t hi)
+{
+	vg_plan_t *plan = s->plan;
+	while (!src->done && in_bucket(s, src->next, lo, hi)) {
+		int64_t t = src->next;
+		int code = vg_row_src_take(s->x, src, s->rvalues, s->rpresent);
+		if (code)
+			return code;
+		if (!vg_plan_row_matches(plan, ts, s->rvalues, s->rpresent))
+			continue;
+		for (size_t f = 0; f < plan->nfields; f++) {
+			if (!plan->fields[f].selected || !s->rpresent[f])
+				continue;
+			code = acc_add_run(s, &s->accs[f], &plan->fields[f], &t, &s->rvalues[f], 1,
+					   rank);
+			if (code)
+				return code;
+		}
+	}
+	return 0;
+}
+
+/* ---- groups ------------------------------------------------------------------ */
+
+static void close_sources(agg_t *s)
+{
+	for (size_t i = 0; i < s->nssrc; i++)
+		vg_series_src_close(&s->ssrc[i]);
+	for (size_t i = 0; i < s->nrsrc; i++)
+		vg_row_src_close(&s->rsrc[i]);
+	vg_free(s->ssrc);
+	vg_free(s->rsrc);
+	s->ssrc = NULL;
+	s->rsrc = NULL;
+	s->nssrc = s->nrsrc = 0;
+}
+
+/* Lists the group's sources (not yet open). */
+static int make_sources(agg_t *s, const vg_group_t *g, bool rows)
+{
+	vg_plan_t *plan = s->plan;
+	const vg_tagset_t *ts = plan->tagsets + g->first;
+	if (rows) {
+		s->rsrc = vg_calloc(g->count, sizeof *s->rsrc);
+		if (!s->rsrc)
+			return vg_query_error_set(s->x->err, VG_ENOMEM, "out of memory");
+		for (size_t i = 0; i < g->count; i++)
+			s->rsrc[i].done = true;
+		s->nrsrc = g->count;
+		s->rts = ts;
+		return 0;
+	}
+	size_t n = 0;
+	for (size_t i = 0; i < g->count; i++)
+		for (size_t f = 0; f < plan->nfields; f++)
+			n += plan->fields[f].selected && ts[i].series[f] >= 0;
+	s->ssrc = vg_calloc(n ? n : 1, sizeof *s->ssrc);
+	if (!s->ssrc)
+		return vg_query_error_set(s->x->err, VG_ENOMEM, "out of memory");
+	for (size_t i = 0; i < g->count; i++)
+		for (size_t f = 0; f < plan->nfields; f++) {
+			if (!plan->fields[f].selected || ts[i].series[f] < 0)
+				continue;
+			vg_series_src_t *src = &s->ssrc[s->nssrc++];
+			src->id = (vg_series_id_t)ts[i].series[f];
+			src->field = f;
+			src->rank = (uint32_t)i;
+			src->reverse = s->reverse;
+			src->headers = !plan->fields[f].needs_values && !plan->fields[f].needs_m2;
+			src->limit = s->interval ? limit_bucket : limit_single;
+			src->lctx = s;
+			src->done = true;
+		}
+	return 0;
+}
+
+/* No GROUP BY time: one bucket over the range, sources one at a time. */
+static int run_single(agg_t *s)
+{
+	vg_plan_t *plan = s->plan;
+	reset_accs(s);
+	int code = 0;
+	for (size_t i = 0; i < s->nssrc && code == 0; i++) {
+		vg_series_src_t *src = &s->ssrc[i];
+		code = vg_series_src_open(s->x, src, plan->t0, plan->t1);
+		code = code ? code : drain_series(s, src, plan->t0, plan->t1);
+		vg_series_src_close(src);
+	}
+	for (size_t i = 0; i < s->nrsrc && code == 0; i++) {
+		vg_row_src_t *src = &s->rsrc[i];
+		code = vg_row_src_open(s->x, src, &s->rts[i], plan->nfields, plan->t0, plan->t1,
+				       false);
+		code = code ? code : drain_rows(s, src, &s->rts[i], (uint32_t)i, plan->t0, plan->t1);
+		vg_row_src_close(src);
+	}
+	if (code == 0 && finish_row(s))
+		code = vg_fill_push(&s->fill, plan->has_lower ? plan->t0 : 0, s->row, s->nulls);
+	return code;
+}
+
+/* Moves *cur one bucket on in output order, or marks the fill range done. */
+static void step_bucket(const agg_t *s, int64_t *cur, bool *cur_valid)
+{
+	const vg_plan_t *plan = s->plan;
+	if (s->reverse) {
+		if (*cur < plan->fill_lo ||
+		    (uint64_t)*cur - (uint64_t)plan->fill_lo < (uint64_t)s->interval)
+			*cur_valid = false;
+		else
+			*cur -= s->interval;
+	} else {
+		if (*cur > plan->fill_hi ||
+		    (uint64_t)plan->fill_hi - (uint64_t)*cur < (uint64_t)s->interval)
+			*cur_valid = false;
+		else
+			*cur += s->interval;
+	}
+}
+
+/* Fill rows for the buckets from *cur up to (not including) `until` in
+ * output order; until_none: to the end of the fill range. */
+static int fill_gap(agg_t *s, int64_t *cur, bool *cur_valid, bool until_none, int64_t until)
+{
+	int code = 0;
+	unsigned n = 0;
+	while (*cur_valid && (until_none || (s->reverse ? *cur > until : *cur < until))) {
+		code = vg_fill_push(&s->fill, *cur, s->gap_row, s->gap_nulls);
+		if (code)
+			return code;
+		if ((++n & 1023) == 0 && (code = vg_exec_check(s->x)))
+			return code;
+		step_bucket(s, cur, cur_valid);
+	}
+	return 0;
+}
+
+/* GROUP BY time: the bucket loop over every source at once. */
+static int run_buckets(agg_t *s)
+{
+	vg_plan_t *plan = s->plan;
+	int code = 0;
+	for (size_t i = 0; i < s->nssrc && code == 0; i++)
+		code = vg_series_src_open(s->x, &s->ssrc[i], plan->t0, plan->t1);
+	for (size_t i = 0; i < s->nrsrc && code == 0; i++)
+		code = vg_row_src_open(s->x, &s->rsrc[i], &s->rts[i], plan->nfields, plan->t0,
+				       plan->t1, s->reverse);
+	if (code)
+		return code;
+	bool filling = s->sel->fill != VG_FILL_NONE && plan->t0 < plan->t1;
+	int64_t cur = s->reverse ? plan->fill_hi : plan->fill_lo;
+	bool cur_valid = filling, started = false;
+	for (;;) {
+		code = vg_exec_check(s->x);
+		if (code)
+			return code;
+		bool any = false;
+		int64_t nb = 0;
+		for (size_t i = 0; i < s->nssrc; i++) {
+			if (s->ssrc[i].done)
+				continue;
+			int64_t b = vg_bucket_start(s->ssrc[i].next, s->interval, s->offset);
+			if (!any || (s->reverse ? b > nb : b < nb))
+				nb = b;
+			any = true;
+		}
+		for (size_t i = 0; i < s->nrsrc; i++) {
+			if (s->rsrc[i].done)
+				continue;
+			int64_t b = vg_bucket_start(s->rsrc[i].next, s->interval, s->offset);
+			if (!any || (s->reverse ? b > nb : b < nb))
+				nb = b;
+			any = true;
+		}
+		if (!any)
+			break;
+		int64_t lo = nb, hi = nb > INT64_MAX - s->interval ? INT64_MAX : nb + s->interval;
+		reset_accs(s);
+		for (size_t i = 0; i < s->nssrc && code == 0; i++)
+			code = drain_series(s, &s->ssrc[i], lo, hi);
+		for (size_t i = 0; i < s->nrsrc && code == 0; i++)
+			code = drain_rows(s, &s->rsrc[i], &s->rts[i], (uint32_t)i, lo, hi);
+		if (code)
+			return code;
+		bool has = finish_row(s);
+		if (!has && !started)
+			continue; /* everything filtered out so far: no fill yet */
+		if (filling && (code = fill_gap(s, &cur, &cur_valid, false, nb)))
+			return code;
+		started = true;
+		if (has || filling) {
+			if (!has)
+				for (size_t c = 0; c < plan->ncolumns; c++)
+					s->nulls[c] = true;
+			code = vg_fill_push(&s->fill, nb, s->row, s->nulls);
+			if (code)
+				return code;
+		}
+		if (filling && cur_valid) {
+			cur = nb;
+			step_bucket(s, &cur, &cur_valid);
+		}
+	}
+	if (started && filling)
+		code = fill_gap(s, &cur, &cur_valid, true, 0);
+	return code;
+}
+
+static int run_group(agg_t *s, const vg_group_t *g)
+{
+	vg_plan_t *plan = s->plan;
+	vg_result_set_t set = {0};
+	set.name = s->sel->measurement;
+	set.tags = g->tags;
+	set.ntags = g->ntags;
+	set.columns = plan->column_names;
+	set.types = plan->column_types;
+	set.ncolumns = plan->ncolumns + 1;
+	set.has_time = true;
+	vg_emit_start(&s->emit, &set, s->sel->limit);
+	vg_fill_reset(&s->fill);
+	bool rows = false;
+	for (size_t i = 0; i < g->count; i++)
+		rows |= plan->tagsets[g->first + i].residual == VG_TRI_UNKNOWN;
+	int code = make_sources(s, g, rows);
+	if (code == 0)
+		code = s->interval ? run_buckets(s) : run_single(s);
+	close_sources(s);
+	if (code == 0)
+		code = vg_fill_finish(&s->fill);
+	if (code == 0 || code == VG_QDONE)
+		code = vg_emit_end(&s->emit);
+	return code;
+}
+
+int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
+{
+	agg_t s = {0};
+	s.x = x;
+	s.plan = plan;
+	s.sel = plan->sel;
+	s.interval = s.sel->interval_ns;
+	s.offset = s.sel->offset_ns;
+	s.reverse = s.sel->order_desc && s.interval;
+	size_t nf = plan->nfields ? plan->nfields : 1, nc = plan->ncolumns ? plan->ncolumns : 1;
+	s.accs = vg_calloc(nf, sizeof *s.accs);
+	s.row = vg_calloc(nc, sizeof *s.row);
+	s.nulls = vg_calloc(nc, sizeof *s.nulls);
+	s.gap_row = vg_calloc(nc, sizeof *s.gap_row);
+	s.gap_nulls = vg_calloc(nc, sizeof *s.gap_nulls);
+	for (size_t c = 0; s.gap_nulls && c < nc; c++)
+		s.gap_nulls[c] = true;
+	s.rvalues = vg_calloc(nf, sizeof *s.rvalues);
+	s.rpresent = vg_calloc(nf, sizeof *s.rpresent);
+	int code = s.accs && s.row && s.nulls && s.gap_row && s.gap_nulls && s.rvalues && s.rpresent
+			   ? 0
+			   : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+	code = code ? code : vg_emit_init(&s.emit, x, plan->ncolumns, plan->column_types + 1, true);
+	bool emit_ok = code == 0;
+	code = code ? code
+		    : vg_fill_init(&s.fill, x, &s.emit, s.interval ? s.sel->fill : VG_FILL_NONE,
+				   s.sel->fill_value, plan->ncolumns);
+	bool fill_ok = code == 0;
+	for (size_t g = 0; code == 0 && g < plan->ngroups; g++)
+		code = run_group(&s, &plan->groups[g]);
+	if (fill_ok)
+		vg_fill_release(&s.fill);
+	if (emit_ok)
+		vg_emit_release(&s.emit);
+	for (size_t f = 0; s.accs && f < plan->nfields; f++) {
+		vg_exec_unhold(x, s.accs[f].nvalues);
+		vg_free(s.accs[f].values);
+	}
+	vg_free(s.accs);
+	vg_free(s.row);
+	vg_free(s.nulls);
+	vg_free(s.gap_row);
+	vg_free(s.gap_nulls);
+	vg_free(s.rvalues);
+	vg_free(s.rpresent);
+	return code;
+}
