@@ -148,7 +148,11 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop;
 	(void)revents;
-	flush(container_of(w, vg_conn_t, write_watcher));
+	vg_conn_t *conn = container_of(w, vg_conn_t, write_watcher);
+	/* flush() may close the connection: keep it allocated until done. */
+	conn->refs++;
+	flush(conn);
+	vg_conn_unref(conn);
 }
 
 void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames)
@@ -424,11 +428,22 @@ static void process_input(vg_conn_t *conn)
 		vg_buf_consume(&conn->in, offset);
 }
 
+static void read_available(vg_conn_t *conn);
+
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
 	(void)loop;
 	(void)revents;
 	vg_conn_t *conn = container_of(w, vg_conn_t, read_watcher);
+	/* Any request may close the connection: keep it allocated until the
+	 * reading is over. */
+	conn->refs++;
+	read_available(conn);
+	vg_conn_unref(conn);
+}
+
+static void read_available(vg_conn_t *conn)
+{
 	for (int rounds = 0; rounds < 16; rounds++) {
 		if (vg_buf_reserve(&conn->in, VG_READ_CHUNK) != 0) {
 			vg_log(VG_LOG_ERROR, "%s: out of memory reading; closing", conn->peer);
