@@ -21,6 +21,7 @@
 #define VG_DEFAULT_MAX_ROWS 1024
 #define VG_DEFAULT_MAX_VALUES ((size_t)32 << 20)
 #define VG_DEFAULT_DELETE_BATCH 64
+#define VG_DEFAULT_MAX_OPEN 64
 
 void vg_exec_options_init(vg_exec_options_t *opts)
 {
@@ -31,6 +32,7 @@ void vg_exec_options_init(vg_exec_options_t *opts)
 	opts->max_rows = VG_DEFAULT_MAX_ROWS;
 	opts->max_values = VG_DEFAULT_MAX_VALUES;
 	opts->delete_batch = VG_DEFAULT_DELETE_BATCH;
+	opts->max_open = VG_DEFAULT_MAX_OPEN;
 }
 
 static int64_t monotonic_ns(void)
@@ -44,17 +46,18 @@ int vg_exec_check(vg_exec_t *x)
 {
 	if (x->opts.cancel && atomic_load(x->opts.cancel))
 		return vg_query_error_set(x->err, VG_ECANCELED, "query cancelled");
-	if (x->opts.deadline_ns && (x->ticks++ & 15) == 0 && monotonic_ns() >= x->opts.deadline_ns) {
+	if (x->opts.deadline_ns && (x->ticks++ & 15) == 0 &&
+	    monotonic_ns() >= x->opts.deadline_ns) {
 		if (x->opts.timeout_ns > 0) {
 			char d[32];
 			vg_duration_format(x->opts.timeout_ns, d, sizeof d);
 			return vg_query_error_set(x->err, VG_ETIMEOUT,
-						  "query exceeded the time limit of %s "
-						  "(--query-timeout)",
-						  d);
+			                          "query exceeded the time limit of %s "
+			                          "(--query-timeout)",
+			                          d);
 		}
 		return vg_query_error_set(x->err, VG_ETIMEOUT,
-					  "query exceeded its time limit (--query-timeout)");
+		                          "query exceeded its time limit (--query-timeout)");
 	}
 	return 0;
 }
@@ -63,9 +66,9 @@ int vg_exec_hold(vg_exec_t *x, size_t n)
 {
 	if (n > x->opts.max_values || x->values_held > x->opts.max_values - n)
 		return vg_query_error_set(x->err, VG_ELIMIT,
-					  "query holds more than %zu values at once (median, "
-					  "percentile or FILL(linear) over too many points)",
-					  x->opts.max_values);
+		                          "query holds more than %zu values at once (median, "
+		                          "percentile or FILL(linear) over too many points)",
+		                          x->opts.max_values);
 	x->values_held += n;
 	return 0;
 }
@@ -78,7 +81,7 @@ void vg_exec_unhold(vg_exec_t *x, size_t n)
 /* ---- the emitter --------------------------------------------------------- */
 
 int vg_emit_init(vg_emit_t *e, vg_exec_t *x, size_t ncols, const vg_column_type_t *types,
-		 bool has_time)
+                 bool has_time)
 {
 	memset(e, 0, sizeof *e);
 	e->x = x;
@@ -155,8 +158,9 @@ static int flush(vg_emit_t *e)
 		if (col->type == VG_COLUMN_STRING) {
 			vg_str_t *views = e->str_views + c * e->cap;
 			for (size_t r = 0; r < e->nrows; r++)
-				views[r] = (vg_str_t){(const char *)e->strings.data + e->str_off[c * e->cap + r],
-						      e->str_len[c * e->cap + r]};
+				views[r] = (vg_str_t){(const char *)e->strings.data +
+				                          e->str_off[c * e->cap + r],
+				                      e->str_len[c * e->cap + r]};
 			col->strings = views;
 		} else {
 			col->floats = e->floats + c * e->cap;
@@ -234,7 +238,10 @@ int vg_emit_floats(vg_emit_t *e, int64_t time, const double *values, const bool 
 	return row_added(e);
 }
 
-int vg_emit_end(vg_emit_t *e) { return flush(e); }
+int vg_emit_end(vg_emit_t *e)
+{
+	return flush(e);
+}
 
 /* ---- dispatch -------------------------------------------------------------- */
 
@@ -244,7 +251,7 @@ static int exec_select(vg_exec_t *x)
 	int code = vg_store_read_begin(x->store, &x->txn);
 	if (code)
 		return vg_query_error_set(x->err, code, "cannot begin a read transaction: %s",
-					  vg_strerror(code));
+		                          vg_strerror(code));
 	vg_plan_t plan;
 	code = vg_plan_build(x, sel, &plan);
 	if (code == 0)
@@ -260,15 +267,33 @@ static int exec_show(vg_exec_t *x)
 	int code = vg_store_read_begin(x->store, &x->txn);
 	if (code)
 		return vg_query_error_set(x->err, code, "cannot begin a read transaction: %s",
-					  vg_strerror(code));
+		                          vg_strerror(code));
 	code = vg_exec_show(x);
 	vg_rtxn_end(x->txn);
 	x->txn = NULL;
 	return code;
 }
 
+static int discard_set(void *ctx, const vg_result_set_t *set)
+{
+	(void)ctx;
+	(void)set;
+	return 0;
+}
+
+static int discard_rows(void *ctx, const int64_t *times, const vg_result_column_t *columns,
+                        size_t ncols, size_t nrows)
+{
+	(void)ctx;
+	(void)times;
+	(void)columns;
+	(void)ncols;
+	(void)nrows;
+	return 0;
+}
+
 int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_options_t *opts,
-		  const vg_result_sink_t *sink, vg_exec_stats_t *stats, vg_query_error_t *err)
+                  const vg_result_sink_t *sink, vg_exec_stats_t *stats, vg_query_error_t *err)
 {
 	vg_query_error_t local_err;
 	vg_exec_stats_t local_stats;
@@ -278,10 +303,11 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 		stats = &local_stats;
 	memset(err, 0, sizeof *err);
 	memset(stats, 0, sizeof *stats);
+	static const vg_result_sink_t discard = {discard_set, discard_rows, NULL};
 	vg_exec_t x = {0};
 	x.st = st;
 	x.store = store;
-	x.sink = sink;
+	x.sink = sink ? sink : &discard;
 	x.stats = stats;
 	x.err = err;
 	if (opts)
@@ -294,6 +320,8 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 		x.opts.max_values = VG_DEFAULT_MAX_VALUES;
 	if (x.opts.delete_batch == 0)
 		x.opts.delete_batch = VG_DEFAULT_DELETE_BATCH;
+	if (x.opts.max_open == 0)
+		x.opts.max_open = VG_DEFAULT_MAX_OPEN;
 	int code = vg_exec_check(&x);
 	if (code == 0) {
 		switch (st->kind) {
@@ -301,15 +329,16 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 			code = exec_select(&x);
 			break;
 		case VG_STMT_SUBSCRIBE:
-			code = vg_query_error_set(err, VG_EINVAL,
-						  "SUBSCRIBE is not a query; send it as a Subscribe "
-						  "request");
+			code =
+			    vg_query_error_set(err, VG_EINVAL,
+			                       "SUBSCRIBE is not a query; send it as a Subscribe "
+			                       "request");
 			break;
 		case VG_STMT_CREATE_CQ:
 		case VG_STMT_DROP_CQ:
 		case VG_STMT_SHOW_CQS:
 			code = vg_query_error_set(err, VG_EINVAL,
-						  "continuous queries are not available yet");
+			                          "continuous queries are not available yet");
 			break;
 		case VG_STMT_DELETE:
 			code = vg_exec_delete(&x);

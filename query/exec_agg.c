@@ -6,15 +6,19 @@
  * one cursor is open at once, and every whole chunk inside the range is
  * added from its header (count, sum, min, max, first, last are in it).
  *
- * With GROUP BY time, every source of the group is open at once and the
- * loop visits only buckets that hold data: the next bucket is the earliest
+ * With GROUP BY time over up to max_open sources, all of them are open at
+ * once and the loop visits only buckets that hold data: the next bucket is the earliest
  * (latest, for ORDER BY time DESC, where cursors run backwards) bucket of
  * any source's next point, so empty stretches cost nothing.  Each source
  * then drains what falls in that bucket — whole chunks from headers where
  * they fit in the bucket — into one accumulator per field, the bucket's row
  * goes to the fill stage, and the accumulators are reset.  Memory: the
  * cursors (a decoded chunk each) and, for median/percentile, the values of
- * one bucket.
+ * one bucket.  A group with more sources would hold too many cursors, so
+ * its sources are drained one at a time into a table of the buckets that
+ * get points, sorted and output at the end (run_table): memory per bucket
+ * instead of per series, at the price of reading the group whole before
+ * LIMIT can stop it.
  *
  * Sources are series (one field of one tag set) when no row of the group
  * needs a per-row field test, else rows of a tag set (exec_source.c).
@@ -50,13 +54,14 @@ typedef struct agg {
 	vg_plan_t *plan;
 	const vg_select_t *sel;
 	int64_t interval, offset;
-	bool reverse;
-	acc_t *accs;      /* per plan field */
-	double *row;      /* per column: the bucket's row */
+	bool reverse; /* cursors run backwards (the bucket loop with DESC) */
+	bool desc;    /* rows go out newest first */
+	acc_t *accs;  /* per plan field */
+	double *row;  /* per column: the bucket's row */
 	bool *nulls;
-	double *gap_row;  /* per column: an empty bucket's row (all null) */
+	double *gap_row; /* per column: an empty bucket's row (all null) */
 	bool *gap_nulls;
-	double *rvalues;  /* per plan field, for row sources */
+	double *rvalues; /* per plan field, for row sources */
 	bool *rpresent;
 	vg_emit_t emit;
 	vg_fill_t fill;
@@ -121,7 +126,7 @@ static int keep_values(vg_exec_t *x, acc_t *a, size_t extra)
 
 /* Adds n points in time order (descending when reverse). */
 static int acc_add_run(agg_t *s, acc_t *a, const vg_plan_field_t *f, const int64_t *times,
-		       const double *values, size_t n, uint32_t rank)
+                       const double *values, size_t n, uint32_t rank)
 {
 	if (n == 0)
 		return 0;
@@ -207,13 +212,27 @@ static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
 	if (a->count == 0)
 		return false;
 	switch (c->agg) {
-	case VG_AGG_SUM: *out = a->sum; return true;
-	case VG_AGG_MIN: *out = a->min; return true;
-	case VG_AGG_MAX: *out = a->max; return true;
-	case VG_AGG_MEAN: *out = a->sum / (double)a->count; return true;
-	case VG_AGG_FIRST: *out = a->first; return true;
-	case VG_AGG_LAST: *out = a->last; return true;
-	case VG_AGG_SPREAD: *out = a->max - a->min; return true;
+	case VG_AGG_SUM:
+		*out = a->sum;
+		return true;
+	case VG_AGG_MIN:
+		*out = a->min;
+		return true;
+	case VG_AGG_MAX:
+		*out = a->max;
+		return true;
+	case VG_AGG_MEAN:
+		*out = a->sum / (double)a->count;
+		return true;
+	case VG_AGG_FIRST:
+		*out = a->first;
+		return true;
+	case VG_AGG_LAST:
+		*out = a->last;
+		return true;
+	case VG_AGG_SPREAD:
+		*out = a->max - a->min;
+		return true;
 	case VG_AGG_STDDEV:
 		if (a->count < 2)
 			return false;
@@ -227,7 +246,8 @@ static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
 			a->sorted = true;
 		}
 		if (c->agg == VG_AGG_MEDIAN) {
-			*out = n % 2 ? a->values[n / 2] : (a->values[n / 2 - 1] + a->values[n / 2]) / 2;
+			*out = n % 2 ? a->values[n / 2]
+			             : (a->values[n / 2 - 1] + a->values[n / 2]) / 2;
 			return true;
 		}
 		double idx = floor((double)n * c->percentile / 100.0 + 0.5) - 1;
@@ -251,26 +271,26 @@ static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
 	}
 }
 
-/* Builds the row from the accumulators; false when the bucket is empty. */
-static bool finish_row(agg_t *s)
+/* Builds the row from a bucket's accumulators; false when it is empty. */
+static bool finish_row(agg_t *s, acc_t *accs)
 {
 	vg_plan_t *plan = s->plan;
 	bool any = false;
 	for (size_t f = 0; f < plan->nfields; f++)
-		any |= s->accs[f].points > 0;
+		any |= accs[f].points > 0;
 	if (!any)
 		return false;
 	for (size_t c = 0; c < plan->ncolumns; c++) {
 		const vg_plan_column_t *col = &plan->columns[c];
-		s->nulls[c] = !column_value(&s->accs[col->field], col, &s->row[c]);
+		s->nulls[c] = !column_value(&accs[col->field], col, &s->row[c]);
 	}
 	return true;
 }
 
-static void reset_accs(agg_t *s)
+static void reset_accs(agg_t *s, acc_t *accs)
 {
 	for (size_t f = 0; f < s->plan->nfields; f++)
-		acc_reset(s->x, &s->accs[f]);
+		acc_reset(s->x, &accs[f]);
 }
 
 /* ---- draining sources into a bucket ---------------------------------------- */
@@ -291,15 +311,20 @@ static int64_t limit_bucket(const void *ctx, int64_t t)
 	return b > INT64_MAX - s->interval ? INT64_MAX : b + s->interval;
 }
 
+static int64_t bucket_end(const agg_t *s, int64_t b)
+{
+	return b > INT64_MAX - s->interval ? INT64_MAX : b + s->interval;
+}
+
 static bool in_bucket(const agg_t *s, int64_t t, int64_t lo, int64_t hi)
 {
 	return s->reverse ? t >= lo : t < hi;
 }
 
-/* Drains what series source src holds in [lo, hi). */
-static int drain_series(agg_t *s, vg_series_src_t *src, int64_t lo, int64_t hi)
+/* Drains what series source src holds in [lo, hi) into accs. */
+static int drain_series(agg_t *s, vg_series_src_t *src, acc_t *accs, int64_t lo, int64_t hi)
 {
-	acc_t *a = &s->accs[src->field];
+	acc_t *a = &accs[src->field];
 	const vg_plan_field_t *f = &s->plan->fields[src->field];
 	while (!src->done && in_bucket(s, src->next, lo, hi)) {
 		int code;
@@ -319,7 +344,7 @@ static int drain_series(agg_t *s, vg_series_src_t *src, int64_t lo, int64_t hi)
 			while (j < src->n && src->times[j] < hi)
 				j++;
 		code = acc_add_run(s, a, f, src->times + src->pos, src->values + src->pos,
-				   j - src->pos, src->rank);
+		                   j - src->pos, src->rank);
 		if (code)
 			return code;
 		src->pos = j;
@@ -340,29 +365,31 @@ static int drain_series(agg_t *s, vg_series_src_t *src, int64_t lo, int64_t hi)
 }
 
 static int drain_rows(agg_t *s, vg_row_src_t *src, const vg_tagset_t *ts, uint32_t rank,
-		      int64_t lo, int64_t hi)
+                      acc_t *accs, int64_t lo, int64_t hi)
 {
 	vg_plan_t *plan = s->plan;
-	while (!src->done && in_bucket(s, src->next, lo, hi)) {
-		int64_t t = src->next;
-		int code = vg_row_src_take(s->x, src, s->rvalues, s->rpresent);
+	for (;;) {
+		int code = vg_row_src_peek(s->x, src);
 		if (code)
 			return code;
+		if (src->done || !in_bucket(s, src->next, lo, hi))
+			return 0;
+		int64_t t = src->next;
+		vg_row_src_take(src, s->rvalues, s->rpresent);
 		if (!vg_plan_row_matches(plan, ts, s->rvalues, s->rpresent))
 			continue;
 		for (size_t f = 0; f < plan->nfields; f++) {
 			if (!plan->fields[f].selected || !s->rpresent[f])
 				continue;
-			code = acc_add_run(s, &s->accs[f], &plan->fields[f], &t, &s->rvalues[f], 1,
-					   rank);
+			code =
+			    acc_add_run(s, &accs[f], &plan->fields[f], &t, &s->rvalues[f], 1, rank);
 			if (code)
 				return code;
 		}
 	}
-	return 0;
 }
 
-/* ---- groups ------------------------------------------------------------------ */
+/* ---- sources --------------------------------------------------------------- */
 
 static void close_sources(agg_t *s)
 {
@@ -407,7 +434,6 @@ static int make_sources(agg_t *s, const vg_group_t *g, bool rows)
 			src->id = (vg_series_id_t)ts[i].series[f];
 			src->field = f;
 			src->rank = (uint32_t)i;
-			src->reverse = s->reverse;
 			src->headers = !plan->fields[f].needs_values && !plan->fields[f].needs_m2;
 			src->limit = s->interval ? limit_bucket : limit_single;
 			src->lctx = s;
@@ -416,134 +442,310 @@ static int make_sources(agg_t *s, const vg_group_t *g, bool rows)
 	return 0;
 }
 
-/* No GROUP BY time: one bucket over the range, sources one at a time. */
-static int run_single(agg_t *s)
+/* Opens source i (series sources first, then row sources). */
+static int open_source(agg_t *s, size_t i)
 {
 	vg_plan_t *plan = s->plan;
-	reset_accs(s);
-	int code = 0;
-	for (size_t i = 0; i < s->nssrc && code == 0; i++) {
-		vg_series_src_t *src = &s->ssrc[i];
-		code = vg_series_src_open(s->x, src, plan->t0, plan->t1);
-		code = code ? code : drain_series(s, src, plan->t0, plan->t1);
-		vg_series_src_close(src);
+	if (i < s->nssrc) {
+		s->ssrc[i].reverse = s->reverse;
+		return vg_series_src_open(s->x, &s->ssrc[i], plan->t0, plan->t1);
 	}
-	for (size_t i = 0; i < s->nrsrc && code == 0; i++) {
-		vg_row_src_t *src = &s->rsrc[i];
-		code = vg_row_src_open(s->x, src, &s->rts[i], plan->nfields, plan->t0, plan->t1,
-				       false);
-		code = code ? code : drain_rows(s, src, &s->rts[i], (uint32_t)i, plan->t0, plan->t1);
-		vg_row_src_close(src);
+	i -= s->nssrc;
+	return vg_row_src_open(s->x, &s->rsrc[i], &s->rts[i], plan->nfields, plan->t0, plan->t1,
+	                       s->reverse, false);
+}
+
+static void close_source(agg_t *s, size_t i)
+{
+	if (i < s->nssrc)
+		vg_series_src_close(&s->ssrc[i]);
+	else
+		vg_row_src_close(&s->rsrc[i - s->nssrc]);
+}
+
+/* The time of source i's next point: 0 and *has = false at its end. */
+static int source_next(agg_t *s, size_t i, bool *has, int64_t *next)
+{
+	if (i < s->nssrc) {
+		*has = !s->ssrc[i].done;
+		*next = s->ssrc[i].next;
+		return 0;
 	}
-	if (code == 0 && finish_row(s))
-		code = vg_fill_push(&s->fill, plan->has_lower ? plan->t0 : 0, s->row, s->nulls);
+	vg_row_src_t *src = &s->rsrc[i - s->nssrc];
+	int code = vg_row_src_peek(s->x, src);
+	*has = !src->done;
+	*next = src->next;
 	return code;
 }
 
-/* Moves *cur one bucket on in output order, or marks the fill range done. */
-static void step_bucket(const agg_t *s, int64_t *cur, bool *cur_valid)
+static int drain_source(agg_t *s, size_t i, acc_t *accs, int64_t lo, int64_t hi)
+{
+	if (i < s->nssrc)
+		return drain_series(s, &s->ssrc[i], accs, lo, hi);
+	i -= s->nssrc;
+	return drain_rows(s, &s->rsrc[i], &s->rts[i], (uint32_t)i, accs, lo, hi);
+}
+
+/* ---- output: buckets in order, with fill rows between --------------------------- */
+
+typedef struct out {
+	bool filling;   /* a FILL other than none, over a non-empty range */
+	bool started;   /* a bucket of the group had data */
+	bool cur_valid; /* cur: the next bucket of the fill range to output */
+	int64_t cur;
+} out_t;
+
+static void out_init(agg_t *s, out_t *o)
+{
+	vg_plan_t *plan = s->plan;
+	o->filling = s->sel->fill != VG_FILL_NONE && plan->t0 < plan->t1;
+	o->started = false;
+	o->cur_valid = o->filling;
+	o->cur = s->desc ? plan->fill_hi : plan->fill_lo;
+}
+
+/* Moves cur one bucket on in output order, or marks the fill range done. */
+static void out_step(const agg_t *s, out_t *o)
 {
 	const vg_plan_t *plan = s->plan;
-	if (s->reverse) {
-		if (*cur < plan->fill_lo ||
-		    (uint64_t)*cur - (uint64_t)plan->fill_lo < (uint64_t)s->interval)
-			*cur_valid = false;
+	if (s->desc) {
+		if (o->cur < plan->fill_lo ||
+		    (uint64_t)o->cur - (uint64_t)plan->fill_lo < (uint64_t)s->interval)
+			o->cur_valid = false;
 		else
-			*cur -= s->interval;
+			o->cur -= s->interval;
 	} else {
-		if (*cur > plan->fill_hi ||
-		    (uint64_t)plan->fill_hi - (uint64_t)*cur < (uint64_t)s->interval)
-			*cur_valid = false;
+		if (o->cur > plan->fill_hi ||
+		    (uint64_t)plan->fill_hi - (uint64_t)o->cur < (uint64_t)s->interval)
+			o->cur_valid = false;
 		else
-			*cur += s->interval;
+			o->cur += s->interval;
 	}
 }
 
-/* Fill rows for the buckets from *cur up to (not including) `until` in
- * output order; until_none: to the end of the fill range. */
-static int fill_gap(agg_t *s, int64_t *cur, bool *cur_valid, bool until_none, int64_t until)
+/* Empty fill rows from cur up to (not including) `until` in output order;
+ * to the end of the fill range when !bounded. */
+static int out_gap(agg_t *s, out_t *o, bool bounded, int64_t until)
 {
-	int code = 0;
 	unsigned n = 0;
-	while (*cur_valid && (until_none || (s->reverse ? *cur > until : *cur < until))) {
-		code = vg_fill_push(&s->fill, *cur, s->gap_row, s->gap_nulls);
+	while (o->cur_valid && (!bounded || (s->desc ? o->cur > until : o->cur < until))) {
+		int code = vg_fill_push(&s->fill, o->cur, s->gap_row, s->gap_nulls);
 		if (code)
 			return code;
 		if ((++n & 1023) == 0 && (code = vg_exec_check(s->x)))
 			return code;
-		step_bucket(s, cur, cur_valid);
+		out_step(s, o);
 	}
 	return 0;
 }
 
-/* GROUP BY time: the bucket loop over every source at once. */
-static int run_buckets(agg_t *s)
+/* Bucket nb in output order; its row is in s->row/s->nulls when `has`. */
+static int out_bucket(agg_t *s, out_t *o, int64_t nb, bool has)
+{
+	if (!has && !o->started)
+		return 0; /* everything filtered out so far: no fill yet */
+	int code;
+	if (o->filling && (code = out_gap(s, o, true, nb)))
+		return code;
+	o->started = true;
+	if (has)
+		code = vg_fill_push(&s->fill, nb, s->row, s->nulls);
+	else if (o->filling)
+		code = vg_fill_push(&s->fill, nb, s->gap_row, s->gap_nulls);
+	else
+		code = 0;
+	if (code == 0 && o->filling && o->cur_valid) {
+		o->cur = nb;
+		out_step(s, o);
+	}
+	return code;
+}
+
+static int out_end(agg_t *s, out_t *o)
+{
+	return o->started && o->filling ? out_gap(s, o, false, 0) : 0;
+}
+
+/* ---- the three ways through a group ----------------------------------------------- */
+
+/* No GROUP BY time: one bucket over the range, sources one at a time. */
+static int run_single(agg_t *s)
 {
 	vg_plan_t *plan = s->plan;
+	reset_accs(s, s->accs);
 	int code = 0;
-	for (size_t i = 0; i < s->nssrc && code == 0; i++)
-		code = vg_series_src_open(s->x, &s->ssrc[i], plan->t0, plan->t1);
-	for (size_t i = 0; i < s->nrsrc && code == 0; i++)
-		code = vg_row_src_open(s->x, &s->rsrc[i], &s->rts[i], plan->nfields, plan->t0,
-				       plan->t1, s->reverse);
-	if (code)
-		return code;
-	bool filling = s->sel->fill != VG_FILL_NONE && plan->t0 < plan->t1;
-	int64_t cur = s->reverse ? plan->fill_hi : plan->fill_lo;
-	bool cur_valid = filling, started = false;
-	for (;;) {
+	for (size_t i = 0; i < s->nssrc + s->nrsrc && code == 0; i++) {
+		code = open_source(s, i);
+		code = code ? code : drain_source(s, i, s->accs, plan->t0, plan->t1);
+		close_source(s, i);
+	}
+	if (code == 0 && finish_row(s, s->accs))
+		code = vg_fill_push(&s->fill, plan->has_lower ? plan->t0 : 0, s->row, s->nulls);
+	return code;
+}
+
+/* GROUP BY time over a few sources: all open at once, bucket by bucket. */
+static int run_buckets(agg_t *s)
+{
+	size_t nsrc = s->nssrc + s->nrsrc;
+	int code = 0;
+	for (size_t i = 0; i < nsrc && code == 0; i++)
+		code = open_source(s, i);
+	out_t o;
+	out_init(s, &o);
+	while (code == 0) {
 		code = vg_exec_check(s->x);
-		if (code)
-			return code;
 		bool any = false;
 		int64_t nb = 0;
-		for (size_t i = 0; i < s->nssrc; i++) {
-			if (s->ssrc[i].done)
-				continue;
-			int64_t b = vg_bucket_start(s->ssrc[i].next, s->interval, s->offset);
-			if (!any || (s->reverse ? b > nb : b < nb))
-				nb = b;
-			any = true;
-		}
-		for (size_t i = 0; i < s->nrsrc; i++) {
-			if (s->rsrc[i].done)
-				continue;
-			int64_t b = vg_bucket_start(s->rsrc[i].next, s->interval, s->offset);
-			if (!any || (s->reverse ? b > nb : b < nb))
-				nb = b;
-			any = true;
-		}
-		if (!any)
-			break;
-		int64_t lo = nb, hi = nb > INT64_MAX - s->interval ? INT64_MAX : nb + s->interval;
-		reset_accs(s);
-		for (size_t i = 0; i < s->nssrc && code == 0; i++)
-			code = drain_series(s, &s->ssrc[i], lo, hi);
-		for (size_t i = 0; i < s->nrsrc && code == 0; i++)
-			code = drain_rows(s, &s->rsrc[i], &s->rts[i], (uint32_t)i, lo, hi);
-		if (code)
-			return code;
-		bool has = finish_row(s);
-		if (!has && !started)
-			continue; /* everything filtered out so far: no fill yet */
-		if (filling && (code = fill_gap(s, &cur, &cur_valid, false, nb)))
-			return code;
-		started = true;
-		if (has || filling) {
+		for (size_t i = 0; i < nsrc && code == 0; i++) {
+			bool has;
+			int64_t next;
+			code = source_next(s, i, &has, &next);
 			if (!has)
-				for (size_t c = 0; c < plan->ncolumns; c++)
-					s->nulls[c] = true;
-			code = vg_fill_push(&s->fill, nb, s->row, s->nulls);
-			if (code)
-				return code;
+				continue;
+			int64_t b = vg_bucket_start(next, s->interval, s->offset);
+			if (!any || (s->reverse ? b > nb : b < nb))
+				nb = b;
+			any = true;
 		}
-		if (filling && cur_valid) {
-			cur = nb;
-			step_bucket(s, &cur, &cur_valid);
-		}
+		if (code || !any)
+			break;
+		reset_accs(s, s->accs);
+		for (size_t i = 0; i < nsrc && code == 0; i++)
+			code = drain_source(s, i, s->accs, nb, bucket_end(s, nb));
+		code = code ? code : out_bucket(s, &o, nb, finish_row(s, s->accs));
 	}
-	if (started && filling)
-		code = fill_gap(s, &cur, &cur_valid, true, 0);
+	return code ? code : out_end(s, &o);
+}
+
+/*
+ * GROUP BY time over many sources: one source open at a time, drained
+ * forward into a table of the buckets that get points (open addressing on
+ * the bucket start), then the table sorted and output.  Memory: the table,
+ * counted against max_values, instead of a cursor per source.
+ */
+typedef struct bucket {
+	int64_t start;
+	acc_t *accs;
+} bucket_t;
+
+typedef struct table {
+	bucket_t *v;
+	size_t len, cap;
+	uint32_t *slots; /* index + 1 */
+	size_t nslots;
+	size_t held; /* against max_values */
+} table_t;
+
+static void table_release(agg_t *s, table_t *t)
+{
+	for (size_t i = 0; i < t->len; i++) {
+		for (size_t f = 0; f < s->plan->nfields; f++) {
+			vg_exec_unhold(s->x, t->v[i].accs[f].nvalues);
+			vg_free(t->v[i].accs[f].values);
+		}
+		vg_free(t->v[i].accs);
+	}
+	vg_exec_unhold(s->x, t->held);
+	vg_free(t->v);
+	vg_free(t->slots);
+	memset(t, 0, sizeof *t);
+}
+
+static size_t slot_of(int64_t start, size_t nslots)
+{
+	uint64_t h = (uint64_t)start * UINT64_C(0x9E3779B97F4A7C15);
+	return (size_t)(h >> 32) & (nslots - 1);
+}
+
+static int table_grow(table_t *t)
+{
+	size_t nslots = t->nslots ? t->nslots * 2 : 256;
+	uint32_t *slots = vg_calloc(nslots, sizeof *slots);
+	if (!slots)
+		return VG_ENOMEM;
+	for (size_t i = 0; i < t->len; i++) {
+		size_t j = slot_of(t->v[i].start, nslots);
+		while (slots[j])
+			j = (j + 1) & (nslots - 1);
+		slots[j] = (uint32_t)i + 1;
+	}
+	vg_free(t->slots);
+	t->slots = slots;
+	t->nslots = nslots;
+	return 0;
+}
+
+/* The accumulators of the bucket starting at `start`, created if new. */
+static int table_get(agg_t *s, table_t *t, int64_t start, acc_t **out)
+{
+	size_t nf = s->plan->nfields;
+	if ((t->len + 1) * 2 > t->nslots && table_grow(t))
+		return vg_query_error_set(s->x->err, VG_ENOMEM, "out of memory");
+	size_t j = slot_of(start, t->nslots);
+	for (; t->slots[j]; j = (j + 1) & (t->nslots - 1))
+		if (t->v[t->slots[j] - 1].start == start) {
+			*out = t->v[t->slots[j] - 1].accs;
+			return 0;
+		}
+	/* A bucket costs about as much as 16 held values per field. */
+	int code = vg_exec_hold(s->x, 16 * (nf ? nf : 1));
+	if (code)
+		return code;
+	t->held += 16 * (nf ? nf : 1);
+	if (t->len == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 128;
+		bucket_t *v = vg_reallocarray(t->v, cap, sizeof *v);
+		if (!v)
+			return vg_query_error_set(s->x->err, VG_ENOMEM, "out of memory");
+		t->v = v;
+		t->cap = cap;
+	}
+	acc_t *accs = vg_calloc(nf ? nf : 1, sizeof *accs);
+	if (!accs)
+		return vg_query_error_set(s->x->err, VG_ENOMEM, "out of memory");
+	t->v[t->len] = (bucket_t){start, accs};
+	t->slots[j] = (uint32_t)++t->len;
+	reset_accs(s, accs);
+	*out = accs;
+	return 0;
+}
+
+static int cmp_bucket(const void *a, const void *b)
+{
+	int64_t x = ((const bucket_t *)a)->start, y = ((const bucket_t *)b)->start;
+	return (x > y) - (x < y);
+}
+
+static int run_table(agg_t *s)
+{
+	table_t t = {0};
+	int code = 0;
+	for (size_t i = 0; i < s->nssrc + s->nrsrc && code == 0; i++) {
+		code = open_source(s, i);
+		for (;;) {
+			bool has;
+			int64_t next;
+			code = code ? code : source_next(s, i, &has, &next);
+			if (code || !has)
+				break;
+			int64_t b = vg_bucket_start(next, s->interval, s->offset);
+			acc_t *accs = NULL;
+			code = table_get(s, &t, b, &accs);
+			code = code ? code : drain_source(s, i, accs, b, bucket_end(s, b));
+		}
+		close_source(s, i);
+	}
+	if (code == 0 && t.len > 1)
+		qsort(t.v, t.len, sizeof *t.v, cmp_bucket);
+	out_t o;
+	out_init(s, &o);
+	for (size_t k = 0; k < t.len && code == 0; k++) {
+		bucket_t *b = &t.v[s->desc ? t.len - 1 - k : k];
+		code = out_bucket(s, &o, b->start, finish_row(s, b->accs));
+	}
+	code = code ? code : out_end(s, &o);
+	table_release(s, &t);
 	return code;
 }
 
@@ -564,8 +766,16 @@ static int run_group(agg_t *s, const vg_group_t *g)
 	for (size_t i = 0; i < g->count; i++)
 		rows |= plan->tagsets[g->first + i].residual == VG_TRI_UNKNOWN;
 	int code = make_sources(s, g, rows);
-	if (code == 0)
-		code = s->interval ? run_buckets(s) : run_single(s);
+	if (code == 0 && !s->interval) {
+		s->reverse = false;
+		code = run_single(s);
+	} else if (code == 0 && s->nssrc + s->nrsrc <= s->x->opts.max_open) {
+		s->reverse = s->desc;
+		code = run_buckets(s);
+	} else if (code == 0) {
+		s->reverse = false;
+		code = run_table(s);
+	}
 	close_sources(s);
 	if (code == 0)
 		code = vg_fill_finish(&s->fill);
@@ -582,7 +792,7 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 	s.sel = plan->sel;
 	s.interval = s.sel->interval_ns;
 	s.offset = s.sel->offset_ns;
-	s.reverse = s.sel->order_desc && s.interval;
+	s.desc = s.sel->order_desc && s.interval;
 	size_t nf = plan->nfields ? plan->nfields : 1, nc = plan->ncolumns ? plan->ncolumns : 1;
 	s.accs = vg_calloc(nf, sizeof *s.accs);
 	s.row = vg_calloc(nc, sizeof *s.row);
@@ -594,13 +804,13 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 	s.rvalues = vg_calloc(nf, sizeof *s.rvalues);
 	s.rpresent = vg_calloc(nf, sizeof *s.rpresent);
 	int code = s.accs && s.row && s.nulls && s.gap_row && s.gap_nulls && s.rvalues && s.rpresent
-			   ? 0
-			   : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+	               ? 0
+	               : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
 	code = code ? code : vg_emit_init(&s.emit, x, plan->ncolumns, plan->column_types + 1, true);
 	bool emit_ok = code == 0;
 	code = code ? code
-		    : vg_fill_init(&s.fill, x, &s.emit, s.interval ? s.sel->fill : VG_FILL_NONE,
-				   s.sel->fill_value, plan->ncolumns);
+	            : vg_fill_init(&s.fill, x, &s.emit, s.interval ? s.sel->fill : VG_FILL_NONE,
+	                           s.sel->fill_value, plan->ncolumns);
 	bool fill_ok = code == 0;
 	for (size_t g = 0; code == 0 && g < plan->ngroups; g++)
 		code = run_group(&s, &plan->groups[g]);

@@ -24,10 +24,13 @@
 
 #include <string.h>
 
-static int nomem(vg_fill_t *f) { return vg_query_error_set(f->x->err, VG_ENOMEM, "out of memory"); }
+static int nomem(vg_fill_t *f)
+{
+	return vg_query_error_set(f->x->err, VG_ENOMEM, "out of memory");
+}
 
 int vg_fill_init(vg_fill_t *f, vg_exec_t *x, vg_emit_t *emit, vg_fill_mode_t mode, double value,
-		 size_t ncols)
+                 size_t ncols)
 {
 	memset(f, 0, sizeof *f);
 	f->x = x;
@@ -130,7 +133,7 @@ static int queue_flush(vg_fill_t *f, bool all)
 			if (f->q_pending[s * f->ncols + c])
 				f->pending[c]--;
 		int code = vg_emit_floats(f->emit, f->q_time[s], f->q_values + s * f->ncols,
-					  f->q_nulls + s * f->ncols);
+		                          f->q_nulls + s * f->ncols);
 		f->qhead = (f->qhead + 1) % f->qcap;
 		f->qlen--;
 		vg_exec_unhold(f->x, f->ncols);
@@ -152,7 +155,7 @@ static int push_linear(vg_fill_t *f, int64_t time, const double *values, const b
 			if (!f->q_pending[s * nc + c])
 				continue;
 			double ratio = ((double)f->q_time[s] - (double)f->prev_time[c]) /
-				       ((double)time - (double)f->prev_time[c]);
+			               ((double)time - (double)f->prev_time[c]);
 			f->q_values[s * nc + c] = f->prev[c] + (values[c] - f->prev[c]) * ratio;
 			f->q_nulls[s * nc + c] = false;
 			f->q_pending[s * nc + c] = false;

@@ -47,7 +47,8 @@ int vg_exec_delete(vg_exec_t *x)
 		vg_select_t sel = {0};
 		sel.where = st->where;
 		if (vg_select_time_range(&sel, x->opts.now_ns, &t0, &t1))
-			return vg_query_error_set(x->err, VG_EINVAL, "a time in WHERE is out of range");
+			return vg_query_error_set(x->err, VG_EINVAL,
+			                          "a time in WHERE is out of range");
 	}
 	bool drop = t0 == INT64_MIN && t1 == INT64_MAX;
 	vg_idset_t ids = VG_IDSET_INIT;
@@ -55,7 +56,7 @@ int vg_exec_delete(vg_exec_t *x)
 	int code = resolve(x, &ids, &exists);
 	if (code == 0 && !exists)
 		code = vg_query_error_set(x->err, VG_ENOTFOUND, "measurement '%.*s' not found",
-					  (int)st->measurement.len, st->measurement.data);
+		                          (int)st->measurement.len, st->measurement.data);
 	if (code == 0 && x->stats)
 		x->stats->series_matched = ids.len;
 	for (size_t i = 0; code == 0 && i < ids.len && t0 < t1;) {
@@ -69,10 +70,11 @@ int vg_exec_delete(vg_exec_t *x)
 			break;
 		}
 		uint64_t removed = 0;
-		size_t end = i + x->opts.delete_batch < ids.len ? i + x->opts.delete_batch : ids.len;
+		size_t end =
+		    i + x->opts.delete_batch < ids.len ? i + x->opts.delete_batch : ids.len;
 		for (; code == 0 && i < end; i++)
 			code = drop ? vg_wtxn_drop_series(txn, ids.ids[i], &removed)
-				    : vg_wtxn_delete(txn, ids.ids[i], t0, t1, &removed);
+			            : vg_wtxn_delete(txn, ids.ids[i], t0, t1, &removed);
 		if (code) {
 			vg_wtxn_abort(txn);
 			code = fail(x, code, "deleting");

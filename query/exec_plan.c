@@ -28,7 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int nomem(vg_exec_t *x) { return vg_query_error_set(x->err, VG_ENOMEM, "out of memory"); }
+static int nomem(vg_exec_t *x)
+{
+	return vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+}
 
 static bool str_eq(vg_str_t a, vg_str_t b)
 {
@@ -63,11 +66,11 @@ static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 		m.op = c->op == VG_CMP_EQ   ? VG_MATCH_EQ
 		       : c->op == VG_CMP_NE ? VG_MATCH_NE
 		       : c->op == VG_CMP_RE ? VG_MATCH_RE
-					    : VG_MATCH_NRE;
+		                            : VG_MATCH_NRE;
 		int code = vg_rtxn_match(x->txn, r->measurement, &m, out);
 		if (code)
 			return vg_query_error_set(x->err, code, "tag lookup failed: %s",
-						  vg_strerror(code));
+			                          vg_strerror(code));
 		*all = false;
 		if (r->leaf_sets) {
 			/* A copy: out may be consumed by the caller. */
@@ -97,7 +100,8 @@ static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 			*all = false;
 		} else {
 			*all = false;
-			code = is_and ? vg_idset_intersect(&a, &b, out) : vg_idset_union(&a, &b, out);
+			code =
+			    is_and ? vg_idset_intersect(&a, &b, out) : vg_idset_union(&a, &b, out);
 			if (code)
 				code = nomem(x);
 		}
@@ -107,15 +111,14 @@ static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 	return code;
 }
 
-int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond,
-			vg_idset_t *out)
+int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond, vg_idset_t *out)
 {
 	vg_idset_t every = VG_IDSET_INIT;
 	int code = vg_rtxn_measurement_series(x->txn, measurement, &every);
 	if (code) {
 		vg_idset_release(&every);
 		return vg_query_error_set(x->err, code, "series lookup failed: %s",
-					  vg_strerror(code));
+		                          vg_strerror(code));
 	}
 	bool all = true;
 	vg_idset_t part = VG_IDSET_INIT;
@@ -147,7 +150,7 @@ static size_t count_nodes(const vg_cond_t *c, size_t *tag_leaves)
 }
 
 static int field_index(vg_exec_t *x, vg_plan_t *plan, vg_str_t name, bool selected, size_t *cap,
-		       size_t *out)
+                       size_t *out)
 {
 	for (size_t i = 0; i < plan->nfields; i++)
 		if (str_eq(plan->fields[i].name, name)) {
@@ -176,7 +179,7 @@ static int field_index(vg_exec_t *x, vg_plan_t *plan, vg_str_t name, bool select
 /* Emits nodes depth-first; tag leaves are numbered in the same order as
  * superset() visits them. */
 static int compile(vg_exec_t *x, vg_plan_t *plan, const vg_cond_t *c, size_t *fcap, int *leaf,
-		   int *out)
+                   int *out)
 {
 	int self = (int)plan->nprog++;
 	vg_prog_node_t *n = &plan->prog[self];
@@ -228,7 +231,7 @@ static int tri_eval(const vg_plan_t *plan, int i, const bool *truth)
 }
 
 static bool row_eval(const vg_plan_t *plan, int i, const vg_tagset_t *ts, const double *values,
-		     const bool *present)
+                     const bool *present)
 {
 	const vg_prog_node_t *n = &plan->prog[i];
 	switch (n->kind) {
@@ -248,7 +251,7 @@ static bool row_eval(const vg_plan_t *plan, int i, const vg_tagset_t *ts, const 
 }
 
 bool vg_plan_row_matches(const vg_plan_t *plan, const vg_tagset_t *ts, const double *values,
-			 const bool *present)
+                         const bool *present)
 {
 	if (ts->residual != VG_TRI_UNKNOWN)
 		return ts->residual == VG_TRI_TRUE;
@@ -280,7 +283,7 @@ static int collect_name(void *ctx, vg_str_t name)
 }
 
 static int add_column(vg_exec_t *x, vg_plan_t *plan, const vg_select_column_t *sc, vg_str_t field,
-		      vg_str_t name, size_t *fcap)
+                      vg_str_t name, size_t *fcap)
 {
 	vg_plan_column_t *col = &plan->columns[plan->ncolumns];
 	size_t f;
@@ -302,7 +305,7 @@ static int add_column(vg_exec_t *x, vg_plan_t *plan, const vg_select_column_t *s
 		bool taken = false;
 		for (size_t i = 0; i < plan->ncolumns && !taken; i++)
 			taken = plan->columns[i].name.len == b.len &&
-				memcmp(plan->columns[i].name.data, b.data, b.len) == 0;
+			        memcmp(plan->columns[i].name.data, b.data, b.len) == 0;
 		if (!taken)
 			break;
 		b.len = name.len;
@@ -326,10 +329,11 @@ static int plan_columns(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan, s
 	if (wildcard) {
 		int code = vg_rtxn_list_field_keys(x->txn, sel->measurement, collect_name, &keys);
 		if (code)
-			return code == VG_ENOMEM ? nomem(x)
-						 : vg_query_error_set(x->err, code,
-								      "listing field keys failed: %s",
-								      vg_strerror(code));
+			return code == VG_ENOMEM
+			           ? nomem(x)
+			           : vg_query_error_set(x->err, code,
+			                                "listing field keys failed: %s",
+			                                vg_strerror(code));
 	}
 	size_t n = 0;
 	for (size_t i = 0; i < sel->ncolumns; i++)
@@ -350,10 +354,10 @@ static int plan_columns(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan, s
 			if (sc->agg != VG_AGG_NONE) {
 				vg_buf_t b = VG_BUF_INIT;
 				int code = vg_buf_printf(&b, "%s_%.*s", vg_agg_fn_name(sc->agg),
-							 (int)keys.v[k].len, keys.v[k].data);
+				                         (int)keys.v[k].len, keys.v[k].data);
 				code = code ? code
-					    : vg_arena_str(&plan->arena, (const char *)b.data, b.len,
-							   &name);
+				            : vg_arena_str(&plan->arena, (const char *)b.data,
+				                           b.len, &name);
 				vg_buf_release(&b);
 				if (code)
 					return nomem(x);
@@ -364,8 +368,8 @@ static int plan_columns(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan, s
 		}
 	}
 	plan->column_names = vg_arena_array(&plan->arena, plan->ncolumns + 1, sizeof(vg_str_t));
-	plan->column_types = vg_arena_array(&plan->arena, plan->ncolumns + 1,
-					    sizeof(vg_column_type_t));
+	plan->column_types =
+	    vg_arena_array(&plan->arena, plan->ncolumns + 1, sizeof(vg_column_type_t));
 	if (!plan->column_names || !plan->column_types)
 		return nomem(x);
 	plan->column_names[0] = (vg_str_t){"time", 4};
@@ -378,19 +382,6 @@ static int plan_columns(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan, s
 }
 
 /* ---- tag sets and groups ---------------------------------------------------- */
-
-typedef struct entry {
-	vg_str_t key;        /* tag-set bytes */
-	vg_series_id_t id;
-	uint32_t field;
-} entry_t;
-
-static int entry_cmp(const void *a, const void *b)
-{
-	const entry_t *x = a, *y = b;
-	int c = str_cmp(x->key, y->key);
-	return c ? c : (x->field > y->field) - (x->field < y->field);
-}
 
 /* Parses canonical tag-set bytes into tag views (into the bytes). */
 static size_t parse_tagset(vg_str_t key, vg_tag_t *tags)
@@ -409,47 +400,136 @@ static size_t parse_tagset(vg_str_t key, vg_tag_t *tags)
 	return n;
 }
 
-static int encode_tags(vg_arena_t *arena, const vg_tag_t *tags, size_t ntags, vg_str_t *out)
+static int encode_tags(vg_buf_t *b, const vg_tag_t *tags, size_t ntags)
 {
 	size_t len = 0;
 	for (size_t i = 0; i < ntags; i++)
 		len += tags[i].key.len + tags[i].value.len + 2;
-	char *p = vg_arena_alloc(arena, len + 1);
-	if (!p)
+	vg_buf_clear(b);
+	if (vg_buf_reserve(b, len))
 		return VG_ENOMEM;
-	size_t o = 0;
+	uint8_t *p = b->data;
 	for (size_t i = 0; i < ntags; i++) {
-		memcpy(p + o, tags[i].key.data, tags[i].key.len);
-		o += tags[i].key.len;
-		p[o++] = 0;
-		memcpy(p + o, tags[i].value.data, tags[i].value.len);
-		o += tags[i].value.len;
-		p[o++] = 0;
+		memcpy(p, tags[i].key.data, tags[i].key.len);
+		p += tags[i].key.len;
+		*p++ = 0;
+		memcpy(p, tags[i].value.data, tags[i].value.len);
+		p += tags[i].value.len;
+		*p++ = 0;
 	}
-	*out = (vg_str_t){p, len};
+	b->len = len;
 	return 0;
 }
 
-typedef struct ts_sort {
+typedef struct ts_entry {
 	vg_tagset_t ts;
 	vg_str_t group_key;
-} ts_sort_t;
+	uint64_t hash;
+	vg_series_id_t any_id; /* one series of the tag set */
+} ts_entry_t;
 
-static int ts_sort_cmp(const void *a, const void *b)
+static int ts_entry_cmp(const void *a, const void *b)
 {
-	const ts_sort_t *x = a, *y = b;
+	const ts_entry_t *x = a, *y = b;
 	int c = str_cmp(x->group_key, y->group_key);
 	return c ? c : str_cmp(x->ts.key, y->ts.key);
 }
 
+/* Tag sets found so far, with an open-addressing index on their key. */
+typedef struct ts_table {
+	ts_entry_t *v;
+	size_t len, cap;
+	uint32_t *slots; /* entry index + 1; 0 = empty */
+	size_t nslots;   /* a power of two, at least twice len */
+} ts_table_t;
+
+/* A multiply-xorshift hash over 8-byte words; only for the table. */
+static uint64_t hash_bytes(const uint8_t *p, size_t n)
+{
+	const uint64_t k = UINT64_C(0x9E3779B97F4A7C15);
+	uint64_t h = n * k;
+	for (; n >= 8; p += 8, n -= 8) {
+		uint64_t w;
+		memcpy(&w, p, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	uint64_t w = 0;
+	memcpy(&w, p, n);
+	h = (h ^ w) * k;
+	return h ^ (h >> 32);
+}
+
+static int table_grow(ts_table_t *t)
+{
+	size_t nslots = t->nslots ? t->nslots * 2 : 64;
+	uint32_t *slots = vg_calloc(nslots, sizeof *slots);
+	if (!slots)
+		return VG_ENOMEM;
+	for (size_t i = 0; i < t->len; i++) {
+		size_t j = t->v[i].hash & (nslots - 1);
+		while (slots[j])
+			j = (j + 1) & (nslots - 1);
+		slots[j] = (uint32_t)i + 1;
+	}
+	vg_free(t->slots);
+	t->slots = slots;
+	t->nslots = nslots;
+	return 0;
+}
+
+/* The tag set with key bytes b, created if new. */
+static int table_find(vg_plan_t *plan, ts_table_t *t, const vg_buf_t *b, vg_series_id_t id,
+                      ts_entry_t **out)
+{
+	uint64_t h = hash_bytes(b->data, b->len);
+	size_t j = t->nslots ? h & (t->nslots - 1) : 0;
+	while (t->nslots && t->slots[j]) {
+		ts_entry_t *e = &t->v[t->slots[j] - 1];
+		if (e->hash == h && e->ts.key.len == b->len &&
+		    memcmp(e->ts.key.data, b->data, b->len) == 0) {
+			*out = e;
+			return 0;
+		}
+		j = (j + 1) & (t->nslots - 1);
+	}
+	if ((t->len + 1) * 2 > t->nslots) {
+		if (table_grow(t))
+			return VG_ENOMEM;
+		return table_find(plan, t, b, id, out);
+	}
+	if (t->len == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 32;
+		ts_entry_t *v = vg_reallocarray(t->v, cap, sizeof *v);
+		if (!v)
+			return VG_ENOMEM;
+		t->v = v;
+		t->cap = cap;
+	}
+	ts_entry_t *e = &t->v[t->len];
+	memset(e, 0, sizeof *e);
+	e->hash = h;
+	e->any_id = id;
+	e->ts.series = vg_arena_array(&plan->arena, plan->nfields, sizeof *e->ts.series);
+	if (!e->ts.series ||
+	    vg_arena_str(&plan->arena, b->len ? (const char *)b->data : "", b->len, &e->ts.key))
+		return VG_ENOMEM;
+	for (size_t f = 0; f < plan->nfields; f++)
+		e->ts.series[f] = -1;
+	t->slots[j] = (uint32_t)++t->len;
+	*out = e;
+	return 0;
+}
+
+/* Every series of the needed fields (cut to the condition's superset),
+ * described and gathered into tag sets. */
 static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, bool all,
-			  entry_t **out, size_t *nout)
+                          ts_table_t *table)
 {
 	const vg_select_t *sel = plan->sel;
-	entry_t *entries = NULL;
-	size_t n = 0, cap = 0;
 	int code = 0;
 	vg_idset_t fs = VG_IDSET_INIT, both = VG_IDSET_INIT;
+	vg_buf_t key = VG_BUF_INIT;
 	vg_series_desc_t *desc = vg_malloc(sizeof *desc);
 	if (!desc)
 		return nomem(x);
@@ -457,7 +537,7 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 		code = vg_rtxn_field_series(x->txn, sel->measurement, plan->fields[f].name, &fs);
 		if (code) {
 			code = vg_query_error_set(x->err, code, "series lookup failed: %s",
-						  vg_strerror(code));
+			                          vg_strerror(code));
 			break;
 		}
 		const vg_idset_t *ids = &fs;
@@ -476,40 +556,25 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 			}
 			if (code) {
 				code = vg_query_error_set(x->err, code, "series lookup failed: %s",
-							  vg_strerror(code));
+				                          vg_strerror(code));
 				break;
 			}
-			if (n == cap) {
-				cap = cap ? cap * 2 : 64;
-				entry_t *v = vg_reallocarray(entries, cap, sizeof *v);
-				if (!v) {
-					code = nomem(x);
-					break;
-				}
-				entries = v;
-			}
-			entry_t *e = &entries[n];
-			e->id = ids->ids[i];
-			e->field = (uint32_t)f;
-			if (encode_tags(&plan->arena, desc->tags, desc->ntags, &e->key)) {
+			if ((i & 1023) == 1023 && (code = vg_exec_check(x)))
+				break;
+			ts_entry_t *e;
+			if (encode_tags(&key, desc->tags, desc->ntags) ||
+			    table_find(plan, table, &key, ids->ids[i], &e)) {
 				code = nomem(x);
 				break;
 			}
-			n++;
+			e->ts.series[f] = ids->ids[i];
 		}
 	}
 	vg_free(desc);
+	vg_buf_release(&key);
 	vg_idset_release(&fs);
 	vg_idset_release(&both);
-	if (code) {
-		vg_free(entries);
-		return code;
-	}
-	if (n > 1)
-		qsort(entries, n, sizeof *entries, entry_cmp);
-	*out = entries;
-	*nout = n;
-	return 0;
+	return code;
 }
 
 static int group_key_of(vg_plan_t *plan, const vg_tag_t *tags, size_t ntags, vg_str_t *out)
@@ -518,8 +583,8 @@ static int group_key_of(vg_plan_t *plan, const vg_tag_t *tags, size_t ntags, vg_
 	const vg_str_t empty = {"", 0};
 	vg_str_t vals[VG_STORE_MAX_TAGS];
 	vg_str_t *v = plan->ngroup_keys <= VG_STORE_MAX_TAGS
-			      ? vals
-			      : vg_arena_array(&plan->arena, plan->ngroup_keys, sizeof *v);
+	                  ? vals
+	                  : vg_arena_array(&plan->arena, plan->ngroup_keys, sizeof *v);
 	if (!v)
 		return VG_ENOMEM;
 	for (size_t k = 0; k < plan->ngroup_keys; k++) {
@@ -543,85 +608,60 @@ static int group_key_of(vg_plan_t *plan, const vg_tag_t *tags, size_t ntags, vg_
 	return 0;
 }
 
-static int build_tagsets(vg_exec_t *x, vg_plan_t *plan, const entry_t *entries, size_t n)
+/* Keeps the tag sets that can produce rows, orders them by group and
+ * tag-set order, and forms the groups. */
+static int build_tagsets(vg_exec_t *x, vg_plan_t *plan, ts_table_t *table)
 {
-	size_t nts = 0;
-	for (size_t i = 0; i < n; i++)
-		if (i == 0 || !str_eq(entries[i].key, entries[i - 1].key))
-			nts++;
-	ts_sort_t *sorted = vg_reallocarray(NULL, nts ? nts : 1, sizeof *sorted);
-	if (!sorted)
-		return nomem(x);
 	size_t kept = 0;
 	vg_tag_t tags[VG_STORE_MAX_TAGS];
-	for (size_t i = 0; i < n;) {
-		size_t j = i;
-		while (j < n && str_eq(entries[j].key, entries[i].key))
-			j++;
-		vg_tagset_t ts = {0};
-		ts.key = entries[i].key;
-		ts.series = vg_arena_array(&plan->arena, plan->nfields, sizeof *ts.series);
-		ts.tag_truth = vg_arena_array(&plan->arena, plan->ntag_leaves ? plan->ntag_leaves : 1,
-					      sizeof *ts.tag_truth);
-		if (!ts.series || !ts.tag_truth) {
-			vg_free(sorted);
-			return nomem(x);
-		}
-		for (size_t f = 0; f < plan->nfields; f++)
-			ts.series[f] = -1;
+	for (size_t i = 0; i < table->len; i++) {
+		ts_entry_t *e = &table->v[i];
+		vg_tagset_t *ts = &e->ts;
 		bool has_selected = false;
-		for (size_t k = i; k < j; k++) {
-			ts.series[entries[k].field] = entries[k].id;
-			has_selected |= plan->fields[entries[k].field].selected;
-		}
-		ts.residual = VG_TRI_TRUE;
-		if (plan->prog) {
-			for (size_t l = 0; l < plan->ntag_leaves; l++)
-				ts.tag_truth[l] = vg_idset_contains(&plan->tag_sets[l], entries[i].id);
-			ts.residual = tri_eval(plan, plan->prog_root, ts.tag_truth);
-		}
-		i = j;
-		if (!has_selected || ts.residual == VG_TRI_FALSE)
-			continue;
-		ts.ntags = parse_tagset(ts.key, tags);
-		ts.tags = vg_arena_array(&plan->arena, ts.ntags ? ts.ntags : 1, sizeof *ts.tags);
-		if (!ts.tags) {
-			vg_free(sorted);
-			return nomem(x);
-		}
-		memcpy((vg_tag_t *)ts.tags, tags, ts.ntags * sizeof *tags);
-		ts_sort_t *s = &sorted[kept++];
-		s->ts = ts;
-		if (group_key_of(plan, ts.tags, ts.ntags, &s->group_key)) {
-			vg_free(sorted);
-			return nomem(x);
-		}
 		for (size_t f = 0; f < plan->nfields; f++)
-			if (ts.series[f] >= 0 && x->stats)
-				x->stats->series_matched++;
+			has_selected |= ts->series[f] >= 0 && plan->fields[f].selected;
+		ts->residual = VG_TRI_TRUE;
+		if (plan->prog) {
+			ts->tag_truth =
+			    vg_arena_array(&plan->arena, plan->ntag_leaves ? plan->ntag_leaves : 1,
+			                   sizeof *ts->tag_truth);
+			if (!ts->tag_truth)
+				return nomem(x);
+			for (size_t l = 0; l < plan->ntag_leaves; l++)
+				ts->tag_truth[l] = vg_idset_contains(&plan->tag_sets[l], e->any_id);
+			ts->residual = tri_eval(plan, plan->prog_root, ts->tag_truth);
+		}
+		if (!has_selected || ts->residual == VG_TRI_FALSE)
+			continue;
+		ts->ntags = parse_tagset(ts->key, tags);
+		ts->tags =
+		    vg_arena_array(&plan->arena, ts->ntags ? ts->ntags : 1, sizeof *ts->tags);
+		if (!ts->tags || group_key_of(plan, tags, ts->ntags, &e->group_key))
+			return nomem(x);
+		memcpy((vg_tag_t *)ts->tags, tags, ts->ntags * sizeof *tags);
+		for (size_t f = 0; f < plan->nfields && x->stats; f++)
+			x->stats->series_matched += ts->series[f] >= 0;
+		table->v[kept++] = *e;
 	}
-	qsort(sorted, kept, sizeof *sorted, ts_sort_cmp);
+	if (kept > 1)
+		qsort(table->v, kept, sizeof *table->v, ts_entry_cmp);
 	plan->tagsets = vg_arena_array(&plan->arena, kept ? kept : 1, sizeof *plan->tagsets);
 	plan->groups = vg_arena_array(&plan->arena, kept ? kept : 1, sizeof *plan->groups);
-	if (!plan->tagsets || !plan->groups) {
-		vg_free(sorted);
+	if (!plan->tagsets || !plan->groups)
 		return nomem(x);
-	}
 	for (size_t i = 0; i < kept; i++) {
-		plan->tagsets[i] = sorted[i].ts;
-		if (i == 0 || !str_eq(sorted[i].group_key, sorted[i - 1].group_key)) {
+		plan->tagsets[i] = table->v[i].ts;
+		if (i == 0 || !str_eq(table->v[i].group_key, table->v[i - 1].group_key)) {
 			vg_group_t *g = &plan->groups[plan->ngroups++];
 			g->first = i;
 			g->count = 0;
 			g->ntags = plan->ngroup_keys;
-			g->tags = vg_arena_array(&plan->arena, g->ntags ? g->ntags : 1,
-						 sizeof *g->tags);
-			if (!g->tags) {
-				vg_free(sorted);
+			g->tags =
+			    vg_arena_array(&plan->arena, g->ntags ? g->ntags : 1, sizeof *g->tags);
+			if (!g->tags)
 				return nomem(x);
-			}
 			/* Values are views into the group key bytes. */
-			const char *p = sorted[i].group_key.data;
+			const char *p = table->v[i].group_key.data;
 			for (size_t k = 0; k < g->ntags; k++) {
 				size_t l = strlen(p);
 				g->tags[k].key = plan->group_keys[k];
@@ -633,7 +673,6 @@ static int build_tagsets(vg_exec_t *x, vg_plan_t *plan, const entry_t *entries, 
 		plan->tagsets[i].group = plan->ngroups - 1;
 	}
 	plan->ntagsets = kept;
-	vg_free(sorted);
 	return 0;
 }
 
@@ -654,10 +693,14 @@ int64_t vg_bucket_start(int64_t t, int64_t interval, int64_t offset)
 static const char *fill_name(vg_fill_mode_t fill)
 {
 	switch (fill) {
-	case VG_FILL_NULL: return "null";
-	case VG_FILL_PREVIOUS: return "previous";
-	case VG_FILL_LINEAR: return "linear";
-	default: return "<number>";
+	case VG_FILL_NULL:
+		return "null";
+	case VG_FILL_PREVIOUS:
+		return "previous";
+	case VG_FILL_LINEAR:
+		return "linear";
+	default:
+		return "<number>";
 	}
 }
 
@@ -673,14 +716,15 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 	if (sel->interval_ns && sel->fill != VG_FILL_NONE) {
 		if (!plan->has_lower)
 			return vg_query_error_set(x->err, VG_EINVAL,
-						  "FILL(%s) needs a lower time bound "
-						  "(WHERE time >= ...)",
-						  fill_name(sel->fill));
+			                          "FILL(%s) needs a lower time bound "
+			                          "(WHERE time >= ...)",
+			                          fill_name(sel->fill));
 		if (plan->t1 == INT64_MAX)
 			plan->t1 = x->opts.now_ns == INT64_MAX ? INT64_MAX : x->opts.now_ns + 1;
 		if (plan->t0 < plan->t1) {
 			plan->fill_lo = vg_bucket_start(plan->t0, sel->interval_ns, sel->offset_ns);
-			plan->fill_hi = vg_bucket_start(plan->t1 - 1, sel->interval_ns, sel->offset_ns);
+			plan->fill_hi =
+			    vg_bucket_start(plan->t1 - 1, sel->interval_ns, sel->offset_ns);
 		}
 	}
 	vg_idset_t every = VG_IDSET_INIT;
@@ -688,10 +732,11 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 	size_t nseries = every.len;
 	vg_idset_release(&every);
 	if (code)
-		return vg_query_error_set(x->err, code, "series lookup failed: %s", vg_strerror(code));
+		return vg_query_error_set(x->err, code, "series lookup failed: %s",
+		                          vg_strerror(code));
 	if (nseries == 0)
 		return vg_query_error_set(x->err, VG_ENOTFOUND, "measurement '%.*s' not found",
-					  (int)sel->measurement.len, sel->measurement.data);
+		                          (int)sel->measurement.len, sel->measurement.data);
 	size_t fcap = 0;
 	code = plan_columns(x, sel, plan, &fcap);
 	if (code)
@@ -717,24 +762,24 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 		name_list_t keys = {&plan->arena, NULL, 0, 0};
 		code = vg_rtxn_list_tag_keys(x->txn, sel->measurement, collect_name, &keys);
 		if (code)
-			code = code == VG_ENOMEM ? nomem(x)
-						 : vg_query_error_set(x->err, code,
-								      "listing tag keys failed: %s",
-								      vg_strerror(code));
+			code = code == VG_ENOMEM
+			           ? nomem(x)
+			           : vg_query_error_set(x->err, code, "listing tag keys failed: %s",
+			                                vg_strerror(code));
 		plan->group_keys = keys.v;
 		plan->ngroup_keys = keys.len;
 	} else if (code == 0) {
-		plan->group_keys = (vg_str_t *)sel->group_tags;
+		plan->group_keys = sel->group_tags;
 		plan->ngroup_keys = sel->ngroup_tags;
 	}
-	entry_t *entries = NULL;
-	size_t n = 0;
+	ts_table_t table = {0};
 	if (code == 0)
-		code = collect_series(x, plan, &cut, all, &entries, &n);
+		code = collect_series(x, plan, &cut, all, &table);
 	vg_idset_release(&cut);
 	if (code == 0)
-		code = build_tagsets(x, plan, entries, n);
-	vg_free(entries);
+		code = build_tagsets(x, plan, &table);
+	vg_free(table.v);
+	vg_free(table.slots);
 	return code;
 }
 

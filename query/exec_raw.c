@@ -9,7 +9,9 @@
  *
  * A group of one tag set with one field and no per-row test (the common
  * "one series over a range") skips the row machinery: cursor blocks go to
- * the emitter as they come.
+ * the emitter as they come.  With LIMIT, row sources take chunk edges from
+ * headers (exec_source.c), so "the latest point of every host" reads one
+ * chunk header per series instead of decoding a chunk per series.
  */
 #include "query_int.h"
 
@@ -24,9 +26,9 @@ typedef struct raw {
 	const vg_select_t *sel;
 	bool reverse;
 	vg_emit_t emit;
-	double *values;  /* per plan field */
+	double *values; /* per plan field */
 	bool *present;
-	double *row;     /* per column */
+	double *row; /* per column */
 	bool *nulls;
 } raw_t;
 
@@ -40,10 +42,10 @@ static int run_series(raw_t *r, vg_series_id_t id, size_t field)
 	}
 	vg_cursor_t *cursor;
 	int code = vg_cursor_open(r->x->txn, id, plan->t0, plan->t1,
-				  r->reverse ? VG_CURSOR_REVERSE : 0, &cursor);
+	                          r->reverse ? VG_CURSOR_REVERSE : 0, &cursor);
 	if (code)
 		return vg_query_error_set(r->x->err, code, "reading series failed: %s",
-					  vg_strerror(code));
+		                          vg_strerror(code));
 	for (;;) {
 		const int64_t *times;
 		const double *values;
@@ -51,7 +53,7 @@ static int run_series(raw_t *r, vg_series_id_t id, size_t field)
 		code = vg_cursor_next(cursor, &times, &values, &n);
 		if (code) {
 			code = vg_query_error_set(r->x->err, code, "reading series failed: %s",
-						  vg_strerror(code));
+			                          vg_strerror(code));
 			break;
 		}
 		if (n == 0)
@@ -84,23 +86,22 @@ static int run_rows(raw_t *r, const vg_group_t *g)
 	size_t opened = 0;
 	for (; opened < g->count && code == 0; opened++)
 		code = vg_row_src_open(r->x, &src[opened], &ts[opened], plan->nfields, plan->t0,
-				       plan->t1, r->reverse);
+		                       plan->t1, r->reverse, r->sel->limit > 0);
 	unsigned n = 0;
 	while (code == 0) {
 		size_t best = g->count;
-		for (size_t i = 0; i < g->count; i++) {
-			if (src[i].done)
+		for (size_t i = 0; i < g->count && code == 0; i++) {
+			code = vg_row_src_peek(r->x, &src[i]);
+			if (code || src[i].done)
 				continue;
-			if (best == g->count ||
-			    (r->reverse ? src[i].next > src[best].next : src[i].next < src[best].next))
+			if (best == g->count || (r->reverse ? src[i].next > src[best].next
+			                                    : src[i].next < src[best].next))
 				best = i;
 		}
-		if (best == g->count)
+		if (code || best == g->count)
 			break;
 		int64_t t = src[best].next;
-		code = vg_row_src_take(r->x, &src[best], r->values, r->present);
-		if (code)
-			break;
+		vg_row_src_take(&src[best], r->values, r->present);
 		if ((++n & 1023) == 0 && (code = vg_exec_check(r->x)))
 			break;
 		if (!vg_plan_row_matches(plan, &ts[best], r->values, r->present))
@@ -142,7 +143,7 @@ static int run_group(raw_t *r, const vg_group_t *g)
 			only = f;
 			nseries++;
 		}
-	if (g->count == 1 && nseries == 1 && ts->residual == VG_TRI_TRUE)
+	if (g->count == 1 && nseries == 1 && ts->residual == VG_TRI_TRUE && r->sel->limit == 0)
 		code = run_series(r, (vg_series_id_t)ts->series[only], only);
 	else
 		code = run_rows(r, g);
@@ -164,8 +165,8 @@ int vg_exec_raw(vg_exec_t *x, vg_plan_t *plan)
 	r.row = vg_calloc(nc, sizeof *r.row);
 	r.nulls = vg_calloc(nc, sizeof *r.nulls);
 	int code = r.values && r.present && r.row && r.nulls
-			   ? 0
-			   : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+	               ? 0
+	               : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
 	code = code ? code : vg_emit_init(&r.emit, x, plan->ncolumns, plan->column_types + 1, true);
 	bool emit_ok = code == 0;
 	for (size_t g = 0; code == 0 && g < plan->ngroups; g++)

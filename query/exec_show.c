@@ -17,7 +17,10 @@
 
 static const vg_column_type_t string_types[2] = {VG_COLUMN_STRING, VG_COLUMN_STRING};
 
-static vg_str_t cstr(const char *s) { return (vg_str_t){s, strlen(s)}; }
+static vg_str_t cstr(const char *s)
+{
+	return (vg_str_t){s, strlen(s)};
+}
 
 static int store_error(vg_exec_t *x, int code, const char *what)
 {
@@ -64,7 +67,7 @@ static int measurements(vg_exec_t *x, names_t *out)
 
 typedef struct listing {
 	vg_emit_t *emit;
-	vg_str_t first;    /* a constant first column ("" when one column) */
+	vg_str_t first; /* a constant first column ("" when one column) */
 	bool two;
 	vg_str_t constant; /* FIELD KEYS: fieldType */
 	bool third;
@@ -123,11 +126,12 @@ static int show_per_measurement(vg_exec_t *x, vg_emit_t *e1, vg_emit_t *e2)
 		vg_result_set_t set = {ms.v[i], NULL, 0, cols, string_types, ncols, false};
 		vg_emit_start(e, &set, 0);
 		listing_t l = {e, x->st->tag_key, ncols == 2, cstr("float"),
-			       kind == VG_STMT_SHOW_FIELD_KEYS};
+		               kind == VG_STMT_SHOW_FIELD_KEYS};
 		if (kind == VG_STMT_SHOW_TAG_KEYS)
 			code = vg_rtxn_list_tag_keys(x->txn, ms.v[i], list_row, &l);
 		else if (kind == VG_STMT_SHOW_TAG_VALUES)
-			code = vg_rtxn_list_tag_values(x->txn, ms.v[i], x->st->tag_key, list_row, &l);
+			code =
+			    vg_rtxn_list_tag_values(x->txn, ms.v[i], x->st->tag_key, list_row, &l);
 		else
 			code = vg_rtxn_list_field_keys(x->txn, ms.v[i], list_row, &l);
 		code = code ? code : vg_emit_end(e);
@@ -238,19 +242,23 @@ static int show_stats(vg_exec_t *x)
 		const char *name;
 		uint64_t value;
 	} rows[] = {
-		{"series", st.series},         {"chunks", st.chunks},
-		{"chunk_points", st.chunk_points}, {"head_points", st.head_points},
-		{"file_bytes", st.file_bytes}, {"used_bytes", st.used_bytes},
-		{"map_bytes", st.map_bytes},
+	    {"series", st.series},
+	    {"chunks", st.chunks},
+	    {"chunk_points", st.chunk_points},
+	    {"head_points", st.head_points},
+	    {"file_bytes", st.file_bytes},
+	    {"used_bytes", st.used_bytes},
+	    {"map_bytes", st.map_bytes},
 	};
 	for (size_t i = 0; code == 0 && i < sizeof rows / sizeof rows[0]; i++) {
-		vg_cell_t cells[2] = {{false, 0, cstr(rows[i].name)}, {false, (double)rows[i].value, {"", 0}}};
+		vg_cell_t cells[2] = {{false, 0, cstr(rows[i].name)},
+		                      {false, (double)rows[i].value, {"", 0}}};
 		code = vg_emit_row(&e, 0, cells);
 	}
 	for (size_t i = 0; code == 0 && i < x->opts.nextra_stats; i++) {
 		const vg_stat_pair_t *p = &x->opts.extra_stats[i];
 		vg_cell_t cells[2] = {{false, 0, cstr(p->name ? p->name : "")},
-				      {false, p->value, {"", 0}}};
+		                      {false, p->value, {"", 0}}};
 		code = vg_emit_row(&e, 0, cells);
 	}
 	code = code ? code : vg_emit_end(&e);

@@ -12,7 +12,12 @@
  *
  * A row source merges the cursors of one tag set's fields by time, giving
  * rows (time, value or absent per field) for field conditions and raw
- * output.  It never uses headers: rows need every point.
+ * output.  Rows need every point, with one exception: a raw query with
+ * LIMIT often needs only the newest (or oldest) point of a chunk, which the
+ * header holds (last_value at max_time, first_value at min_time), so such a
+ * source takes that point from the header and decodes the chunk only if
+ * the merge comes back for more ("edges").  Fetching is lazy for the same
+ * reason: nothing is read past the row that meets the LIMIT.
  */
 #include "query_int.h"
 
@@ -35,7 +40,7 @@ int vg_series_src_open(vg_exec_t *x, vg_series_src_t *src, int64_t t0, int64_t t
 	src->have_header = false;
 	src->n = src->pos = 0;
 	int code = vg_cursor_open(x->txn, src->id, t0, t1, src->reverse ? VG_CURSOR_REVERSE : 0,
-				  &src->cursor);
+	                          &src->cursor);
 	if (code)
 		return store_error(x, code);
 	return vg_series_src_fetch(x, src, src->reverse ? t1 - 1 : t0);
@@ -82,101 +87,134 @@ void vg_series_src_close(vg_series_src_t *src)
 
 /* ---- row sources ----------------------------------------------------------- */
 
-static void row_next(vg_row_src_t *src)
+static int open_field(vg_exec_t *x, vg_row_src_t *src, vg_row_field_t *f, int64_t t0, int64_t t1)
 {
+	int code = vg_cursor_open(x->txn, (vg_series_id_t)f->id, t0, t1,
+	                          src->reverse ? VG_CURSOR_REVERSE : 0, &f->cursor);
+	return code ? store_error(x, code) : 0;
+}
+
+/* Fills field f's next block (n = 0 and no cursor at its end). */
+static int field_fetch(vg_exec_t *x, vg_row_src_t *src, vg_row_field_t *f)
+{
+	f->pos = f->n = 0;
+	int code;
+	if (f->edge) {
+		/* The header point is used: read the rest of its chunk. */
+		f->edge = false;
+		vg_cursor_close(f->cursor);
+		f->cursor = NULL;
+		if (src->reverse ? f->edge_time > src->t0 : f->edge_time < src->t1 - 1) {
+			code = src->reverse ? open_field(x, src, f, src->t0, f->edge_time)
+			                    : open_field(x, src, f, f->edge_time + 1, src->t1);
+			if (code)
+				return code;
+		}
+	}
+	if (!f->cursor)
+		return 0;
+	if (src->edges) {
+		vg_chunk_header_t h;
+		code = vg_cursor_skip_chunk(f->cursor, src->reverse ? src->t0 : src->t1, &h);
+		if (code < 0)
+			return store_error(x, code);
+		if (code == 1) {
+			f->edge = true;
+			f->edge_time = src->reverse ? h.max_time : h.min_time;
+			f->edge_value = src->reverse ? h.last_value : h.first_value;
+			f->times = &f->edge_time;
+			f->values = &f->edge_value;
+			f->n = 1;
+			if (x->stats)
+				x->stats->points_scanned++;
+			return 0;
+		}
+	}
+	code = vg_cursor_next(f->cursor, &f->times, &f->values, &f->n);
+	if (code)
+		return store_error(x, code);
+	if (f->n == 0) {
+		vg_cursor_close(f->cursor);
+		f->cursor = NULL;
+		return 0;
+	}
+	if (x->stats)
+		x->stats->points_scanned += f->n;
+	return vg_exec_check(x);
+}
+
+int vg_row_src_open(vg_exec_t *x, vg_row_src_t *src, const vg_tagset_t *ts, size_t nfields,
+                    int64_t t0, int64_t t1, bool reverse, bool edges)
+{
+	memset(src, 0, sizeof *src);
+	src->nfields = nfields;
+	src->reverse = reverse;
+	src->edges = edges;
+	src->t0 = t0;
+	src->t1 = t1;
+	src->done = true;
+	src->fields = vg_calloc(nfields ? nfields : 1, sizeof *src->fields);
+	if (!src->fields)
+		return vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+	for (size_t f = 0; f < nfields; f++) {
+		vg_row_field_t *rf = &src->fields[f];
+		rf->id = ts->series[f];
+		if (rf->id < 0 || t0 >= t1)
+			continue;
+		int code = open_field(x, src, rf, t0, t1);
+		if (code) {
+			vg_row_src_close(src);
+			return code;
+		}
+		rf->pos = rf->n = 0; /* fetched at the first peek */
+	}
+	src->stale = true;
+	return 0;
+}
+
+void vg_row_src_close(vg_row_src_t *src)
+{
+	for (size_t f = 0; src->fields && f < src->nfields; f++)
+		vg_cursor_close(src->fields[f].cursor);
+	vg_free(src->fields);
+	memset(src, 0, sizeof *src);
+	src->done = true;
+}
+
+int vg_row_src_peek(vg_exec_t *x, vg_row_src_t *src)
+{
+	if (!src->stale)
+		return 0;
 	bool any = false;
 	int64_t best = 0;
-	for (size_t f = 0; f < src->nfields; f++) {
-		if (src->pos[f] >= src->n[f])
+	for (size_t i = 0; i < src->nfields; i++) {
+		vg_row_field_t *f = &src->fields[i];
+		if (f->pos >= f->n && f->cursor) {
+			int code = field_fetch(x, src, f);
+			if (code)
+				return code;
+		}
+		if (f->pos >= f->n)
 			continue;
-		int64_t t = src->times[f][src->pos[f]];
+		int64_t t = f->times[f->pos];
 		if (!any || (src->reverse ? t > best : t < best))
 			best = t;
 		any = true;
 	}
 	src->done = !any;
 	src->next = best;
-}
-
-/* Fetches the next block of field f (n[f] = 0 at its end). */
-static int field_fetch(vg_exec_t *x, vg_row_src_t *src, size_t f)
-{
-	src->pos[f] = 0;
-	src->n[f] = 0;
-	if (!src->cursors[f])
-		return 0;
-	int code = vg_cursor_next(src->cursors[f], &src->times[f], &src->values[f], &src->n[f]);
-	if (code)
-		return store_error(x, code);
-	if (src->n[f] == 0) {
-		vg_cursor_close(src->cursors[f]);
-		src->cursors[f] = NULL;
-		return 0;
-	}
-	if (x->stats)
-		x->stats->points_scanned += src->n[f];
-	return vg_exec_check(x);
-}
-
-int vg_row_src_open(vg_exec_t *x, vg_row_src_t *src, const vg_tagset_t *ts, size_t nfields,
-		    int64_t t0, int64_t t1, bool reverse)
-{
-	memset(src, 0, sizeof *src);
-	src->nfields = nfields;
-	src->reverse = reverse;
-	src->done = true;
-	src->cursors = vg_calloc(nfields, sizeof *src->cursors);
-	src->times = vg_calloc(nfields, sizeof *src->times);
-	src->values = vg_calloc(nfields, sizeof *src->values);
-	src->n = vg_calloc(nfields, sizeof *src->n);
-	src->pos = vg_calloc(nfields, sizeof *src->pos);
-	if (!src->cursors || !src->times || !src->values || !src->n || !src->pos) {
-		vg_row_src_close(src);
-		return vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
-	}
-	for (size_t f = 0; f < nfields; f++) {
-		if (ts->series[f] < 0)
-			continue;
-		int code = vg_cursor_open(x->txn, (vg_series_id_t)ts->series[f], t0, t1,
-					  reverse ? VG_CURSOR_REVERSE : 0, &src->cursors[f]);
-		code = code ? store_error(x, code) : field_fetch(x, src, f);
-		if (code) {
-			vg_row_src_close(src);
-			return code;
-		}
-	}
-	row_next(src);
+	src->stale = false;
 	return 0;
 }
 
-void vg_row_src_close(vg_row_src_t *src)
-{
-	for (size_t f = 0; src->cursors && f < src->nfields; f++)
-		vg_cursor_close(src->cursors[f]);
-	vg_free(src->cursors);
-	vg_free(src->times);
-	vg_free(src->values);
-	vg_free(src->n);
-	vg_free(src->pos);
-	memset(src, 0, sizeof *src);
-	src->done = true;
-}
-
-int vg_row_src_take(vg_exec_t *x, vg_row_src_t *src, double *values, bool *present)
+void vg_row_src_take(vg_row_src_t *src, double *values, bool *present)
 {
 	int64_t t = src->next;
-	for (size_t f = 0; f < src->nfields; f++) {
-		present[f] = false;
-		if (src->pos[f] >= src->n[f] || src->times[f][src->pos[f]] != t)
-			continue;
-		present[f] = true;
-		values[f] = src->values[f][src->pos[f]++];
-		if (src->pos[f] == src->n[f]) {
-			int code = field_fetch(x, src, f);
-			if (code)
-				return code;
-		}
+	for (size_t i = 0; i < src->nfields; i++) {
+		vg_row_field_t *f = &src->fields[i];
+		present[i] = f->pos < f->n && f->times[f->pos] == t;
+		if (present[i])
+			values[i] = f->values[f->pos++];
 	}
-	row_next(src);
-	return 0;
+	src->stale = true;
 }

@@ -25,7 +25,7 @@
 #include <string.h>
 
 int vg_query_error_at(vg_query_error_t *err, int code, uint32_t line, uint32_t column,
-		      const char *fmt, ...)
+                      const char *fmt, ...)
 {
 	if (!err)
 		return code;
@@ -57,7 +57,7 @@ int vg_query_error_set(vg_query_error_t *err, int code, const char *fmt, ...)
 }
 
 void vg_lex_init(vg_lexer_t *lx, const char *text, size_t len, vg_arena_t *arena,
-		 vg_query_error_t *err)
+                 vg_query_error_t *err)
 {
 	lx->pos = text;
 	lx->end = text + len;
@@ -89,9 +89,15 @@ static bool is_ident_char(char c)
 	return is_ident_start(c) || (c >= '0' && c <= '9') || c == '.' || c == ':' || c == '-';
 }
 
-static bool is_digit(char c) { return c >= '0' && c <= '9'; }
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
 
-static bool is_letter(char c) { return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'); }
+static bool is_letter(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+}
 
 /*
  * Reads a quoted token (quote is ' or "; for '/' a regex) into the arena,
@@ -107,7 +113,7 @@ static int lex_quoted(vg_lexer_t *lx, vg_token_t *tok, char quote)
 	for (;;) {
 		if (lx->pos >= lx->end || *lx->pos == '\n') {
 			code = vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-						 "unterminated %s", what);
+			                         "unterminated %s", what);
 			break;
 		}
 		char c = *lx->pos;
@@ -119,8 +125,8 @@ static int lex_quoted(vg_lexer_t *lx, vg_token_t *tok, char quote)
 			uint32_t eline = lx->line, ecol = lx->column;
 			step(lx);
 			if (lx->pos >= lx->end) {
-				code = vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-							 "unterminated %s", what);
+				code = vg_query_error_at(lx->err, VG_ESYNTAX, tok->line,
+				                         tok->column, "unterminated %s", what);
 				break;
 			}
 			char e = *lx->pos;
@@ -142,7 +148,7 @@ static int lex_quoted(vg_lexer_t *lx, vg_token_t *tok, char quote)
 				out = '\r';
 			} else {
 				code = vg_query_error_at(lx->err, VG_ESYNTAX, eline, ecol,
-							 "invalid escape '\\%c' in %s", e, what);
+				                         "invalid escape '\\%c' in %s", e, what);
 				break;
 			}
 			if (code == 0)
@@ -159,13 +165,13 @@ static int lex_quoted(vg_lexer_t *lx, vg_token_t *tok, char quote)
 	}
 	if (code == 0)
 		code = vg_arena_str(lx->arena, buf.len ? (const char *)buf.data : "", buf.len,
-				    &tok->text);
+		                    &tok->text);
 	vg_buf_release(&buf);
 	if (code == VG_ENOMEM)
 		vg_query_error_set(lx->err, code, "out of memory");
 	if (code == 0 && quote == '"' && tok->text.len == 0)
 		code = vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-					 "empty quoted identifier");
+		                         "empty quoted identifier");
 	return code;
 }
 
@@ -208,19 +214,20 @@ static int lex_number(vg_lexer_t *lx, vg_token_t *tok)
 		int code = vg_duration_parse(start, len, &tok->ival);
 		if (code == VG_ELIMIT)
 			return vg_query_error_at(lx->err, VG_EINVAL, tok->line, tok->column,
-						 "duration '%.*s' is out of range", (int)len, start);
+			                         "duration '%.*s' is out of range", (int)len,
+			                         start);
 		if (code)
 			return vg_query_error_at(
-				lx->err, VG_ESYNTAX, tok->line, tok->column,
-				"invalid duration '%.*s' (units: ns, us, ms, s, m, h, d, w)",
-				(int)(len > 40 ? 40 : len), start);
+			    lx->err, VG_ESYNTAX, tok->line, tok->column,
+			    "invalid duration '%.*s' (units: ns, us, ms, s, m, h, d, w)",
+			    (int)(len > 40 ? 40 : len), start);
 		tok->kind = VG_TOK_DURATION;
 	} else {
 		char tmp[80];
 		size_t len = (size_t)(lx->pos - start);
 		if (len >= sizeof tmp)
 			return vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-						 "number too long");
+			                         "number too long");
 		memcpy(tmp, start, len);
 		tmp[len] = 0;
 		tok->fval = strtod(tmp, NULL);
@@ -229,10 +236,9 @@ static int lex_number(vg_lexer_t *lx, vg_token_t *tok)
 		tok->overflow = overflow;
 	}
 	if (lx->pos < lx->end && is_ident_char(*lx->pos) && *lx->pos != '-')
-		return vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-					 "invalid number '%.*s%c'",
-					 (int)((size_t)(lx->pos - start) > 40 ? 40 : lx->pos - start),
-					 start, *lx->pos);
+		return vg_query_error_at(
+		    lx->err, VG_ESYNTAX, tok->line, tok->column, "invalid number '%.*s%c'",
+		    (int)((size_t)(lx->pos - start) > 40 ? 40 : lx->pos - start), start, *lx->pos);
 	return 0;
 }
 
@@ -267,13 +273,27 @@ static bool lex_operator(vg_lexer_t *lx, vg_token_t *tok)
 	case '>':
 		kind = d == '=' ? (len = 2, VG_TOK_GE) : VG_TOK_GT;
 		break;
-	case '+': kind = VG_TOK_PLUS; break;
-	case '-': kind = VG_TOK_MINUS; break;
-	case '*': kind = VG_TOK_STAR; break;
-	case ',': kind = VG_TOK_COMMA; break;
-	case ';': kind = VG_TOK_SEMI; break;
-	case '(': kind = VG_TOK_LPAREN; break;
-	case ')': kind = VG_TOK_RPAREN; break;
+	case '+':
+		kind = VG_TOK_PLUS;
+		break;
+	case '-':
+		kind = VG_TOK_MINUS;
+		break;
+	case '*':
+		kind = VG_TOK_STAR;
+		break;
+	case ',':
+		kind = VG_TOK_COMMA;
+		break;
+	case ';':
+		kind = VG_TOK_SEMI;
+		break;
+	case '(':
+		kind = VG_TOK_LPAREN;
+		break;
+	case ')':
+		kind = VG_TOK_RPAREN;
+		break;
 	default:
 		return false;
 	}
@@ -310,7 +330,7 @@ int vg_lex_next(vg_lexer_t *lx, vg_token_t *tok)
 		tok->kind = VG_TOK_REGEX;
 		code = lex_quoted(lx, tok, '/');
 	} else if (is_digit(*lx->pos) ||
-		   (*lx->pos == '.' && lx->pos + 1 < lx->end && is_digit(lx->pos[1]))) {
+	           (*lx->pos == '.' && lx->pos + 1 < lx->end && is_digit(lx->pos[1]))) {
 		code = lex_number(lx, tok);
 	} else if (!lex_operator(lx, tok)) {
 		/* Show the whole UTF-8 character. */
@@ -318,7 +338,7 @@ int vg_lex_next(vg_lexer_t *lx, vg_token_t *tok)
 		while (lx->pos + n < lx->end && n < 4 && ((unsigned char)lx->pos[n] & 0xC0) == 0x80)
 			n++;
 		return vg_query_error_at(lx->err, VG_ESYNTAX, tok->line, tok->column,
-					 "unexpected character '%.*s'", (int)n, lx->pos);
+		                         "unexpected character '%.*s'", (int)n, lx->pos);
 	}
 	tok->raw_len = (size_t)(lx->pos - tok->raw);
 	return code;

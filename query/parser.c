@@ -36,7 +36,10 @@ struct vg_arena_block {
 
 #define VG_ARENA_BLOCK 4096
 
-void vg_arena_init(vg_arena_t *a) { a->head = NULL; }
+void vg_arena_init(vg_arena_t *a)
+{
+	a->head = NULL;
+}
 
 void vg_arena_release(vg_arena_t *a)
 {
@@ -102,6 +105,11 @@ int vg_arena_str(vg_arena_t *a, const char *s, size_t len, vg_str_t *out)
 
 /* ---- the parser -------------------------------------------------------- */
 
+/* A WHERE tree is walked recursively (here and by the executor), so its
+ * size is bounded: at most this many leaves and this much nesting. */
+#define VG_QUERY_MAX_CONDITIONS 256
+#define VG_QUERY_MAX_DEPTH 32
+
 typedef struct parser {
 	vg_lexer_t lx;
 	vg_token_t tok;
@@ -110,9 +118,14 @@ typedef struct parser {
 	/* Positions of clauses, for checks after the statement is read. */
 	vg_token_t into_tok, group_time_tok, fill_tok;
 	bool has_into;
+	/* Limits that keep the recursive passes over a WHERE tree shallow. */
+	unsigned depth, leaves;
 } parser_t;
 
-static int advance(parser_t *p) { return vg_lex_next(&p->lx, &p->tok); }
+static int advance(parser_t *p)
+{
+	return vg_lex_next(&p->lx, &p->tok);
+}
 
 static bool is_kw(const vg_token_t *t, const char *kw)
 {
@@ -120,7 +133,10 @@ static bool is_kw(const vg_token_t *t, const char *kw)
 	       strncasecmp(t->text.data, kw, t->text.len) == 0;
 }
 
-static int nomem(parser_t *p) { return vg_query_error_set(p->err, VG_ENOMEM, "out of memory"); }
+static int nomem(parser_t *p)
+{
+	return vg_query_error_set(p->err, VG_ENOMEM, "out of memory");
+}
 
 /* "expected X, found 'Y'" at the current token. */
 static int expected(parser_t *p, const char *what)
@@ -128,13 +144,15 @@ static int expected(parser_t *p, const char *what)
 	const vg_token_t *t = &p->tok;
 	if (t->kind == VG_TOK_EOF)
 		return vg_query_error_at(p->err, VG_ESYNTAX, t->line, t->column,
-					 "expected %s, found end of input", what);
+		                         "expected %s, found end of input", what);
 	int len = (int)(t->raw_len > 40 ? 40 : t->raw_len);
 	const char *more = t->raw_len > 40 ? "..." : "";
-	bool quoted = t->kind == VG_TOK_STRING || t->kind == VG_TOK_QIDENT || t->kind == VG_TOK_REGEX;
+	bool quoted =
+	    t->kind == VG_TOK_STRING || t->kind == VG_TOK_QIDENT || t->kind == VG_TOK_REGEX;
 	return vg_query_error_at(p->err, VG_ESYNTAX, t->line, t->column,
-				 quoted ? "expected %s, found %.*s%s" : "expected %s, found '%.*s%s'",
-				 what, len, t->raw, more);
+	                         quoted ? "expected %s, found %.*s%s"
+	                                : "expected %s, found '%.*s%s'",
+	                         what, len, t->raw, more);
 }
 
 static int invalid(parser_t *p, const vg_token_t *at, const char *msg)
@@ -175,8 +193,8 @@ static int parse_name(parser_t *p, const char *what, vg_str_t *out)
 
 static bool is_time_name(const vg_token_t *t)
 {
-	return is_kw(t, "time") ||
-	       (t->kind == VG_TOK_QIDENT && t->text.len == 4 && memcmp(t->text.data, "time", 4) == 0);
+	return is_kw(t, "time") || (t->kind == VG_TOK_QIDENT && t->text.len == 4 &&
+	                            memcmp(t->text.data, "time", 4) == 0);
 }
 
 /* A possibly signed number: INT or FLOAT. */
@@ -211,8 +229,7 @@ static int parse_duration(parser_t *p, const char *what, bool sign_ok, int64_t *
 	return advance(p);
 }
 
-static int add_regex(parser_t *p, const vg_token_t *at, const vg_str_t *source,
-		     const regex_t **out)
+static int add_regex(parser_t *p, const vg_token_t *at, const vg_str_t *source, const regex_t **out)
 {
 	vg_statement_t *st = p->st;
 	if (st->nregexes == st->regexes_cap) {
@@ -236,8 +253,9 @@ static int add_regex(parser_t *p, const vg_token_t *at, const vg_str_t *source,
 		char why[128];
 		regerror(rc, re, why, sizeof why);
 		vg_free(re);
-		return vg_query_error_at(p->err, VG_EINVAL, at->line, at->column, "invalid regex %.*s: %s",
-					 (int)(at->raw_len > 60 ? 60 : at->raw_len), at->raw, why);
+		return vg_query_error_at(p->err, VG_EINVAL, at->line, at->column,
+		                         "invalid regex %.*s: %s",
+		                         (int)(at->raw_len > 60 ? 60 : at->raw_len), at->raw, why);
 	}
 	st->regexes[st->nregexes++] = re;
 	*out = re;
@@ -278,9 +296,9 @@ static int parse_time(parser_t *p, vg_time_expr_t *out)
 			return invalid(p, &p->tok, "time out of range (1677-09-21 .. 2262-04-11)");
 		if (code)
 			return vg_query_error_at(p->err, VG_EINVAL, p->tok.line, p->tok.column,
-						 "invalid time %.*s: %s",
-						 (int)(p->tok.raw_len > 60 ? 60 : p->tok.raw_len),
-						 p->tok.raw, why ? why : "not RFC 3339");
+			                         "invalid time %.*s: %s",
+			                         (int)(p->tok.raw_len > 60 ? 60 : p->tok.raw_len),
+			                         p->tok.raw, why ? why : "not RFC 3339");
 		code = advance(p);
 	} else if (is_kw(&p->tok, "now")) {
 		code = advance(p);
@@ -324,12 +342,17 @@ static int parse_leaf(parser_t *p, const vg_cond_t **out)
 {
 	int code;
 	if (p->tok.kind == VG_TOK_LPAREN) {
+		if (++p->depth > VG_QUERY_MAX_DEPTH)
+			return invalid(p, &p->tok, "conditions nested too deeply (limit 32)");
 		code = advance(p);
 		code = code ? code : parse_or(p, out);
+		p->depth--;
 		return code ? code : expect_tok(p, VG_TOK_RPAREN, "')'");
 	}
 	if (!is_name(&p->tok))
 		return expected(p, "condition");
+	if (++p->leaves > VG_QUERY_MAX_CONDITIONS)
+		return invalid(p, &p->tok, "too many conditions (limit 256)");
 	vg_token_t lhs = p->tok;
 	bool is_time = is_time_name(&lhs);
 	vg_str_t name;
@@ -339,14 +362,30 @@ static int parse_leaf(parser_t *p, const vg_cond_t **out)
 	vg_token_t op_tok = p->tok;
 	vg_cmp_op_t op;
 	switch (p->tok.kind) {
-	case VG_TOK_EQ: op = VG_CMP_EQ; break;
-	case VG_TOK_NE: op = VG_CMP_NE; break;
-	case VG_TOK_LT: op = VG_CMP_LT; break;
-	case VG_TOK_LE: op = VG_CMP_LE; break;
-	case VG_TOK_GT: op = VG_CMP_GT; break;
-	case VG_TOK_GE: op = VG_CMP_GE; break;
-	case VG_TOK_EQRE: op = VG_CMP_RE; break;
-	case VG_TOK_NERE: op = VG_CMP_NRE; break;
+	case VG_TOK_EQ:
+		op = VG_CMP_EQ;
+		break;
+	case VG_TOK_NE:
+		op = VG_CMP_NE;
+		break;
+	case VG_TOK_LT:
+		op = VG_CMP_LT;
+		break;
+	case VG_TOK_LE:
+		op = VG_CMP_LE;
+		break;
+	case VG_TOK_GT:
+		op = VG_CMP_GT;
+		break;
+	case VG_TOK_GE:
+		op = VG_CMP_GE;
+		break;
+	case VG_TOK_EQRE:
+		op = VG_CMP_RE;
+		break;
+	case VG_TOK_NERE:
+		op = VG_CMP_NRE;
+		break;
 	default:
 		return expected(p, "comparison operator");
 	}
@@ -420,11 +459,14 @@ static int parse_binary(parser_t *p, const vg_cond_t **out, bool is_or)
 	return code;
 }
 
-static int parse_or(parser_t *p, const vg_cond_t **out) { return parse_binary(p, out, true); }
+static int parse_or(parser_t *p, const vg_cond_t **out)
+{
+	return parse_binary(p, out, true);
+}
 
 /* Time leaves only under AND; `allowed` limits the leaf kinds. */
 static int check_cond(parser_t *p, const vg_cond_t *c, bool under_or, bool field_ok, bool time_ok,
-		      const char *what)
+                      const char *what)
 {
 	switch (c->kind) {
 	case VG_COND_AND:
@@ -438,7 +480,7 @@ static int check_cond(parser_t *p, const vg_cond_t *c, bool under_or, bool field
 			return vg_query_error_at(p->err, VG_EINVAL, c->line, c->column, "%s", what);
 		if (under_or)
 			return vg_query_error_at(p->err, VG_EINVAL, c->line, c->column,
-						 "time conditions cannot be combined with OR");
+			                         "time conditions cannot be combined with OR");
 		return 0;
 	case VG_COND_FIELD:
 		if (!field_ok)
@@ -452,8 +494,8 @@ static int check_cond(parser_t *p, const vg_cond_t *c, bool under_or, bool field
 /* ---- SELECT --------------------------------------------------------------- */
 
 static const char *const agg_names[] = {
-	"", "count", "sum", "min", "max", "mean", "first", "last",
-	"spread", "stddev", "median", "percentile", "rate",
+    "",     "count",  "sum",    "min",    "max",        "mean", "first",
+    "last", "spread", "stddev", "median", "percentile", "rate",
 };
 
 const char *vg_agg_fn_name(vg_agg_fn_t fn)
@@ -498,7 +540,8 @@ static int parse_column(parser_t *p, vg_select_column_t *col, bool *skip)
 		col->agg = agg_lookup(&word);
 		if (col->agg == VG_AGG_NONE)
 			return vg_query_error_at(p->err, VG_EINVAL, first.line, first.column,
-						 "unknown function '%.*s'", (int)word.len, word.data);
+			                         "unknown function '%.*s'", (int)word.len,
+			                         word.data);
 		code = advance(p);
 		if (code)
 			return code;
@@ -513,7 +556,8 @@ static int parse_column(parser_t *p, vg_select_column_t *col, bool *skip)
 		if (col->agg == VG_AGG_PERCENTILE) {
 			code = expect_tok(p, VG_TOK_COMMA, "','");
 			vg_token_t at = p->tok;
-			code = code ? code : parse_number(p, "percentile (0..100)", &col->percentile);
+			code =
+			    code ? code : parse_number(p, "percentile (0..100)", &col->percentile);
 			if (code == 0 && !(col->percentile >= 0 && col->percentile <= 100))
 				return invalid(p, &at, "percentile must be between 0 and 100");
 		} else if (col->agg == VG_AGG_RATE) {
@@ -521,8 +565,9 @@ static int parse_column(parser_t *p, vg_select_column_t *col, bool *skip)
 			if (p->tok.kind == VG_TOK_COMMA) {
 				code = advance(p);
 				vg_token_t at = p->tok;
-				code = code ? code
-					    : parse_duration(p, "duration", false, &col->rate_unit_ns);
+				code =
+				    code ? code
+				         : parse_duration(p, "duration", false, &col->rate_unit_ns);
 				if (code == 0 && col->rate_unit_ns <= 0)
 					return invalid(p, &at, "rate duration must be positive");
 			}
@@ -548,17 +593,18 @@ static int parse_column(parser_t *p, vg_select_column_t *col, bool *skip)
 		code = vg_buf_append(&b, col->alias.data, col->alias.len);
 	else if (!col->wildcard && col->agg != VG_AGG_NONE)
 		code = vg_buf_printf(&b, "%s_%.*s", vg_agg_fn_name(col->agg), (int)col->field.len,
-				     col->field.data);
+		                     col->field.data);
 	else if (!col->wildcard)
 		code = vg_buf_append(&b, col->field.data, col->field.len);
 	if (code == 0)
-		code = vg_arena_str(&p->st->arena, b.len ? (const char *)b.data : "", b.len, &col->name);
+		code = vg_arena_str(&p->st->arena, b.len ? (const char *)b.data : "", b.len,
+		                    &col->name);
 	vg_buf_release(&b);
 	return code ? nomem(p) : 0;
 }
 
 static int parse_columns(parser_t *p, vg_select_t *sel, vg_token_t *first_raw,
-			 vg_token_t *first_agg)
+                         vg_token_t *first_agg)
 {
 	column_list_t list = {0};
 	int code = 0;
@@ -626,7 +672,8 @@ static int parse_group_by(parser_t *p, vg_select_t *sel)
 			code = advance(p);
 			code = code ? code : expect_tok(p, VG_TOK_LPAREN, "'('");
 			vg_token_t dur = p->tok;
-			code = code ? code : parse_duration(p, "duration", false, &sel->interval_ns);
+			code =
+			    code ? code : parse_duration(p, "duration", false, &sel->interval_ns);
 			if (code == 0 && sel->interval_ns <= 0)
 				return invalid(p, &dur, "GROUP BY time interval must be positive");
 			if (code == 0 && p->tok.kind == VG_TOK_COMMA) {
@@ -648,7 +695,8 @@ static int parse_group_by(parser_t *p, vg_select_t *sel)
 			vg_str_t name;
 			code = parse_name(p, "tag, time(...) or *", &name);
 			for (size_t i = 0; code == 0 && i < ntags; i++)
-				if (tags[i].len == name.len && memcmp(tags[i].data, name.data, name.len) == 0)
+				if (tags[i].len == name.len &&
+				    memcmp(tags[i].data, name.data, name.len) == 0)
 					return invalid(p, &at, "tag appears twice in GROUP BY");
 			if (code == 0 && ntags == cap) {
 				cap = cap ? cap * 2 : 4;
@@ -690,7 +738,8 @@ static int parse_fill(parser_t *p, vg_select_t *sel)
 		sel->fill = VG_FILL_LINEAR;
 	else {
 		sel->fill = VG_FILL_VALUE;
-		code = parse_number(p, "none, null, previous, linear or a number", &sel->fill_value);
+		code =
+		    parse_number(p, "none, null, previous, linear or a number", &sel->fill_value);
 		return code ? code : expect_tok(p, VG_TOK_RPAREN, "')'");
 	}
 	code = advance(p);
@@ -754,7 +803,7 @@ static int parse_select(parser_t *p, vg_select_t *sel)
 	/* Checks that need the whole SELECT. */
 	if (sel->interval_ns && !sel->aggregate)
 		return invalid(p, &p->group_time_tok,
-			       "GROUP BY time(...) needs aggregate functions in SELECT");
+		               "GROUP BY time(...) needs aggregate functions in SELECT");
 	if (p->fill_tok.raw && !sel->interval_ns)
 		return invalid(p, &p->fill_tok, "FILL needs GROUP BY time(...)");
 	return 0;
@@ -802,8 +851,8 @@ static int parse_show(parser_t *p)
 			code = advance(p);
 			code = code ? code : parse_or(p, &st->where);
 			code = code ? code
-				    : check_cond(p, st->where, false, false, false,
-						 "SHOW SERIES supports only tag conditions");
+			            : check_cond(p, st->where, false, false, false,
+			                         "SHOW SERIES supports only tag conditions");
 		}
 		return code;
 	}
@@ -833,14 +882,15 @@ static int parse_show(parser_t *p)
 		if (code)
 			return code;
 		if (p->tok.kind == VG_TOK_STRING) {
-			if (vg_arena_str(&st->arena, p->tok.text.data, p->tok.text.len, &st->tag_key))
+			if (vg_arena_str(&st->arena, p->tok.text.data, p->tok.text.len,
+			                 &st->tag_key))
 				return nomem(p);
 			return advance(p);
 		}
 		return parse_name(p, "tag key", &st->tag_key);
 	}
 	return expected(p, "MEASUREMENTS, SERIES, TAG KEYS, TAG VALUES, FIELD KEYS, STATS, "
-			   "RETENTION or CONTINUOUS QUERIES");
+	                   "RETENTION or CONTINUOUS QUERIES");
 }
 
 static int parse_statement(parser_t *p)
@@ -853,7 +903,7 @@ static int parse_statement(parser_t *p)
 		code = parse_select(p, &st->select);
 		if (code == 0 && p->has_into)
 			return invalid(p, &p->into_tok,
-				       "INTO is only allowed in CREATE CONTINUOUS QUERY");
+			               "INTO is only allowed in CREATE CONTINUOUS QUERY");
 		return code;
 	}
 	if (is_kw(&first, "SUBSCRIBE")) {
@@ -862,7 +912,7 @@ static int parse_statement(parser_t *p)
 		code = code ? code : parse_select(p, &st->select);
 		if (code == 0 && p->has_into)
 			return invalid(p, &p->into_tok,
-				       "INTO is only allowed in CREATE CONTINUOUS QUERY");
+			               "INTO is only allowed in CREATE CONTINUOUS QUERY");
 		if (code == 0 && is_kw(&p->tok, "SINCE")) {
 			code = advance(p);
 			st->has_since = true;
@@ -889,8 +939,8 @@ static int parse_statement(parser_t *p)
 			return invalid(p, &sel_tok, "a continuous query needs INTO <measurement>");
 		if (!st->select.aggregate || !st->select.interval_ns)
 			return invalid(p, &sel_tok,
-				       "a continuous query needs aggregate functions and GROUP BY "
-				       "time(...)");
+			               "a continuous query needs aggregate functions and GROUP BY "
+			               "time(...)");
 		return 0;
 	}
 	if (is_kw(&first, "DROP")) {
@@ -911,8 +961,8 @@ static int parse_statement(parser_t *p)
 			code = advance(p);
 			code = code ? code : parse_or(p, &st->where);
 			code = code ? code
-				    : check_cond(p, st->where, false, false, true,
-						 "DELETE supports only tag and time conditions");
+			            : check_cond(p, st->where, false, false, true,
+			                         "DELETE supports only tag and time conditions");
 		}
 		return code;
 	}
@@ -982,25 +1032,42 @@ void vg_query_free(vg_statement_t *st)
 
 /* ---- accessors ---------------------------------------------------------- */
 
-vg_statement_kind_t vg_statement_kind(const vg_statement_t *st) { return st->kind; }
+vg_statement_kind_t vg_statement_kind(const vg_statement_t *st)
+{
+	return st->kind;
+}
 
 const char *vg_statement_kind_name(vg_statement_kind_t kind)
 {
 	switch (kind) {
-	case VG_STMT_SELECT: return "SELECT";
-	case VG_STMT_SUBSCRIBE: return "SUBSCRIBE";
-	case VG_STMT_CREATE_CQ: return "CREATE CONTINUOUS QUERY";
-	case VG_STMT_DROP_CQ: return "DROP CONTINUOUS QUERY";
-	case VG_STMT_SHOW_CQS: return "SHOW CONTINUOUS QUERIES";
-	case VG_STMT_SHOW_MEASUREMENTS: return "SHOW MEASUREMENTS";
-	case VG_STMT_SHOW_SERIES: return "SHOW SERIES";
-	case VG_STMT_SHOW_TAG_KEYS: return "SHOW TAG KEYS";
-	case VG_STMT_SHOW_TAG_VALUES: return "SHOW TAG VALUES";
-	case VG_STMT_SHOW_FIELD_KEYS: return "SHOW FIELD KEYS";
-	case VG_STMT_SHOW_STATS: return "SHOW STATS";
-	case VG_STMT_SHOW_RETENTION: return "SHOW RETENTION";
-	case VG_STMT_DELETE: return "DELETE";
-	case VG_STMT_SET_RETENTION: return "SET RETENTION";
+	case VG_STMT_SELECT:
+		return "SELECT";
+	case VG_STMT_SUBSCRIBE:
+		return "SUBSCRIBE";
+	case VG_STMT_CREATE_CQ:
+		return "CREATE CONTINUOUS QUERY";
+	case VG_STMT_DROP_CQ:
+		return "DROP CONTINUOUS QUERY";
+	case VG_STMT_SHOW_CQS:
+		return "SHOW CONTINUOUS QUERIES";
+	case VG_STMT_SHOW_MEASUREMENTS:
+		return "SHOW MEASUREMENTS";
+	case VG_STMT_SHOW_SERIES:
+		return "SHOW SERIES";
+	case VG_STMT_SHOW_TAG_KEYS:
+		return "SHOW TAG KEYS";
+	case VG_STMT_SHOW_TAG_VALUES:
+		return "SHOW TAG VALUES";
+	case VG_STMT_SHOW_FIELD_KEYS:
+		return "SHOW FIELD KEYS";
+	case VG_STMT_SHOW_STATS:
+		return "SHOW STATS";
+	case VG_STMT_SHOW_RETENTION:
+		return "SHOW RETENTION";
+	case VG_STMT_DELETE:
+		return "DELETE";
+	case VG_STMT_SET_RETENTION:
+		return "SET RETENTION";
 	}
 	return "?";
 }

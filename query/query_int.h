@@ -61,15 +61,15 @@ struct vg_statement {
 	vg_arena_t arena;
 	regex_t **regexes; /* compiled here; regfree'd by vg_query_free */
 	size_t nregexes, regexes_cap;
-	vg_select_t select;        /* SELECT, SUBSCRIBE, CREATE CQ */
-	bool has_since;            /* SUBSCRIBE */
+	vg_select_t select; /* SELECT, SUBSCRIBE, CREATE CQ */
+	bool has_since;     /* SUBSCRIBE */
 	vg_time_expr_t since;
 	int64_t lateness_ns;
-	vg_str_t name;             /* CQ name */
-	vg_str_t measurement;      /* SHOW ... FROM, DELETE FROM, SET RETENTION ON */
-	vg_str_t tag_key;          /* SHOW TAG VALUES WITH KEY */
-	const vg_cond_t *where;    /* SHOW SERIES, DELETE */
-	int64_t retention_ns;      /* SET RETENTION; 0 = INF */
+	vg_str_t name;          /* CQ name */
+	vg_str_t measurement;   /* SHOW ... FROM, DELETE FROM, SET RETENTION ON */
+	vg_str_t tag_key;       /* SHOW TAG VALUES WITH KEY */
+	const vg_cond_t *where; /* SHOW SERIES, DELETE */
+	int64_t retention_ns;   /* SET RETENTION; 0 = INF */
 };
 
 /* ---- lexer.c ------------------------------------------------------------ */
@@ -89,8 +89,8 @@ typedef enum vg_tok_kind {
 	VG_TOK_LE,
 	VG_TOK_GT,
 	VG_TOK_GE,
-	VG_TOK_EQRE,     /* =~ */
-	VG_TOK_NERE,     /* !~ */
+	VG_TOK_EQRE, /* =~ */
+	VG_TOK_NERE, /* !~ */
 	VG_TOK_PLUS,
 	VG_TOK_MINUS,
 	VG_TOK_STAR,
@@ -105,10 +105,10 @@ typedef struct vg_token {
 	const char *raw; /* the token as written, in the statement text */
 	size_t raw_len;
 	uint32_t line, column;
-	vg_str_t text;   /* IDENT: raw; QIDENT/STRING/REGEX: unescaped (arena) */
-	int64_t ival;    /* INT (if !overflow), DURATION: ns */
-	double fval;     /* INT, FLOAT */
-	bool overflow;   /* INT too large for int64 */
+	vg_str_t text; /* IDENT: raw; QIDENT/STRING/REGEX: unescaped (arena) */
+	int64_t ival;  /* INT (if !overflow), DURATION: ns */
+	double fval;   /* INT, FLOAT */
+	bool overflow; /* INT too large for int64 */
 } vg_token_t;
 
 typedef struct vg_lexer {
@@ -119,15 +119,15 @@ typedef struct vg_lexer {
 } vg_lexer_t;
 
 void vg_lex_init(vg_lexer_t *lx, const char *text, size_t len, vg_arena_t *arena,
-		 vg_query_error_t *err);
+                 vg_query_error_t *err);
 /* The next token: 0, or VG_ESYNTAX / VG_EINVAL / VG_ENOMEM with err set. */
 int vg_lex_next(vg_lexer_t *lx, vg_token_t *tok);
 /* Sets err to "line L, column C: <message>" with code; returns code. */
 int vg_query_error_at(vg_query_error_t *err, int code, uint32_t line, uint32_t column,
-		      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+                      const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 /* Sets err without a position; returns code. */
 int vg_query_error_set(vg_query_error_t *err, int code, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* ---- time.c ------------------------------------------------------------- */
 
@@ -141,13 +141,13 @@ bool vg_cmp_number(double a, vg_cmp_op_t op, double b);
 typedef struct vg_exec {
 	const vg_statement_t *st;
 	vg_store_t *store;
-	vg_rtxn_t *txn;                /* open during SELECT / SHOW */
+	vg_rtxn_t *txn; /* open during SELECT / SHOW */
 	vg_exec_options_t opts;
 	const vg_result_sink_t *sink;
 	vg_exec_stats_t *stats;
 	vg_query_error_t *err;
 	unsigned ticks;
-	size_t values_held;            /* against opts.max_values */
+	size_t values_held; /* against opts.max_values */
 } vg_exec_t;
 
 /* Cancel flag and deadline: 0, VG_ECANCELED or VG_ETIMEOUT (with message).
@@ -175,23 +175,23 @@ typedef struct vg_emit {
 	size_t ncols;                  /* non-time columns */
 	const vg_column_type_t *types; /* ncols, borrowed */
 	bool has_time;
-	vg_result_set_t set;           /* header of the current set, borrowed */
+	vg_result_set_t set; /* header of the current set, borrowed */
 	bool begun;
 	uint64_t limit;
-	uint64_t set_rows;             /* rows taken in the current set */
+	uint64_t set_rows; /* rows taken in the current set */
 	size_t nrows, cap;
 	int64_t *times;
-	double *floats;                /* [col * cap + row] */
-	size_t *str_off, *str_len;     /* [col * cap + row], into strings */
+	double *floats;            /* [col * cap + row] */
+	size_t *str_off, *str_len; /* [col * cap + row], into strings */
 	vg_buf_t strings;
-	uint8_t *nulls;                /* [col * nullbytes + row/8] */
+	uint8_t *nulls; /* [col * nullbytes + row/8] */
 	bool *col_has_null;
-	vg_str_t *str_views;           /* cap, built per column at flush */
+	vg_str_t *str_views; /* cap, built per column at flush */
 	vg_result_column_t *cols;
 } vg_emit_t;
 
 int vg_emit_init(vg_emit_t *e, vg_exec_t *x, size_t ncols, const vg_column_type_t *types,
-		 bool has_time);
+                 bool has_time);
 void vg_emit_release(vg_emit_t *e);
 /* Starts a set: `set` (and its views) must stay valid until vg_emit_end. */
 void vg_emit_start(vg_emit_t *e, const vg_result_set_t *set, uint64_t limit);
@@ -208,22 +208,22 @@ int vg_emit_end(vg_emit_t *e);
 typedef struct vg_prog_node {
 	vg_cond_kind_t kind;
 	vg_cmp_op_t op;
-	int left, right;        /* AND/OR: node indexes */
-	int leaf;               /* TAG: index into tag_sets */
-	int field;              /* FIELD: plan field index */
+	int left, right; /* AND/OR: node indexes */
+	int leaf;        /* TAG: index into tag_sets */
+	int field;       /* FIELD: plan field index */
 	double number;
 } vg_prog_node_t;
 
 typedef struct vg_plan_field {
 	vg_str_t name;
-	bool selected;          /* read for a column (else only for WHERE) */
-	bool needs_values;      /* median/percentile */
-	bool needs_m2;          /* stddev */
+	bool selected;     /* read for a column (else only for WHERE) */
+	bool needs_values; /* median/percentile */
+	bool needs_m2;     /* stddev */
 } vg_plan_field_t;
 
 typedef struct vg_plan_column {
 	vg_agg_fn_t agg;
-	size_t field;           /* plan field index */
+	size_t field; /* plan field index */
 	double percentile;
 	int64_t rate_unit_ns;
 	vg_str_t name;
@@ -233,25 +233,25 @@ typedef struct vg_plan_column {
 enum { VG_TRI_FALSE = 0, VG_TRI_TRUE = 1, VG_TRI_UNKNOWN = 2 };
 
 typedef struct vg_tagset {
-	const vg_tag_t *tags;   /* sorted by key; views into the read txn */
+	const vg_tag_t *tags; /* sorted by key; views into the read txn */
 	size_t ntags;
-	vg_str_t key;           /* canonical bytes, k\0v\0... (plan arena) */
-	int64_t *series;        /* per plan field: id, or -1 */
-	bool *tag_truth;        /* per tag leaf: does this tag set satisfy it */
-	int residual;           /* VG_TRI_*: condition with fields unknown */
+	vg_str_t key;    /* canonical bytes, k\0v\0... (plan arena) */
+	int64_t *series; /* per plan field: id, or -1 */
+	bool *tag_truth; /* per tag leaf: does this tag set satisfy it */
+	int residual;    /* VG_TRI_*: condition with fields unknown */
 	size_t group;
 } vg_tagset_t;
 
 typedef struct vg_group {
-	vg_tag_t *tags;         /* result set tags */
+	vg_tag_t *tags; /* result set tags */
 	size_t ntags;
-	size_t first, count;    /* tag sets [first, first+count) of plan */
+	size_t first, count; /* tag sets [first, first+count) of plan */
 } vg_group_t;
 
 typedef struct vg_plan {
 	vg_arena_t arena;
 	const vg_select_t *sel;
-	int64_t t0, t1;         /* scan range [t0, t1) */
+	int64_t t0, t1;           /* scan range [t0, t1) */
 	int64_t fill_lo, fill_hi; /* fill range: first and last bucket start */
 	bool has_lower;
 	vg_plan_field_t *fields;
@@ -260,17 +260,17 @@ typedef struct vg_plan {
 	size_t ncolumns;
 	vg_str_t *column_names; /* "time", then the columns */
 	vg_column_type_t *column_types;
-	vg_prog_node_t *prog;   /* NULL: no condition */
+	vg_prog_node_t *prog; /* NULL: no condition */
 	int prog_root;
 	size_t nprog;
 	bool has_field_cond;
-	vg_idset_t *tag_sets;   /* per tag leaf */
+	vg_idset_t *tag_sets; /* per tag leaf */
 	size_t ntag_leaves;
-	vg_tagset_t *tagsets;   /* sorted: by group, then tag-set order */
+	vg_tagset_t *tagsets; /* sorted: by group, then tag-set order */
 	size_t ntagsets;
 	vg_group_t *groups;
 	size_t ngroups;
-	vg_str_t *group_keys;   /* the GROUP BY tag keys (expanded for *) */
+	const vg_str_t *group_keys; /* the GROUP BY tag keys (expanded for *) */
 	size_t ngroup_keys;
 } vg_plan_t;
 
@@ -279,12 +279,11 @@ void vg_plan_release(vg_plan_t *plan);
 /* Evaluates the condition for one row of tag set ts: values[f], present[f]
  * per plan field. */
 bool vg_plan_row_matches(const vg_plan_t *plan, const vg_tagset_t *ts, const double *values,
-			 const bool *present);
+                         const bool *present);
 
 /* Resolves a tag-only condition to series of `measurement` (DELETE, SHOW
  * SERIES): out = the matching ids.  Field leaves are VG_EINVAL. */
-int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond,
-			vg_idset_t *out);
+int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond, vg_idset_t *out);
 
 /* ---- exec_source.c ------------------------------------------------------ */
 
@@ -305,7 +304,7 @@ typedef struct vg_series_src {
 	/* set by the caller before open */
 	vg_series_id_t id;
 	size_t field;
-	uint32_t rank;          /* tag-set position in its group */
+	uint32_t rank; /* tag-set position in its group */
 	bool reverse;
 	bool headers;
 	vg_limit_fn limit;
@@ -329,25 +328,45 @@ void vg_series_src_close(vg_series_src_t *src);
 
 /*
  * A row source: the fields of one tag set merged by time into rows.  Each
- * field has a cursor (absent series: none).  `next` is the time of the next
- * row; vg_row_src_take fills values/present for that row and moves on.
+ * field has a cursor (absent series: none).  Lazy: vg_row_src_peek()
+ * makes `done`/`next` current (fetching only then), vg_row_src_take()
+ * consumes the row at `next`, so a LIMIT that is met reads nothing more.
+ *
+ * With `edges` (raw queries with LIMIT) a field whose next chunk lies
+ * wholly in the range gives only that chunk's newest point (oldest, going
+ * forward) from the chunk header; if the row merge needs more of it, the
+ * cursor is reopened past that point and the chunk decoded then.
  */
+typedef struct vg_row_field {
+	vg_cursor_t *cursor;
+	int64_t id; /* series, or -1 */
+	const int64_t *times;
+	const double *values;
+	size_t n, pos;
+	bool edge; /* times/values: the one header point below */
+	int64_t edge_time;
+	double edge_value;
+} vg_row_field_t;
+
 typedef struct vg_row_src {
 	size_t nfields;
 	bool reverse;
-	vg_cursor_t **cursors;
-	const int64_t **times;
-	const double **values;
-	size_t *n, *pos;
+	bool edges;
+	int64_t t0, t1;
+	vg_row_field_t *fields;
+	bool stale; /* done/next need vg_row_src_peek */
 	bool done;
 	int64_t next;
 } vg_row_src_t;
 
 int vg_row_src_open(vg_exec_t *x, vg_row_src_t *src, const vg_tagset_t *ts, size_t nfields,
-		    int64_t t0, int64_t t1, bool reverse);
+                    int64_t t0, int64_t t1, bool reverse, bool edges);
 void vg_row_src_close(vg_row_src_t *src);
-/* Takes the row at src->next: values[f] and present[f] for every field. */
-int vg_row_src_take(vg_exec_t *x, vg_row_src_t *src, double *values, bool *present);
+/* Brings done/next up to date. */
+int vg_row_src_peek(vg_exec_t *x, vg_row_src_t *src);
+/* Takes the row at src->next (after a peek): values[f], present[f] for
+ * every field. */
+void vg_row_src_take(vg_row_src_t *src, double *values, bool *present);
 
 /* ---- exec_agg.c, exec_fill.c, exec_raw.c -------------------------------- */
 
@@ -367,22 +386,22 @@ typedef struct vg_fill {
 	vg_fill_mode_t mode;
 	double value;
 	size_t ncols;
-	double *row;            /* scratch row */
+	double *row; /* scratch row */
 	bool *row_nulls;
-	double *prev;           /* last non-null per column, in output order */
+	double *prev; /* last non-null per column, in output order */
 	bool *have_prev;
 	int64_t *prev_time;
-	size_t *pending;        /* per column: waiting cells in the queue */
+	size_t *pending; /* per column: waiting cells in the queue */
 	size_t qhead, qlen, qcap;
-	int64_t *q_time;        /* [slot] */
-	double *q_values;       /* [slot * ncols + c] */
+	int64_t *q_time;  /* [slot] */
+	double *q_values; /* [slot * ncols + c] */
 	bool *q_nulls;
 	bool *q_pending;
-	size_t *q_npending;     /* [slot] */
+	size_t *q_npending; /* [slot] */
 } vg_fill_t;
 
 int vg_fill_init(vg_fill_t *f, vg_exec_t *x, vg_emit_t *emit, vg_fill_mode_t mode, double value,
-		 size_t ncols);
+                 size_t ncols);
 void vg_fill_release(vg_fill_t *f);
 /* Resets per-group state (a new result set). */
 void vg_fill_reset(vg_fill_t *f);

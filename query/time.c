@@ -60,7 +60,10 @@ static void civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d)
 	*y = yoe + era * 400 + (*m <= 2);
 }
 
-static bool is_leap(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
+static bool is_leap(int64_t y)
+{
+	return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+}
 
 static unsigned days_in_month(int64_t y, unsigned m)
 {
@@ -143,7 +146,7 @@ int vg_query_parse_time(const char *s, size_t len, int64_t *ns, const char **why
 	if (p != end)
 		return fail(why, "unexpected text after the time");
 	int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 +
-		       second - offset_s;
+	               second - offset_s;
 	/* Before the epoch, fold the fraction into the seconds first so that
 	 * the bottom of the range (a negative second plus a fraction) fits. */
 	if (secs < 0 && frac > 0) {
@@ -179,8 +182,9 @@ size_t vg_query_format_time(int64_t ns, char *buf, size_t len)
 		while (fbuf[n - 1] == '0')
 			fbuf[--n] = 0;
 	}
-	int n = snprintf(buf, len, "%04lld-%02u-%02uT%02u:%02u:%02u%sZ", (long long)y, m, d,
-			 (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), fbuf);
+	int n =
+	    snprintf(buf, len, "%04lld-%02u-%02uT%02u:%02u:%02u%sZ", (long long)y, m, d,
+	             (unsigned)(rem / 3600), (unsigned)(rem / 60 % 60), (unsigned)(rem % 60), fbuf);
 	return n < 0 ? 0 : (size_t)n;
 }
 
@@ -263,18 +267,25 @@ static bool tag_matches(const vg_tag_t *tags, size_t ntags, vg_str_t key, const 
 bool vg_cmp_number(double a, vg_cmp_op_t op, double b)
 {
 	switch (op) {
-	case VG_CMP_EQ: return a == b;
-	case VG_CMP_NE: return a != b;
-	case VG_CMP_LT: return a < b;
-	case VG_CMP_LE: return a <= b;
-	case VG_CMP_GT: return a > b;
-	case VG_CMP_GE: return a >= b;
-	default: return false;
+	case VG_CMP_EQ:
+		return a == b;
+	case VG_CMP_NE:
+		return a != b;
+	case VG_CMP_LT:
+		return a < b;
+	case VG_CMP_LE:
+		return a <= b;
+	case VG_CMP_GT:
+		return a > b;
+	case VG_CMP_GE:
+		return a >= b;
+	default:
+		return false;
 	}
 }
 
 bool vg_cond_match(const vg_cond_t *c, const vg_tag_t *tags, size_t ntags, int64_t time,
-		   int64_t now_ns, vg_field_lookup_fn lookup, void *ctx)
+                   int64_t now_ns, vg_field_lookup_fn lookup, void *ctx)
 {
 	if (!c)
 		return true;
@@ -287,11 +298,16 @@ bool vg_cond_match(const vg_cond_t *c, const vg_tag_t *tags, size_t ntags, int64
 		       vg_cond_match(c->right, tags, ntags, time, now_ns, lookup, ctx);
 	case VG_COND_TAG:
 		switch (c->op) {
-		case VG_CMP_EQ: return tag_equals(tags, ntags, c->name, c->value);
-		case VG_CMP_NE: return !tag_equals(tags, ntags, c->name, c->value);
-		case VG_CMP_RE: return tag_matches(tags, ntags, c->name, c->regex);
-		case VG_CMP_NRE: return !tag_matches(tags, ntags, c->name, c->regex);
-		default: return false;
+		case VG_CMP_EQ:
+			return tag_equals(tags, ntags, c->name, c->value);
+		case VG_CMP_NE:
+			return !tag_equals(tags, ntags, c->name, c->value);
+		case VG_CMP_RE:
+			return tag_matches(tags, ntags, c->name, c->regex);
+		case VG_CMP_NRE:
+			return !tag_matches(tags, ntags, c->name, c->regex);
+		default:
+			return false;
 		}
 	case VG_COND_FIELD: {
 		double v;
@@ -304,12 +320,18 @@ bool vg_cond_match(const vg_cond_t *c, const vg_tag_t *tags, size_t ntags, int64
 		if (vg_time_expr_eval(&c->time, now_ns, &x))
 			return false;
 		switch (c->op) {
-		case VG_CMP_EQ: return time == x;
-		case VG_CMP_LT: return time < x;
-		case VG_CMP_LE: return time <= x;
-		case VG_CMP_GT: return time > x;
-		case VG_CMP_GE: return time >= x;
-		default: return false;
+		case VG_CMP_EQ:
+			return time == x;
+		case VG_CMP_LT:
+			return time < x;
+		case VG_CMP_LE:
+			return time <= x;
+		case VG_CMP_GT:
+			return time > x;
+		case VG_CMP_GE:
+			return time >= x;
+		default:
+			return false;
 		}
 	}
 	}

@@ -111,8 +111,10 @@ typedef struct vg_query_error {
  * copies of every name, so `text` may be freed at once), or VG_ESYNTAX (the
  * text does not follow the grammar), VG_EINVAL (it does, but means nothing
  * valid: a bad regex, an unknown function, aggregates mixed with raw
- * fields, time under OR, a duration out of range, ...), VG_ENOMEM.  On
- * error *out is NULL and `err` (may be NULL) says where and why.
+ * fields, time under OR, a duration out of range, a name over 255 bytes,
+ * more than 256 conditions or parentheses nested deeper than 32, ...),
+ * VG_ENOMEM.  On error *out is NULL and `err` (may be NULL) says where and
+ * why.
  */
 int vg_query_parse(const char *text, size_t len, vg_statement_t **out, vg_query_error_t *err);
 
@@ -144,7 +146,7 @@ const char *vg_statement_kind_name(vg_statement_kind_t kind);
 
 /* A time as written: an absolute ns value, or now() plus an offset. */
 typedef struct vg_time_expr {
-	bool now;      /* true: now() + ns; false: ns */
+	bool now; /* true: now() + ns; false: ns */
 	int64_t ns;
 } vg_time_expr_t;
 
@@ -177,12 +179,12 @@ typedef struct vg_cond {
 	vg_cmp_op_t op;             /* leaves */
 	const struct vg_cond *left; /* AND/OR */
 	const struct vg_cond *right;
-	vg_str_t name;              /* TAG: tag key; FIELD: field key */
-	vg_str_t value;             /* TAG: the string, or the regex source */
-	const regex_t *regex;       /* TAG RE/NRE: compiled (REG_EXTENDED) */
-	double number;              /* FIELD */
-	vg_time_expr_t time;        /* TIME */
-	uint32_t line, column;      /* where the leaf starts */
+	vg_str_t name;         /* TAG: tag key; FIELD: field key */
+	vg_str_t value;        /* TAG: the string, or the regex source */
+	const regex_t *regex;  /* TAG RE/NRE: compiled (REG_EXTENDED) */
+	double number;         /* FIELD */
+	vg_time_expr_t time;   /* TIME */
+	uint32_t line, column; /* where the leaf starts */
 } vg_cond_t;
 
 typedef enum vg_agg_fn {
@@ -212,7 +214,7 @@ typedef struct vg_select_column {
 	int64_t rate_unit_ns; /* RATE: per this duration (default 1s) */
 	vg_str_t alias;       /* empty if none (never with wildcard) */
 	vg_str_t name;        /* output name: alias, <agg>_<field> or field;
-			       * empty when wildcard (expanded at execution) */
+	                       * empty when wildcard (expanded at execution) */
 } vg_select_column_t;
 
 typedef enum vg_fill_mode {
@@ -229,20 +231,20 @@ typedef enum vg_fill_mode {
  */
 typedef struct vg_select {
 	vg_str_t measurement;
-	vg_str_t into;                      /* CREATE CONTINUOUS QUERY only; else empty */
-	const vg_select_column_t *columns;  /* ncolumns >= 1 */
+	vg_str_t into;                     /* CREATE CONTINUOUS QUERY only; else empty */
+	const vg_select_column_t *columns; /* ncolumns >= 1 */
 	size_t ncolumns;
-	bool aggregate;                     /* all columns are aggregates (never mixed) */
-	const vg_cond_t *where;             /* NULL: none */
-	int64_t interval_ns;                /* GROUP BY time(d): d; 0 if absent */
-	int64_t offset_ns;                  /* normalised to [0, interval_ns) */
-	const vg_str_t *group_tags;         /* GROUP BY tags in written order */
+	bool aggregate;             /* all columns are aggregates (never mixed) */
+	const vg_cond_t *where;     /* NULL: none */
+	int64_t interval_ns;        /* GROUP BY time(d): d; 0 if absent */
+	int64_t offset_ns;          /* normalised to [0, interval_ns) */
+	const vg_str_t *group_tags; /* GROUP BY tags in written order */
 	size_t ngroup_tags;
-	bool group_all_tags;                /* GROUP BY * */
+	bool group_all_tags; /* GROUP BY * */
 	vg_fill_mode_t fill;
-	double fill_value;                  /* VG_FILL_VALUE */
+	double fill_value; /* VG_FILL_VALUE */
 	bool order_desc;
-	uint64_t limit;                     /* 0: none */
+	uint64_t limit; /* 0: none */
 } vg_select_t;
 
 /* The SELECT of a SELECT, SUBSCRIBE or CREATE CONTINUOUS QUERY statement;
@@ -287,7 +289,7 @@ typedef bool (*vg_field_lookup_fn)(void *ctx, vg_str_t field, double *value);
  * points one at a time; queries resolve tags through the store's index.
  */
 bool vg_cond_match(const vg_cond_t *cond, const vg_tag_t *tags, size_t ntags, int64_t time,
-		   int64_t now_ns, vg_field_lookup_fn lookup, void *ctx);
+                   int64_t now_ns, vg_field_lookup_fn lookup, void *ctx);
 
 /* ---- execution -------------------------------------------------------- */
 
@@ -302,12 +304,12 @@ typedef enum vg_column_type {
  * borrowed and valid only during the begin_set call.
  */
 typedef struct vg_result_set {
-	vg_str_t name;                /* measurement, or "measurements", "stats", ... */
-	const vg_tag_t *tags;         /* group-by tags in GROUP BY order (GROUP BY *:
-				       * sorted by key); a tag a group lacks has value "" */
+	vg_str_t name;        /* measurement, or "measurements", "stats", ... */
+	const vg_tag_t *tags; /* group-by tags in GROUP BY order (GROUP BY *:
+	                       * sorted by key); a tag a group lacks has value "" */
 	size_t ntags;
-	const vg_str_t *columns;      /* ncolumns names, "time" first when has_time */
-	const vg_column_type_t *types;/* ncolumns types */
+	const vg_str_t *columns;       /* ncolumns names, "time" first when has_time */
+	const vg_column_type_t *types; /* ncolumns types */
 	size_t ncolumns;
 	bool has_time;
 } vg_result_set_t;
@@ -338,8 +340,8 @@ typedef struct vg_result_column {
  */
 typedef struct vg_result_sink {
 	int (*begin_set)(void *ctx, const vg_result_set_t *set);
-	int (*rows)(void *ctx, const int64_t *times, const vg_result_column_t *columns, size_t ncols,
-		    size_t nrows);
+	int (*rows)(void *ctx, const int64_t *times, const vg_result_column_t *columns,
+	            size_t ncols, size_t nrows);
 	void *ctx;
 } vg_result_sink_t;
 
@@ -350,21 +352,27 @@ typedef struct vg_stat_pair {
 } vg_stat_pair_t;
 
 typedef struct vg_exec_options {
-	int64_t now_ns;      /* the value of now(); init sets the current time */
-	atomic_bool *cancel; /* may be NULL; when it becomes true the statement
-			      * stops with VG_ECANCELED (checked every few
-			      * thousand points and rows) */
-	int64_t deadline_ns; /* CLOCK_MONOTONIC ns; 0: none.  Past it the
-			      * statement stops with VG_ETIMEOUT */
-	int64_t timeout_ns;  /* the configured limit, only to name it in the
-			      * VG_ETIMEOUT message; 0: not named */
-	size_t max_rows;     /* rows per rows() call; init: 1024 */
-	size_t max_values;   /* values held at once for median/percentile and
-			      * rows held for FILL(linear), per statement;
-			      * past it VG_ELIMIT.  init: 32 M */
+	int64_t now_ns;                    /* the value of now(); init sets the current time */
+	atomic_bool *cancel;               /* may be NULL; when it becomes true the statement
+	                                    * stops with VG_ECANCELED (checked every few
+	                                    * thousand points and rows) */
+	int64_t deadline_ns;               /* CLOCK_MONOTONIC ns; 0: none.  Past it the
+	                                    * statement stops with VG_ETIMEOUT */
+	int64_t timeout_ns;                /* the configured limit, only to name it in the
+	                                    * VG_ETIMEOUT message; 0: not named */
+	size_t max_rows;                   /* rows per rows() call; init: 1024 */
+	size_t max_values;                 /* values held at once for median/percentile and
+	                                    * rows held for FILL(linear), per statement;
+	                                    * past it VG_ELIMIT.  init: 32 M */
 	const vg_stat_pair_t *extra_stats; /* appended to SHOW STATS; borrowed */
 	size_t nextra_stats;
 	size_t delete_batch; /* series per DELETE write transaction; init: 64 */
+	size_t max_open;     /* GROUP BY time: a group of up to this many series
+	                      * is aggregated with all cursors open at once
+	                      * (bucket by bucket, stopping early at LIMIT); a
+	                      * larger one one series at a time into a table
+	                      * of buckets (memory per bucket, not per series).
+	                      * init: 64 */
 } vg_exec_options_t;
 
 /* Fills `opts` with the defaults (now_ns = CLOCK_REALTIME now). */
@@ -378,8 +386,9 @@ typedef struct vg_exec_stats {
 } vg_exec_stats_t;
 
 /*
- * Runs `st` against `store`, passing results to `sink`.  `opts` may be NULL
- * for the defaults; `stats` (may be NULL) is zeroed then filled, also on
+ * Runs `st` against `store`, passing results to `sink` (NULL: results are
+ * discarded, for DELETE and SET RETENTION).  `opts` may be NULL for the
+ * defaults; `stats` (may be NULL) is zeroed then filled, also on
  * error; `err` (may be NULL) gets a message on error.  st is only read, so
  * one statement may run in several threads at once.
  *
@@ -414,7 +423,7 @@ typedef struct vg_exec_stats {
  * VG_ENOMEM, store errors; or a sink's non-zero return.
  */
 int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_options_t *opts,
-		  const vg_result_sink_t *sink, vg_exec_stats_t *stats, vg_query_error_t *err);
+                  const vg_result_sink_t *sink, vg_exec_stats_t *stats, vg_query_error_t *err);
 
 /* ---- times ------------------------------------------------------------ */
 

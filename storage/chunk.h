@@ -71,7 +71,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_CHUNK_MAX_POINTS 4096
+#define VG_CHUNK_MAX_POINTS 8192
 #define VG_CHUNK_VERSION 1
 #define VG_CHUNK_HEADER_SIZE 84
 

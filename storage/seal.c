@@ -8,8 +8,8 @@
  * last chunk to full size instead of leaving a string of small ones —
  * merges the two (head wins on equal times), deletes the old
  * chunks and head blocks and writes the result back as chunks of at most
- * VG_CHUNK_MAX_POINTS points, split evenly so that none is smaller than half
- * that unless the whole series is.  This keeps the invariant that the
+ * VG_CHUNK_MAX_POINTS points, each cut to fill whole LMDB pages when it is
+ * too large for a leaf page (see encode_fitted()).  This keeps the invariant that the
  * chunks of a series never overlap, so readers never merge chunks with each
  * other.  All of it happens in one write transaction: readers keep their
  * snapshot and are never blocked.
@@ -56,6 +56,15 @@ static int key_list_add(key_list_t *list, const void *key)
 	return 0;
 }
 
+/* True when a chunk value of `size` bytes sits in overflow pages it fills
+ * to within 1/16: a finished chunk that seals do not merge into again. */
+static bool chunk_fills_pages(size_t size, size_t psize)
+{
+	size_t need = size + VG_OVERFLOW_HEADER;
+	size_t pages = (need + psize - 1) / psize;
+	return need >= psize && (pages * psize - need) * 16 <= pages * psize;
+}
+
 /*
  * Lists the chunks of series id overlapping [lo, hi] (inclusive), in time
  * order; with room > 0 also the chunk just before lo when it holds fewer
@@ -80,7 +89,8 @@ static int find_chunks(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64
 	if (prc == 0 && pk.mv_size == 12 && vg_load_be32(pk.mv_data) == id) {
 		vg_chunk_header_t h;
 		code = vg_chunk_header_read(pv.mv_data, pv.mv_size, &h);
-		if (code == 0 && (h.max_time >= lo || h.count < room))
+		if (code == 0 && (h.max_time >= lo ||
+				  (h.count < room && !chunk_fills_pages(pv.mv_size, store->page_size))))
 			code = key_list_add(out, pk.mv_data);
 	}
 	if (code == 0 && rc == 0) {
@@ -127,18 +137,52 @@ static int delete_chunk(vg_wtxn_t *txn, const chunk_key_t *key)
 	return vg_store_lmdb_error(rc);
 }
 
-/* Writes a sorted, deduplicated run as chunks, split evenly. */
+/*
+ * Encodes the chunk that starts at run[start], choosing its point count.
+ * LMDB keeps a value too large for a leaf page in whole overflow pages, so
+ * a chunk that overshoots a page boundary by a little wastes most of a
+ * page.  Once a chunk is complete (VG_CHUNK_MAX_POINTS points, or
+ * VG_FIT_PAGES pages), its count is cut so that it fills the pages below
+ * the boundary instead; the rest starts the next chunk.  The chunk is left in txn->scratch; *n gets its count.
+ */
+static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size_t *n)
+{
+	vg_store_t *store = txn->store;
+	size_t count = run->len - start < VG_CHUNK_MAX_POINTS ? run->len - start : VG_CHUNK_MAX_POINTS;
+	size_t psize = store->page_size;
+	for (int attempt = 0;; attempt++) {
+		vg_buf_clear(&txn->scratch);
+		int code = vg_chunk_encode(store->write_codec, run->times + start,
+					   run->values + start, count, &txn->scratch);
+		if (code)
+			return code;
+		size_t need = txn->scratch.len + VG_OVERFLOW_HEADER;
+		/* A chunk still growing (neither full nor large) is left as it
+		 * is: the next seal merges into it. */
+		bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
+		if (!complete || need < psize || chunk_fills_pages(txn->scratch.len, psize) ||
+		    attempt == 3 || count < 64)
+			break;
+		/* Aim just under the page boundary below. */
+		size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
+		size_t shrink = attempt == 0 ? 99 : 97 - 2 * (size_t)attempt;
+		size_t next = (size_t)((double)count * (double)target / (double)txn->scratch.len *
+				       (double)shrink / 100.0);
+		if (next < 1 || next >= count)
+			break;
+		count = next;
+	}
+	*n = count;
+	return 0;
+}
+
+/* Writes a sorted, deduplicated run as chunks fitted to pages. */
 static int write_chunks(vg_wtxn_t *txn, vg_series_id_t id, const vg_run_t *run)
 {
-	if (run->len == 0)
-		return 0;
-	size_t nchunks = (run->len + VG_CHUNK_MAX_POINTS - 1) / VG_CHUNK_MAX_POINTS;
 	size_t start = 0;
-	for (size_t c = 0; c < nchunks; c++) {
-		size_t end = run->len * (c + 1) / nchunks;
-		vg_buf_clear(&txn->scratch);
-		int code = vg_chunk_encode(txn->store->write_codec, run->times + start,
-					   run->values + start, end - start, &txn->scratch);
+	while (start < run->len) {
+		size_t n;
+		int code = encode_fitted(txn, run, start, &n);
 		if (code)
 			return code;
 		chunk_key_t key;
@@ -147,7 +191,7 @@ static int write_chunks(vg_wtxn_t *txn, vg_series_id_t id, const vg_run_t *run)
 		int rc = mdb_put(txn->txn, txn->store->dbi_chunks, &k, &v, 0);
 		if (rc)
 			return vg_store_lmdb_error(rc);
-		start = end;
+		start += n;
 	}
 	return 0;
 }

@@ -207,6 +207,9 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	}
 	int dead;
 	mdb_reader_check(store->env, &dead);
+	MDB_stat env_stat;
+	mdb_env_stat(store->env, &env_stat);
+	store->page_size = env_stat.ms_psize;
 
 	MDB_txn *txn;
 	rc = mdb_txn_begin(store->env, NULL, 0, &txn);
@@ -591,6 +594,14 @@ int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
 	retention_walk_t walk = {fn, ctx};
 	return scan_prefix(txn->txn, txn->store->dbi_meta, (vg_str_t){"ret:", 4}, retention_visit,
 			   &walk);
+}
+
+int vg_store_backup(vg_store_t *store, const char *dest_dir)
+{
+	pthread_rwlock_rdlock(&store->resize_lock);
+	int rc = mdb_env_copy2(store->env, dest_dir, MDB_CP_COMPACT);
+	pthread_rwlock_unlock(&store->resize_lock);
+	return vg_store_lmdb_error(rc);
 }
 
 /* ---- statistics ------------------------------------------------------ */

@@ -51,6 +51,12 @@
  */
 #define VG_SEAL_POINTS 512
 
+/* Bytes of an LMDB overflow page run not available to the value. */
+#define VG_OVERFLOW_HEADER 16
+
+/* A chunk this many pages large is complete even below the point limit. */
+#define VG_FIT_PAGES 8
+
 typedef struct vg_head_state {
 	uint32_t points;   /* points in head blocks (duplicates counted) */
 	uint32_t next_seq; /* seq of the next head block */
@@ -66,6 +72,7 @@ struct vg_store {
 	MDB_dbi dbi_meta, dbi_kv, dbi_series, dbi_ids, dbi_postings, dbi_chunks, dbi_head;
 	bool sync;
 	size_t map_size;
+	size_t page_size;
 	/* Held shared by every open transaction and exclusively to grow the
 	 * map, which LMDB allows only while no transaction is open. */
 	pthread_rwlock_t resize_lock;

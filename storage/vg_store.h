@@ -111,6 +111,15 @@ typedef struct vg_store_stats {
 int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats);
 
 /*
+ * Writes a compacted copy of the store (no free pages, B-trees repacked)
+ * into directory `dest_dir`, which must exist and hold no store.  Runs in
+ * a read transaction: writers go on meanwhile and the copy is the snapshot
+ * of the moment it began.  A consistent online backup, and how to reclaim
+ * the free pages LMDB keeps in the file for reuse (stop, swap the copy in).
+ */
+int vg_store_backup(vg_store_t *store, const char *dest_dir);
+
+/*
  * Seals, in write transactions of their own, every series whose head holds
  * at least `min_points` points (1: all of them).  Called by the server when
  * idle and by benchmarks before measuring size.

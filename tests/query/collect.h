@@ -25,7 +25,7 @@ typedef struct col_set {
 	bool has_time;
 	size_t nrows, cap;
 	int64_t *times;
-	double *f;    /* [row * ndata + c], c over non-time columns */
+	double *f; /* [row * ndata + c], c over non-time columns */
 	char **s;
 	bool *null;
 } col_set_t;
@@ -48,7 +48,10 @@ static inline char *collect_dup(vg_str_t s)
 	return p;
 }
 
-static inline size_t col_ndata(const col_set_t *set) { return set->ncols - (set->has_time ? 1 : 0); }
+static inline size_t col_ndata(const col_set_t *set)
+{
+	return set->ncols - (set->has_time ? 1 : 0);
+}
 
 static inline int collect_begin(void *ctx, const vg_result_set_t *rs)
 {
@@ -82,7 +85,7 @@ static inline int collect_begin(void *ctx, const vg_result_set_t *rs)
 }
 
 static inline int collect_rows(void *ctx, const int64_t *times, const vg_result_column_t *cols,
-			       size_t ncols, size_t nrows)
+                               size_t ncols, size_t nrows)
 {
 	collect_t *c = ctx;
 	cr_assert_gt(c->nsets, 0, "rows before any set");
@@ -168,7 +171,7 @@ static inline void collect_release(collect_t *c)
 
 /* Runs text; returns the code; results in *c (initialised here). */
 static inline int run_query(vg_store_t *store, const char *text, const vg_exec_options_t *opts,
-			    collect_t *c, vg_exec_stats_t *stats, vg_query_error_t *err)
+                            collect_t *c, vg_exec_stats_t *stats, vg_query_error_t *err)
 {
 	vg_statement_t *st;
 	vg_query_error_t local;
@@ -202,8 +205,8 @@ static inline vg_store_t *open_store(char *dir, size_t len)
 
 /* Writes n points of measurement/tags/field. */
 static inline vg_series_id_t put_points(vg_store_t *store, const char *m, const vg_tag_t *tags,
-					size_t ntags, const char *field, const int64_t *times,
-					const double *values, size_t n)
+                                        size_t ntags, const char *field, const int64_t *times,
+                                        const double *values, size_t n)
 {
 	vg_wtxn_t *txn;
 	cr_assert_eq(vg_store_write_begin(store, &txn), 0);

@@ -34,7 +34,7 @@ static void teardown(void)
 TestSuite(exec_modify, .init = setup, .fini = teardown);
 
 static int run(const char *text, vg_exec_options_t *opts, collect_t *c, vg_exec_stats_t *stats,
-	       vg_query_error_t *err)
+               vg_query_error_t *err)
 {
 	memset(c, 0, sizeof *c);
 	c->abort_after_blocks = -1;
@@ -59,9 +59,9 @@ Test(exec_modify, delete_range)
 	collect_t c;
 	vg_exec_stats_t stats;
 	vg_query_error_t err;
-	cr_assert_eq(run("DELETE FROM cpu WHERE host = 'a' AND time >= 20s AND time < 60s", NULL, &c,
-			 &stats, &err),
-		     0, "%s", err.message);
+	cr_assert_eq(run("DELETE FROM cpu WHERE host = 'a' AND time >= 20s AND time < 60s", NULL,
+	                 &c, &stats, &err),
+	             0, "%s", err.message);
 	cr_assert_eq(c.nsets, 0);
 	cr_assert_eq(stats.points_deleted, 3, "u at 20s, 30s, 50s (v has only 10s)");
 	cr_assert_eq(stats.series_matched, 2);
@@ -79,8 +79,8 @@ Test(exec_modify, delete_series)
 	vg_exec_options_t opts;
 	vg_exec_options_init(&opts);
 	opts.delete_batch = 1;
-	cr_assert_eq(run("DELETE FROM cpu WHERE host =~ /^[ab]$/", &opts, &c, &stats, &err), 0, "%s",
-		     err.message);
+	cr_assert_eq(run("DELETE FROM cpu WHERE host =~ /^[ab]$/", &opts, &c, &stats, &err), 0,
+	             "%s", err.message);
 	cr_assert_eq(stats.points_deleted, 5 + 1 + 2);
 	cr_assert_eq(stats.series_matched, 3);
 	collect_release(&c);

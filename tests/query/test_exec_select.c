@@ -46,7 +46,7 @@ TestSuite(exec_select, .init = setup, .fini = teardown);
 
 /* Checks one float column of set s: times and values (NAN = null). */
 static void expect_rows(const collect_t *c, size_t s, size_t col, const int64_t *times,
-			const double *values, size_t n, const char *what)
+                        const double *values, size_t n, const char *what)
 {
 	cr_assert_lt(s, c->nsets, "%s: no set %zu", what, s);
 	const col_set_t *set = &c->sets[s];
@@ -54,17 +54,19 @@ static void expect_rows(const collect_t *c, size_t s, size_t col, const int64_t 
 	cr_assert_eq(set->nrows, n, "%s: %zu rows, want %zu", what, set->nrows, n);
 	for (size_t r = 0; r < n; r++) {
 		cr_assert_eq(set->times[r], times[r], "%s: row %zu time %lld", what, r,
-			     (long long)set->times[r]);
+		             (long long)set->times[r]);
 		bool null = set->null[r * nd + col];
 		if (values[r] == N) {
-			cr_assert(null, "%s: row %zu: %g, want null", what, r, set->f[r * nd + col]);
+			cr_assert(null, "%s: row %zu: %g, want null", what, r,
+			          set->f[r * nd + col]);
 		} else if (isnan(values[r])) {
 			cr_assert_not(null, "%s: row %zu: null, want NaN", what, r);
 			cr_assert(isnan(set->f[r * nd + col]), "%s: row %zu: want NaN", what, r);
 		} else {
 			cr_assert_not(null, "%s: row %zu: null, want %g", what, r, values[r]);
-			cr_assert_float_eq(set->f[r * nd + col], values[r], 1e-9, "%s: row %zu: %.17g, want %.17g",
-					   what, r, set->f[r * nd + col], values[r]);
+			cr_assert_float_eq(set->f[r * nd + col], values[r], 1e-9,
+			                   "%s: row %zu: %.17g, want %.17g", what, r,
+			                   set->f[r * nd + col], values[r]);
 		}
 	}
 }
@@ -84,26 +86,28 @@ static void query(const char *text, collect_t *c, int64_t now)
 
 Test(exec_select, fills)
 {
-	static const int64_t t[] = {0, 10 * S, 20 * S, 30 * S, 40 * S, 50 * S, 60 * S, 70 * S, 80 * S};
+	static const int64_t t[] = {0,      10 * S, 20 * S, 30 * S, 40 * S,
+	                            50 * S, 60 * S, 70 * S, 80 * S};
 	static const struct {
 		const char *fill;
 		double a[9], b[9];
 		size_t n;
 	} cases[] = {
-		{"null", {N, 1, 3, N, N, 7, N, 2, N}, {N, 5, N, N, 6, N, N, N, N}, 9},
-		{"previous", {N, 1, 3, 3, 3, 7, 7, 2, 2}, {N, 5, 5, 5, 6, 6, 6, 6, 6}, 9},
-		{"linear",
-		 {N, 1, 3, 3 + 4.0 / 3, 3 + 8.0 / 3, 7, 4.5, 2, N},
-		 {N, 5, 5 + 1.0 / 3, 5 + 2.0 / 3, 6, N, N, N, N},
-		 9},
-		{"-1", {-1, 1, 3, -1, -1, 7, -1, 2, -1}, {-1, 5, -1, -1, 6, -1, -1, -1, -1}, 9},
+	    {"null", {N, 1, 3, N, N, 7, N, 2, N}, {N, 5, N, N, 6, N, N, N, N}, 9},
+	    {"previous", {N, 1, 3, 3, 3, 7, 7, 2, 2}, {N, 5, 5, 5, 6, 6, 6, 6, 6}, 9},
+	    {"linear",
+	     {N, 1, 3, 3 + 4.0 / 3, 3 + 8.0 / 3, 7, 4.5, 2, N},
+	     {N, 5, 5 + 1.0 / 3, 5 + 2.0 / 3, 6, N, N, N, N},
+	     9},
+	    {"-1", {-1, 1, 3, -1, -1, 7, -1, 2, -1}, {-1, 5, -1, -1, 6, -1, -1, -1, -1}, 9},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		char text[256];
-		snprintf(text, sizeof text,
-			 "SELECT mean(u) FROM cpu WHERE time >= 0 AND time < 90s GROUP BY time(10s), "
-			 "host FILL(%s)",
-			 cases[i].fill);
+		snprintf(
+		    text, sizeof text,
+		    "SELECT mean(u) FROM cpu WHERE time >= 0 AND time < 90s GROUP BY time(10s), "
+		    "host FILL(%s)",
+		    cases[i].fill);
 		collect_t c;
 		query(text, &c, 1000 * S);
 		cr_assert_eq(c.nsets, 2, "%s", text);
@@ -131,7 +135,8 @@ Test(exec_select, fill_order_limit_now)
 	query("SELECT mean(u) FROM cpu WHERE host = 'a' AND time >= 0 AND time <= 80s GROUP BY "
 	      "time(10s) FILL(previous) ORDER BY time DESC",
 	      &c, 1000 * S);
-	static const int64_t td[] = {80 * S, 70 * S, 60 * S, 50 * S, 40 * S, 30 * S, 20 * S, 10 * S, 0};
+	static const int64_t td[] = {80 * S, 70 * S, 60 * S, 50 * S, 40 * S,
+	                             30 * S, 20 * S, 10 * S, 0};
 	static const double vd[] = {N, 2, 2, 7, 7, 7, 3, 1, 1};
 	expect_rows(&c, 0, 0, td, vd, 9, "previous desc");
 	collect_release(&c);
@@ -172,8 +177,8 @@ Test(exec_select, fill_order_limit_now)
 	vg_query_error_t err;
 	c.abort_after_blocks = -1;
 	cr_assert_eq(run_query(store, "SELECT max(u) FROM cpu GROUP BY time(1m) FILL(null)", NULL,
-			       &c, NULL, &err),
-		     VG_EINVAL);
+	                       &c, NULL, &err),
+	             VG_EINVAL);
 	cr_assert_str_eq(err.message, "FILL(null) needs a lower time bound (WHERE time >= ...)");
 	collect_release(&c);
 }
@@ -188,12 +193,12 @@ Test(exec_select, aggregates)
 	cr_assert_eq(c.nsets, 1);
 	cr_assert_str_eq(c.sets[0].name, "cpu");
 	cr_assert_eq(c.sets[0].ntags, 0);
-	static const double want[] = {4, 13, 1, 7, 3.25, 1, 2, 6, 2.6299556396765835, 2.5, 2, N, 7,
-				      1.0 / 60, 1};
-	static const char *names[] = {"count_u", "sum_u", "min_u", "max_u", "mean_u",
-				      "first_u", "last_u", "spread_u", "stddev_u", "median_u",
-				      "percentile_u", "percentile_u_1", "percentile_u_2", "rate_u",
-				      "rate_u_1"};
+	static const double want[] = {4,   13, 1, 7, 3.25,     1, 2, 6, 2.6299556396765835,
+	                              2.5, 2,  N, 7, 1.0 / 60, 1};
+	static const char *names[] = {
+	    "count_u",      "sum_u",          "min_u",          "max_u",    "mean_u",
+	    "first_u",      "last_u",         "spread_u",       "stddev_u", "median_u",
+	    "percentile_u", "percentile_u_1", "percentile_u_2", "rate_u",   "rate_u_1"};
 	static const int64_t t0[] = {0};
 	for (size_t k = 0; k < 15; k++) {
 		cr_assert_str_eq(c.sets[0].cols[k + 1], names[k]);
@@ -201,17 +206,18 @@ Test(exec_select, aggregates)
 	}
 	collect_release(&c);
 	/* One point: stddev and rate are empty, median is the point. */
-	query("SELECT stddev(u), rate(u), median(u), percentile(u, 1) FROM cpu WHERE host = 'b' AND "
-	      "time > 20s",
-	      &c, 0);
+	query(
+	    "SELECT stddev(u), rate(u), median(u), percentile(u, 1) FROM cpu WHERE host = 'b' AND "
+	    "time > 20s",
+	    &c, 0);
 	static const int64_t t1[] = {20 * S + 1};
 	static const double one[4] = {N, N, 6, N}; /* floor(1 * 1/100 + 0.5) - 1 = -1 */
 	for (size_t k = 0; k < 4; k++)
 		expect_rows(&c, 0, k, t1, &one[k], 1, c.sets[0].cols[k + 1]);
 	collect_release(&c);
 	/* Equal times across tag sets: rate empty, first/last from the first tag set. */
-	query("SELECT rate(u), first(u), last(u), count(u), median(u) FROM cpu WHERE time < 11s", &c,
-	      0);
+	query("SELECT rate(u), first(u), last(u), count(u), median(u) FROM cpu WHERE time < 11s",
+	      &c, 0);
 	static const double tie[] = {N, 1, 1, 2, 3};
 	for (size_t k = 0; k < 5; k++)
 		expect_rows(&c, 0, k, t0, &tie[k], 1, "tie");
@@ -313,7 +319,7 @@ Test(exec_select, errors_and_limits)
 	cr_assert_eq(err.line, 0);
 	collect_release(&c);
 	cr_assert_eq(run_query(store, "SUBSCRIBE SELECT u FROM cpu", NULL, &c, NULL, &err),
-		     VG_EINVAL);
+	             VG_EINVAL);
 	cr_assert_str_eq(err.message, "SUBSCRIBE is not a query; send it as a Subscribe request");
 	collect_release(&c);
 	cr_assert_eq(run_query(store, "SHOW CONTINUOUS QUERIES", NULL, &c, NULL, &err), VG_EINVAL);
@@ -330,7 +336,8 @@ Test(exec_select, errors_and_limits)
 	vg_exec_options_init(&opts);
 	opts.deadline_ns = 1;
 	opts.timeout_ns = 5 * S;
-	cr_assert_eq(run_query(store, "SELECT mean(u) FROM cpu", &opts, &c, NULL, &err), VG_ETIMEOUT);
+	cr_assert_eq(run_query(store, "SELECT mean(u) FROM cpu", &opts, &c, NULL, &err),
+	             VG_ETIMEOUT);
 	cr_assert_str_eq(err.message, "query exceeded the time limit of 5s (--query-timeout)");
 	collect_release(&c);
 
@@ -348,17 +355,18 @@ Test(exec_select, errors_and_limits)
 	vg_exec_options_init(&opts);
 	opts.max_values = 2;
 	c.abort_after_blocks = -1;
-	cr_assert_eq(run_query(store, "SELECT median(u) FROM cpu", &opts, &c, NULL, &err), VG_ELIMIT);
+	cr_assert_eq(run_query(store, "SELECT median(u) FROM cpu", &opts, &c, NULL, &err),
+	             VG_ELIMIT);
 	collect_release(&c);
 }
 
 Test(exec_select, allocation_failures)
 {
 	static const char *queries[] = {
-		"SELECT median(u), mean(v) FROM cpu WHERE time >= 0 AND time < 90s GROUP BY "
-		"time(10s), host FILL(linear)",
-		"SELECT u, v FROM cpu WHERE u > 1 OR host =~ /b/",
-		"SELECT count(*) FROM cpu",
+	    "SELECT median(u), mean(v) FROM cpu WHERE time >= 0 AND time < 90s GROUP BY "
+	    "time(10s), host FILL(linear)",
+	    "SELECT u, v FROM cpu WHERE u > 1 OR host =~ /b/",
+	    "SELECT count(*) FROM cpu",
 	};
 	for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
 		vg_statement_t *st;
@@ -403,10 +411,11 @@ Test(exec_select, sealed_headers)
 	vg_exec_stats_t stats;
 	vg_query_error_t err;
 	c.abort_after_blocks = -1;
-	cr_assert_eq(run_query(store,
-			       "SELECT count(x), sum(x), max(x), first(x), last(x), mean(x) FROM sealed",
-			       &opts, &c, &stats, &err),
-		     0, "%s", err.message);
+	cr_assert_eq(
+	    run_query(store,
+	              "SELECT count(x), sum(x), max(x), first(x), last(x), mean(x) FROM sealed",
+	              &opts, &c, &stats, &err),
+	    0, "%s", err.message);
 	double want[] = {NP, sum, mx, v[0], v[NP - 1], sum / NP};
 	static const int64_t t0[] = {0};
 	for (size_t k = 0; k < 6; k++)
@@ -414,10 +423,11 @@ Test(exec_select, sealed_headers)
 	cr_assert_eq(stats.points_scanned, NP);
 	cr_assert_eq(stats.series_matched, 1);
 	collect_release(&c);
-	/* Hour buckets: chunks of 2048 s fall inside some of them. */
-	cr_assert_eq(run_query(store, "SELECT count(x), max(x), last(x) FROM sealed GROUP BY time(1h)",
-			       &opts, &c, &stats, &err),
-		     0);
+	/* Hour buckets: some chunks fall wholly inside one. */
+	cr_assert_eq(run_query(store,
+	                       "SELECT count(x), max(x), last(x) FROM sealed GROUP BY time(1h)",
+	                       &opts, &c, &stats, &err),
+	             0);
 	cr_assert_eq(c.sets[0].nrows, (NP + 3599) / 3600);
 	for (size_t b = 0; b < c.sets[0].nrows; b++) {
 		int lo = (int)b * 3600, hi = lo + 3600 < NP ? lo + 3600 : NP;
@@ -430,6 +440,34 @@ Test(exec_select, sealed_headers)
 		cr_assert_float_eq(c.sets[0].f[b * 3 + 2], v[hi - 1], 0);
 	}
 	collect_release(&c);
+	/* LIMIT takes chunk edges from headers, decoding only when it must. */
+	static const struct {
+		const char *q;
+		int first, step, n;
+		uint64_t scanned_max;
+	} lim[] = {
+	    {"SELECT x FROM sealed ORDER BY time DESC LIMIT 1", NP - 1, -1, 1, 1},
+	    {"SELECT x FROM sealed LIMIT 1", 0, 1, 1, 1},
+	    {"SELECT x FROM sealed ORDER BY time DESC LIMIT 3", NP - 1, -1, 3,
+	     1 + VG_CHUNK_MAX_POINTS},
+	    {"SELECT x FROM sealed WHERE time >= 100s LIMIT 2", 100, 1, 2, NP},
+	    {"SELECT * FROM sealed GROUP BY * ORDER BY time DESC LIMIT 2", NP - 1, -1, 2,
+	     1 + VG_CHUNK_MAX_POINTS},
+	};
+	for (size_t i = 0; i < sizeof lim / sizeof lim[0]; i++) {
+		cr_assert_eq(run_query(store, lim[i].q, &opts, &c, &stats, &err), 0, "%s",
+		             err.message);
+		cr_assert_eq(c.nsets, 1);
+		cr_assert_eq(c.sets[0].nrows, (size_t)lim[i].n, "%s", lim[i].q);
+		for (int r = 0; r < lim[i].n; r++) {
+			int k = lim[i].first + r * lim[i].step;
+			cr_assert_eq(c.sets[0].times[r], (int64_t)k * S, "%s row %d", lim[i].q, r);
+			cr_assert_float_eq(c.sets[0].f[r], v[k], 0, "%s row %d", lim[i].q, r);
+		}
+		cr_assert_leq(stats.points_scanned, lim[i].scanned_max, "%s: %llu", lim[i].q,
+		              (unsigned long long)stats.points_scanned);
+		collect_release(&c);
+	}
 	free(t);
 	free(v);
 }

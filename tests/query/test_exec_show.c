@@ -49,7 +49,7 @@ static void show(const char *text, collect_t *c)
 /* Set s is named `name` with columns `cols` (NULL-terminated) and the rows
  * `cells` (row-major strings). */
 static void expect_set(const collect_t *c, size_t s, const char *name, const char *const *cols,
-		       const char *const *cells, size_t nrows)
+                       const char *const *cells, size_t nrows)
 {
 	cr_assert_lt(s, c->nsets);
 	const col_set_t *set = &c->sets[s];
@@ -66,7 +66,8 @@ static void expect_set(const collect_t *c, size_t s, const char *name, const cha
 	for (size_t r = 0; r < nrows; r++)
 		for (size_t k = 0; k < nc; k++) {
 			cr_assert_not(set->null[r * nc + k]);
-			cr_assert_str_eq(set->s[r * nc + k], cells[r * nc + k], "%s row %zu", name, r);
+			cr_assert_str_eq(set->s[r * nc + k], cells[r * nc + k], "%s row %zu", name,
+			                 r);
 		}
 }
 
@@ -76,7 +77,7 @@ Test(exec_show, measurements)
 	show("SHOW MEASUREMENTS", &c);
 	cr_assert_eq(c.nsets, 1);
 	expect_set(&c, 0, "measurements", (const char *[]){"name", NULL},
-		   (const char *[]){"cpu", "mem", "w m"}, 3);
+	           (const char *[]){"cpu", "mem", "w m"}, 3);
 	collect_release(&c);
 }
 
@@ -119,7 +120,7 @@ Test(exec_show, field_keys)
 	show("SHOW FIELD KEYS FROM cpu", &c);
 	cr_assert_eq(c.nsets, 1);
 	expect_set(&c, 0, "cpu", (const char *[]){"fieldKey", "fieldType", NULL},
-		   (const char *[]){"u", "float", "v", "float"}, 2);
+	           (const char *[]){"u", "float", "v", "float"}, 2);
 	collect_release(&c);
 	show("SHOW FIELD KEYS", &c);
 	cr_assert_eq(c.nsets, 3);
@@ -133,9 +134,9 @@ Test(exec_show, series)
 	show("SHOW SERIES", &c);
 	cr_assert_eq(c.nsets, 1);
 	expect_set(&c, 0, "series", cols,
-		   (const char *[]){"cpu,host=a,region=x", "cpu,host=b", "mem,host=b",
-				    "w\\ m,k\\=1=a\\,b\\ c"},
-		   4);
+	           (const char *[]){"cpu,host=a,region=x", "cpu,host=b", "mem,host=b",
+	                            "w\\ m,k\\=1=a\\,b\\ c"},
+	           4);
 	collect_release(&c);
 	show("SHOW SERIES FROM cpu WHERE host = 'b' OR region =~ /^y/", &c);
 	expect_set(&c, 0, "series", cols, (const char *[]){"cpu,host=b"}, 1);
