@@ -373,7 +373,7 @@ void vg_row_src_take(vg_row_src_t *src, double *values, bool *present);
 int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan);
 int vg_exec_raw(vg_exec_t *x, vg_plan_t *plan);
 
-/* Start of the bucket holding t (GROUP BY time interval and offset in
+/* (exec_plan.c) Start of the bucket holding t (GROUP BY time interval and offset in
  * [0, interval)); saturates at INT64_MIN. */
 int64_t vg_bucket_start(int64_t t, int64_t interval, int64_t offset);
 

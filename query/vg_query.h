@@ -66,7 +66,20 @@
  *     points after now are not read.
  *   - LIMIT 0 means no limit.  Column names: alias, else <agg>_<field>, else
  *     the field; a repeated name gets _1, _2, ... appended.  SELECT * and
- *     <agg>(*) expand to every field key of the measurement, sorted.
+ *     <agg>(*) expand to every field key of the measurement, sorted; a
+ *     field no series has gives an all-null column.  `time` in a SELECT
+ *     list is accepted and ignored (the time column is always there).
+ *     GROUP BY * groups by every tag key of the measurement; a tag a series
+ *     lacks groups as ''.
+ *
+ * Threads: parsing and execution keep no global state; a statement is
+ * immutable once parsed and may be executed by several threads at once.
+ *
+ * Memory during execution is bounded: results leave in blocks of max_rows,
+ * each open cursor holds at most one decoded chunk, and what must be held
+ * whole is counted against max_values (VG_ELIMIT past it): the values of a
+ * median/percentile bucket, rows waiting in FILL(linear) for a value, and
+ * the bucket table of a GROUP BY time over more than max_open series.
  */
 #ifndef VG_QUERY_H
 #define VG_QUERY_H
@@ -335,8 +348,9 @@ typedef struct vg_result_column {
  * Everything passed is valid only during the call.  A non-zero return
  * stops the statement at once and vg_query_exec() returns that value
  * (use VG_ECANCELED, VG_ELIMIT, ...).  Both run on the executing thread
- * while it holds a read transaction: they must not wait on a client
- * indefinitely (fail instead).
+ * while it holds an LMDB read transaction, which pins the pages it sees
+ * and makes a growing map wait: they must not wait on a client for long
+ * (fail instead, e.g. VG_ELIMIT when an output bound is reached).
  */
 typedef struct vg_result_sink {
 	int (*begin_set)(void *ctx, const vg_result_set_t *set);
@@ -361,9 +375,10 @@ typedef struct vg_exec_options {
 	int64_t timeout_ns;                /* the configured limit, only to name it in the
 	                                    * VG_ETIMEOUT message; 0: not named */
 	size_t max_rows;                   /* rows per rows() call; init: 1024 */
-	size_t max_values;                 /* values held at once for median/percentile and
-	                                    * rows held for FILL(linear), per statement;
-	                                    * past it VG_ELIMIT.  init: 32 M */
+	size_t max_values;                 /* values held at once (median/percentile, rows
+	                                    * waiting in FILL(linear), bucket tables; see
+	                                    * above), per statement; past it VG_ELIMIT.
+	                                    * init: 32 M */
 	const vg_stat_pair_t *extra_stats; /* appended to SHOW STATS; borrowed */
 	size_t nextra_stats;
 	size_t delete_batch; /* series per DELETE write transaction; init: 64 */
