@@ -303,7 +303,7 @@ static int flush(vg_client_t *c)
 		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
 			return fail_conn(c, -errno, "send: %s", strerror(errno));
 		bool room = c->in.len - c->in_off < c->max_incoming + VG_FRAME_HEADER;
-		short revents;
+		short revents = 0;
 		int rc =
 		    wait_fd(c->fd, room ? POLLOUT | POLLIN : POLLOUT, wait_deadline(c), &revents);
 		if (rc == VG_ETIMEOUT)

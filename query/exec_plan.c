@@ -187,7 +187,7 @@ static int compile(vg_exec_t *x, vg_plan_t *plan, const vg_cond_t *c, size_t *fc
 	n->op = c->op;
 	int code = 0;
 	if (c->kind == VG_COND_AND || c->kind == VG_COND_OR) {
-		int l, r;
+		int l = 0, r = 0;
 		code = compile(x, plan, c->left, fcap, leaf, &l);
 		code = code ? code : compile(x, plan, c->right, fcap, leaf, &r);
 		plan->prog[self].left = l;

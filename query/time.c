@@ -179,7 +179,7 @@ size_t vg_query_format_time(int64_t ns, char *buf, size_t len)
 	if (frac) {
 		snprintf(fbuf, sizeof fbuf, ".%09lld", (long long)frac);
 		size_t n = strlen(fbuf);
-		while (fbuf[n - 1] == '0')
+		while (n > 1 && fbuf[n - 1] == '0')
 			fbuf[--n] = 0;
 	}
 	int n =

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -157,6 +158,12 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	/* Cursors and result blocks allocate 64 KiB+ buffers per statement:
+	 * keep freed memory in the process instead of unmapping it and
+	 * faulting it back in on the next query (2-3x on decode-heavy
+	 * queries). */
+	mallopt(M_MMAP_THRESHOLD, 64 << 20);
+	mallopt(M_TRIM_THRESHOLD, 256 << 20);
 
 	vg_store_t *store;
 	char err[512] = "";

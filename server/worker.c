@@ -34,7 +34,7 @@ typedef struct {
 	vg_query_job_t *job;
 	vg_buf_t frames;
 	uint64_t rows;
-	int error; /* a sink failure (memory, closed connection) */
+	int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
 } job_sink_t;
 
 /* Hands the frames built so far to the loop. */
@@ -72,10 +72,16 @@ static int wait_for_room(job_sink_t *s)
 			until.tv_nsec -= 1000000000;
 		}
 		pthread_cond_timedwait(&w->drained, &w->lock, &until);
+		if (s->deadline_ns && vg_monotonic_ns() > s->deadline_ns)
+			break;
 	}
 	pthread_mutex_unlock(&w->lock);
 	if (atomic_load(&conn->closed) || atomic_load(&s->job->cancel))
 		return VG_ECANCELED;
+	/* The statement holds a read transaction while it waits: a client
+	 * that stops reading must not pin it for longer than the time limit. */
+	if (s->deadline_ns && vg_monotonic_ns() > s->deadline_ns)
+		return VG_ETIMEOUT;
 	return 0;
 }
 
@@ -251,7 +257,10 @@ static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t ca
 
 static void run_job(vg_server_t *server, vg_query_job_t *job)
 {
-	job_sink_t s = {server, job, VG_BUF_INIT, 0, 0};
+	job_sink_t s = {server, job, VG_BUF_INIT, 0,
+			server->config.query_timeout_ns
+				? job->received_ns + server->config.query_timeout_ns
+				: 0};
 	vg_statement_t *st = NULL;
 	vg_query_error_t qerr;
 	memset(&qerr, 0, sizeof qerr);
