@@ -31,9 +31,16 @@
  * same input with the same message; a group and field seen before are not
  * checked again.
  *
+ * vg_batch_add_row() takes every field of one point at once: the key is
+ * built, hashed and looked up once per row rather than once per value, and
+ * when the group and every field are known the names are not checked
+ * again, so a row costs one lookup plus one append per field.  It behaves
+ * exactly as vg_batch_add() called for each field in turn, atomically.
+ *
  * Failure atomicity: a call records a snapshot (counts of groups, blocks,
- * and the open block's lengths) and on VG_ENOMEM truncates back to it,
- * which is possible because every structure only grows by appending.
+ * the open block's lengths, and the length of each of its fields the call
+ * may extend) and on VG_ENOMEM truncates back to it, which is possible
+ * because every structure only grows by appending.
  */
 #include "client_int.h"
 
@@ -80,15 +87,30 @@ static int grow(void *array, size_t *cap, size_t need, size_t size)
 
 /* ---- canonical keys and the group table ----------------------------------- */
 
+/* The hash of a canonical key (~100-300 bytes, hashed once per add), eight
+ * bytes per step; the last word overlaps the one before (or, for a short
+ * key, is gathered in a register), and MurmurHash3's fmix64 finishes so that
+ * the low bits the table uses depend on every byte.  Only ever compared
+ * within one process, so the host byte order does not matter. */
 static uint64_t hash_bytes(const void *p, size_t n)
 {
-	const uint8_t *s = p;
-	uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= UINT64_C(1099511628211);
+	const unsigned char *s = p;
+	uint64_t h = UINT64_C(0x9e3779b97f4a7c15) ^ n, w = 0;
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&w, s + i, 8);
+			h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+			h ^= h >> 32;
+		}
+		memcpy(&w, s + n - 8, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)s[i] << (8 * i);
 	}
-	return h;
+	h = (h ^ w) * UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	return h ^ (h >> 33);
 }
 
 static const char *str_or_empty(const char *s)
@@ -110,22 +132,32 @@ static void sort_tags(const vg_tag_t *tags, size_t ntags, size_t *order)
 	}
 }
 
-static int append_str0(vg_buf_t *out, const char *s)
-{
-	return vg_buf_append(out, s, strlen(s) + 1);
-}
-
+/* The canonical key "m\0k1\0v1\0...kn\0vn\0" into out, in one reservation. */
 static int build_key(vg_buf_t *out, const char *measurement, const vg_tag_t *tags,
                      const size_t *order, size_t ntags)
 {
-	vg_buf_clear(out);
-	int rc = append_str0(out, measurement);
-	for (size_t i = 0; i < ntags && !rc; i++) {
-		rc = append_str0(out, str_or_empty(tags[order[i]].key));
-		if (!rc)
-			rc = append_str0(out, str_or_empty(tags[order[i]].value));
+	size_t lens[1 + 2 * VG_MAX_TAGS];
+	const char *parts[1 + 2 * VG_MAX_TAGS];
+	size_t nparts = 1 + 2 * ntags, total = 0;
+	parts[0] = measurement;
+	for (size_t i = 0; i < ntags; i++) {
+		parts[1 + 2 * i] = str_or_empty(tags[order[i]].key);
+		parts[2 + 2 * i] = str_or_empty(tags[order[i]].value);
 	}
-	return rc;
+	for (size_t i = 0; i < nparts; i++) {
+		lens[i] = strlen(parts[i]) + 1;
+		total += lens[i];
+	}
+	vg_buf_clear(out);
+	if (vg_buf_reserve(out, total))
+		return VG_ENOMEM;
+	uint8_t *p = out->data;
+	for (size_t i = 0; i < nparts; i++) {
+		memcpy(p, parts[i], lens[i]);
+		p += lens[i];
+	}
+	out->len = total;
+	return 0;
 }
 
 static size_t find_group(const vg_batch_t *b, const void *key, size_t len, uint64_t hash)
@@ -212,10 +244,11 @@ static void block_release(vg_batch_block_t *k)
 	vg_free(k->times);
 }
 
-static size_t find_field(vg_batch_block_t *k, const char *name)
+/* The index of field `name` in block k, trying `guess` first; NONE if absent. */
+static size_t find_field(vg_batch_block_t *k, const char *name, size_t guess)
 {
-	if (k->hint < k->nfields && !strcmp(k->fields[k->hint].name, name))
-		return k->hint;
+	if (guess < k->nfields && !strcmp(k->fields[guess].name, name))
+		return k->hint = guess;
 	for (size_t i = 0; i < k->nfields; i++)
 		if (!strcmp(k->fields[i].name, name))
 			return k->hint = i;
@@ -247,12 +280,13 @@ static int open_block(vg_batch_t *b, size_t gi, vg_batch_block_t **out)
 	return 0;
 }
 
-/* Appends one point to group gi by the rule in the file comment. */
-static int add_one(vg_batch_t *b, size_t gi, const char *field, int64_t t, double v)
+/* Appends one point to group gi by the rule in the file comment; fi is the
+ * field's index in the group's open block, NONE if it is not there (or the
+ * group has no open block yet). */
+static int add_at(vg_batch_t *b, size_t gi, size_t fi, const char *field, int64_t t, double v)
 {
 	vg_batch_group_t *g = &b->groups[gi];
 	vg_batch_block_t *k = g->open_block == NONE ? NULL : &b->blocks[g->open_block];
-	size_t fi = k ? find_field(k, field) : NONE;
 	bool new_time;
 	int rc;
 	if (fi != NONE && k->fields[fi].n < k->ntimes && k->times[k->fields[fi].n] == t) {
@@ -285,11 +319,67 @@ static int add_one(vg_batch_t *b, size_t gi, const char *field, int64_t t, doubl
 	return 0;
 }
 
+/* add_at() for a field looked up in the group's current open block. */
+static int add_one(vg_batch_t *b, size_t gi, const char *field, int64_t t, double v)
+{
+	size_t ob = b->groups[gi].open_block;
+	size_t fi = ob == NONE ? NONE : find_field(&b->blocks[ob], field, b->blocks[ob].hint);
+	return add_at(b, gi, fi, field, t, v);
+}
+
+/*
+ * Finds each of the n field names in block ob (NONE: there is none), trying
+ * the index after the previous name's first, since rows usually come in
+ * the block's order.  marks[i] = the index (NONE if absent) and its length
+ * now.  Returns true if there is at least one name and all were found.
+ */
+static bool mark_fields(vg_batch_t *b, size_t ob, const char *const *names, size_t n,
+                        vg_batch_mark_t *marks)
+{
+	vg_batch_block_t *k = ob == NONE ? NULL : &b->blocks[ob];
+	bool all = n > 0;
+	size_t guess = k ? k->hint : 0;
+	for (size_t i = 0; i < n; i++) {
+		size_t fi = k ? find_field(k, str_or_empty(names[i]), guess) : NONE;
+		marks[i] = (vg_batch_mark_t){.field = fi, .n = fi == NONE ? 0 : k->fields[fi].n};
+		if (fi == NONE)
+			all = false;
+		else
+			guess = fi + 1;
+	}
+	return all;
+}
+
+/* Whether two of n marked fields (all found in a block of nfields fields)
+ * may be the same.  Rising indexes — a row in the block's order — cannot;
+ * otherwise a bitmap tells, or, for very wide blocks, "maybe" sends the row
+ * to validate(), which names the repeated field. */
+static bool may_repeat(const vg_batch_mark_t *marks, size_t n, size_t nfields)
+{
+	size_t i = 1;
+	while (i < n && marks[i].field > marks[i - 1].field)
+		i++;
+	if (i >= n)
+		return false;
+	enum { BITMAP_FIELDS = 1024 };
+	if (nfields > BITMAP_FIELDS)
+		return true;
+	uint64_t seen[BITMAP_FIELDS / 64] = {0};
+	for (i = 0; i < n; i++) {
+		size_t f = marks[i].field;
+		if (seen[f / 64] >> (f % 64) & 1)
+			return true;
+		seen[f / 64] |= UINT64_C(1) << (f % 64);
+	}
+	return false;
+}
+
 /* ---- validation ------------------------------------------------------------- */
 
-/* Checks the names of a point as the server will, on a one-point block. */
+/* Checks the names of a point (nfields fields at one time) as the server
+ * will, on a one-row block. */
 static int validate(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
-                    const char *field)
+                    const char *const *fields, size_t nfields)
 {
 	Vigil__V1__Tag tag[VG_MAX_TAGS];
 	Vigil__V1__Tag *tag_ptrs[VG_MAX_TAGS];
@@ -299,22 +389,41 @@ static int validate(vg_batch_t *b, const char *measurement, const vg_tag_t *tags
 		tag[i].value = (char *)tags[i].value;
 		tag_ptrs[i] = &tag[i];
 	}
+	Vigil__V1__WriteField wf_stack[VG_MAX_TAGS];
+	Vigil__V1__WriteField *wf_ptr_stack[VG_MAX_TAGS];
+	Vigil__V1__WriteField *wf = wf_stack, **wf_ptr = wf_ptr_stack;
+	if (nfields > VG_MAX_TAGS) {
+		wf = vg_reallocarray(NULL, nfields, sizeof *wf);
+		wf_ptr = vg_reallocarray(NULL, nfields, sizeof *wf_ptr);
+		if (!wf || !wf_ptr) {
+			vg_free(wf);
+			vg_free(wf_ptr);
+			return batch_fail(b, VG_ENOMEM, "out of memory checking %zu fields",
+			                  nfields);
+		}
+	}
 	int64_t time = 0;
 	double value = 0;
-	Vigil__V1__WriteField wf = VIGIL__V1__WRITE_FIELD__INIT;
-	wf.name = (char *)field;
-	wf.n_values = 1;
-	wf.values = &value;
-	Vigil__V1__WriteField *wf_ptr = &wf;
+	for (size_t i = 0; i < nfields; i++) {
+		vigil__v1__write_field__init(&wf[i]);
+		wf[i].name = (char *)fields[i];
+		wf[i].n_values = 1;
+		wf[i].values = &value;
+		wf_ptr[i] = &wf[i];
+	}
 	Vigil__V1__WriteBlock wb = VIGIL__V1__WRITE_BLOCK__INIT;
 	wb.measurement = (char *)measurement;
 	wb.n_tags = ntags;
 	wb.tags = tag_ptrs;
 	wb.n_times = 1;
 	wb.times = &time;
-	wb.n_fields = 1;
-	wb.fields = &wf_ptr;
+	wb.n_fields = nfields;
+	wb.fields = wf_ptr;
 	int rc = vg_write_block_check(&wb, b->errstr, sizeof b->errstr);
+	if (wf != wf_stack) {
+		vg_free(wf);
+		vg_free(wf_ptr);
+	}
 	return rc;
 }
 
@@ -347,6 +456,7 @@ void vg_batch_free(vg_batch_t *b)
 	vg_free(b->groups);
 	vg_free(b->slots);
 	vg_free(b->blocks);
+	vg_free(b->marks);
 	vg_buf_release(&b->scratch);
 	vg_free(b);
 }
@@ -357,27 +467,26 @@ typedef struct snapshot {
 	size_t group;      /* the point's group, if it existed */
 	size_t open_block; /* its open block then, or NONE */
 	size_t ntimes, nfields;
-	size_t field;   /* index of the field in that block, or NONE */
-	size_t field_n; /* its length then */
+	const vg_batch_mark_t *marks; /* fields of open_block the call may lengthen */
+	size_t nmarks;
 } snapshot_t;
 
-static void take_snapshot(vg_batch_t *b, size_t gi, const char *field, snapshot_t *s)
+static void take_snapshot(const vg_batch_t *b, size_t gi, const vg_batch_mark_t *marks,
+                          size_t nmarks, snapshot_t *s)
 {
 	*s = (snapshot_t){.ngroups = b->ngroups,
 	                  .nblocks = b->nblocks,
 	                  .points = b->points,
 	                  .group = gi,
 	                  .open_block = NONE,
-	                  .field = NONE};
+	                  .marks = marks,
+	                  .nmarks = nmarks};
 	if (gi == NONE || b->groups[gi].open_block == NONE)
 		return;
-	vg_batch_block_t *k = &b->blocks[b->groups[gi].open_block];
+	const vg_batch_block_t *k = &b->blocks[b->groups[gi].open_block];
 	s->open_block = b->groups[gi].open_block;
 	s->ntimes = k->ntimes;
 	s->nfields = k->nfields;
-	s->field = find_field(k, field);
-	if (s->field != NONE)
-		s->field_n = k->fields[s->field].n;
 }
 
 static void rollback(vg_batch_t *b, const snapshot_t *s)
@@ -392,8 +501,9 @@ static void rollback(vg_batch_t *b, const snapshot_t *s)
 			vg_free(k->fields[k->nfields].values);
 		}
 		k->ntimes = s->ntimes;
-		if (s->field != NONE)
-			k->fields[s->field].n = s->field_n;
+		for (size_t i = 0; i < s->nmarks; i++)
+			if (s->marks[i].field != NONE)
+				k->fields[s->marks[i].field].n = s->marks[i].n;
 		k->hint = 0;
 		b->groups[s->group].open_block = s->open_block;
 	}
@@ -405,8 +515,8 @@ static void rollback(vg_batch_t *b, const snapshot_t *s)
 	b->points = s->points;
 }
 
-int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
-                        const char *field, const int64_t *times_ns, const double *values, size_t n)
+/* The checks every adder starts with. */
+static int check_series(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags)
 {
 	if (!b)
 		return VG_EINVAL;
@@ -419,21 +529,42 @@ int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *
 	}
 	if (ntags && !tags)
 		return batch_fail(b, VG_EINVAL, "tags is NULL but ntags is %zu", ntags);
+	return 0;
+}
+
+/* Builds the series' canonical key in b->scratch; *hash = its hash and *gi =
+ * its group, or NONE if the batch has none yet. */
+static int find_series(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                       uint64_t *hash, size_t *gi)
+{
+	size_t order[VG_MAX_TAGS];
+	sort_tags(tags, ntags, order);
+	if (build_key(&b->scratch, measurement, tags, order, ntags))
+		return batch_fail(b, VG_ENOMEM, "out of memory");
+	*hash = hash_bytes(b->scratch.data, b->scratch.len);
+	*gi = find_group(b, b->scratch.data, b->scratch.len, *hash);
+	return 0;
+}
+
+int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                        const char *field, const int64_t *times_ns, const double *values, size_t n)
+{
+	int rc = check_series(b, measurement, tags, ntags);
+	if (rc)
+		return rc;
 	if (n && (!times_ns || !values))
 		return batch_fail(b, VG_EINVAL, "times or values is NULL but n is %zu", n);
 	measurement = str_or_empty(measurement);
 	field = str_or_empty(field);
 
-	size_t order[VG_MAX_TAGS];
-	sort_tags(tags, ntags, order);
-	int rc = build_key(&b->scratch, measurement, tags, order, ntags);
+	uint64_t hash;
+	size_t gi;
+	rc = find_series(b, measurement, tags, ntags, &hash, &gi);
 	if (rc)
-		return batch_fail(b, rc, "out of memory");
-	uint64_t hash = hash_bytes(b->scratch.data, b->scratch.len);
-	size_t gi = find_group(b, b->scratch.data, b->scratch.len, hash);
-	size_t ob = gi == NONE ? NONE : b->groups[gi].open_block;
-	if (ob == NONE || find_field(&b->blocks[ob], field) == NONE) {
-		rc = validate(b, measurement, tags, ntags, field);
+		return rc;
+	vg_batch_mark_t mark;
+	if (!mark_fields(b, gi == NONE ? NONE : b->groups[gi].open_block, &field, 1, &mark)) {
+		rc = validate(b, measurement, tags, ntags, &field, 1);
 		if (rc)
 			return rc;
 	}
@@ -441,7 +572,7 @@ int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *
 		return 0;
 
 	snapshot_t snap;
-	take_snapshot(b, gi, field, &snap);
+	take_snapshot(b, gi, &mark, 1, &snap);
 	if (gi == NONE)
 		rc = add_group(b, hash, ntags, &gi);
 	for (size_t i = 0; i < n && !rc; i++)
@@ -457,6 +588,53 @@ int vg_batch_add(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, s
                  const char *field, int64_t time_ns, double value)
 {
 	return vg_batch_add_points(b, measurement, tags, ntags, field, &time_ns, &value, 1);
+}
+
+int vg_batch_add_row(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                     const char *const *fields, const double *values, size_t nfields,
+                     int64_t time_ns)
+{
+	int rc = check_series(b, measurement, tags, ntags);
+	if (rc)
+		return rc;
+	if (nfields && (!fields || !values))
+		return batch_fail(b, VG_EINVAL, "fields or values is NULL but nfields is %zu",
+		                  nfields);
+	measurement = str_or_empty(measurement);
+
+	uint64_t hash;
+	size_t gi;
+	rc = find_series(b, measurement, tags, ntags, &hash, &gi);
+	if (rc)
+		return rc;
+	if (grow(&b->marks, &b->mcap, nfields, sizeof b->marks[0]))
+		return batch_fail(b, VG_ENOMEM, "out of memory adding %zu fields", nfields);
+	/* A known group whose open block holds every field, each once, was
+	 * checked when they were first added. */
+	size_t ob = gi == NONE ? NONE : b->groups[gi].open_block;
+	if (!mark_fields(b, ob, fields, nfields, b->marks) ||
+	    may_repeat(b->marks, nfields, b->blocks[ob].nfields)) {
+		rc = validate(b, measurement, tags, ntags, fields, nfields);
+		if (rc)
+			return rc;
+	}
+
+	snapshot_t snap;
+	take_snapshot(b, gi, b->marks, nfields, &snap);
+	if (gi == NONE)
+		rc = add_group(b, hash, ntags, &gi);
+	/* Once a field has opened a new block, the fields after it are not in
+	 * it yet: the row has no repeats. */
+	for (size_t i = 0; i < nfields && !rc; i++) {
+		size_t fi = b->groups[gi].open_block == ob ? b->marks[i].field : NONE;
+		rc = add_at(b, gi, fi, str_or_empty(fields[i]), time_ns, values[i]);
+	}
+	if (rc) {
+		rollback(b, &snap);
+		return batch_fail(b, rc, "out of memory adding %zu fields to measurement '%s'",
+		                  nfields, measurement);
+	}
+	return 0;
 }
 
 size_t vg_batch_points(const vg_batch_t *b)

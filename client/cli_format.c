@@ -58,6 +58,12 @@ static void format_float(char *buf, size_t len, double v)
 		snprintf(buf, len, v > 0 ? "+Inf" : "-Inf");
 		return;
 	}
+	/* Whole numbers print as integers (10, not 1e+01), as people and
+	 * spreadsheets expect. */
+	if (v == trunc(v) && fabs(v) < 9007199254740992.0) {
+		snprintf(buf, len, "%.0f", v);
+		return;
+	}
 	for (int precision = 1; precision <= 17; precision++) {
 		snprintf(buf, len, "%.*g", precision, v);
 		if (strtod(buf, NULL) == v)

@@ -3,8 +3,9 @@
  * [--batch N]`: InfluxDB line protocol from stdin or a file into the server.
  *
  * The input is read in large chunks and cut into lines (client/lineproto.h);
- * each good line's fields go into the current batch, and every N lines the
- * batch is sent without waiting (vg_client_write_async).  Up to
+ * each good line goes into the current batch as one row (vg_batch_add_row:
+ * one series lookup per line, not per field), and every N lines the batch
+ * is sent without waiting (vg_client_write_async).  Up to
  * MAX_IN_FLIGHT batches travel at once, so parsing, the network and the
  * server's group commit overlap.  A bad line is reported with its number
  * and skipped; everything valid is written; the exit status is 1 if any
@@ -44,7 +45,8 @@ static int64_t wall_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* A set of 64-bit series hashes (open addressing; 0 marks empty). */
+/* A set of 64-bit series hashes (open addressing; 0 marks empty).  The
+ * hashes are well mixed, so their low bits index the table directly. */
 typedef struct {
 	uint64_t *slots;
 	size_t cap, len;
@@ -81,11 +83,37 @@ static int hash_set_add(hash_set_t *s, uint64_t h)
 	}
 }
 
-static uint64_t fnv(uint64_t h, const char *p, size_t n)
+/* MurmurHash3's finaliser: every output bit depends on every input bit. */
+static uint64_t mix(uint64_t h)
 {
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * UINT64_C(0x100000001b3);
-	return (h ^ 0xff) * UINT64_C(0x100000001b3);
+	h ^= h >> 33;
+	h *= UINT64_C(0xff51afd7ed558ccd);
+	h ^= h >> 33;
+	h *= UINT64_C(0xc4ceb9fe1a85ec53);
+	return h ^ (h >> 33);
+}
+
+/* A hash of a view, eight bytes at a time: a line's names are hashed for
+ * the series count, so this is on the per-line path.  The last bytes are
+ * read as one overlapping word, or gathered in a register when the view is
+ * shorter than a word (assembling them in memory would stall the load). */
+static uint64_t hash_view(uint64_t seed, vg_lp_view_t v)
+{
+	const unsigned char *p = (const unsigned char *)v.ptr;
+	size_t n = v.len;
+	uint64_t h = seed ^ n, w = 0;
+	if (n >= 8) {
+		for (size_t i = 0; i + 8 < n; i += 8) {
+			memcpy(&w, p + i, 8);
+			h = (h ^ w) * UINT64_C(0x9e3779b97f4a7c15);
+			h ^= h >> 29;
+		}
+		memcpy(&w, p + n - 8, 8);
+	} else {
+		for (size_t i = 0; i < n; i++)
+			w |= (uint64_t)p[i] << (8 * i);
+	}
+	return mix(h ^ w);
 }
 
 typedef struct {
@@ -153,54 +181,59 @@ static int send_batch(writer_t *w)
 	return 0;
 }
 
-/* Copies a view with a NUL into w->names; returns its offset. */
-static size_t name_copy(writer_t *w, vg_lp_view_t v)
+/* Copies a view with a NUL to p; returns the byte after it. */
+static char *name_copy(char *p, vg_lp_view_t v)
 {
-	size_t at = w->names.len;
-	vg_buf_append(&w->names, v.ptr, v.len);
-	vg_buf_putc(&w->names, 0);
-	return at;
+	memcpy(p, v.ptr, v.len);
+	p[v.len] = '\0';
+	return p + v.len + 1;
 }
 
 static int add_line(writer_t *w, const vg_lp_line_t *line, uint64_t lineno)
 {
-	vg_buf_clear(&w->names);
-	size_t m = name_copy(w, line->measurement);
-	size_t offs[2 * VG_LP_MAX_TAGS];
-	uint64_t tag_hash = fnv(UINT64_C(0xcbf29ce484222325), line->measurement.ptr,
-				line->measurement.len);
-	/* Tag sets hash the same whatever their order: combine per-tag
-	 * hashes with addition. */
-	uint64_t tags_sum = 0;
-	for (size_t t = 0; t < line->tag_count; t++) {
-		offs[2 * t] = name_copy(w, line->tags[t].key);
-		offs[2 * t + 1] = name_copy(w, line->tags[t].value);
-		uint64_t th = fnv(UINT64_C(0x84222325cbf29ce4), line->tags[t].key.ptr,
-				  line->tags[t].key.len);
-		tags_sum += fnv(th, line->tags[t].value.ptr, line->tags[t].value.len);
-	}
-	size_t field_offs[VG_LP_MAX_FIELDS];
+	/* Names are views into the input; libvigil wants NUL-terminated
+	 * strings, so copy them all, in one reservation. */
+	size_t need = line->measurement.len + 1;
+	for (size_t t = 0; t < line->tag_count; t++)
+		need += line->tags[t].key.len + line->tags[t].value.len + 2;
 	for (size_t f = 0; f < line->field_count; f++)
-		field_offs[f] = name_copy(w, line->fields[f].key);
-	if (w->names.len && !w->names.data)
+		need += line->fields[f].key.len + 1;
+	vg_buf_clear(&w->names);
+	if (vg_buf_reserve(&w->names, need)) {
+		fprintf(stderr, "line %" PRIu64 ": out of memory\n", lineno);
 		return VG_ENOMEM;
-	const char *base = (const char *)w->names.data;
+	}
+	char *p = (char *)w->names.data;
+	const char *measurement = p;
+	p = name_copy(p, line->measurement);
+	/* Tag sets hash the same whatever their order: per-tag hashes are
+	 * combined with addition. */
+	uint64_t series = hash_view(1, line->measurement);
 	vg_tag_t tags[VG_LP_MAX_TAGS];
 	for (size_t t = 0; t < line->tag_count; t++) {
-		tags[t].key = base + offs[2 * t];
-		tags[t].value = base + offs[2 * t + 1];
+		tags[t].key = p;
+		p = name_copy(p, line->tags[t].key);
+		tags[t].value = p;
+		p = name_copy(p, line->tags[t].value);
+		series += hash_view(hash_view(2, line->tags[t].key), line->tags[t].value);
+	}
+	const char *fields[VG_LP_MAX_FIELDS];
+	double values[VG_LP_MAX_FIELDS];
+	for (size_t f = 0; f < line->field_count; f++) {
+		fields[f] = p;
+		p = name_copy(p, line->fields[f].key);
+		values[f] = line->fields[f].value;
 	}
 	if (w->batch_lines == 0)
 		w->first_line = lineno;
+	int rc = vg_batch_add_row(w->batch, measurement, tags, line->tag_count, fields, values,
+	                          line->field_count, line->timestamp);
+	if (rc) {
+		fprintf(stderr, "line %" PRIu64 ": %s\n", lineno, vg_batch_errstr(w->batch));
+		return rc;
+	}
 	for (size_t f = 0; f < line->field_count; f++) {
-		int rc = vg_batch_add(w->batch, base + m, tags, line->tag_count, base + field_offs[f],
-				      line->timestamp, line->fields[f].value);
-		if (rc) {
-			fprintf(stderr, "line %" PRIu64 ": %s\n", lineno, vg_batch_errstr(w->batch));
-			return rc;
-		}
-		uint64_t h = fnv(tag_hash + tags_sum, line->fields[f].key.ptr, line->fields[f].key.len);
-		hash_set_add(&w->series, h);
+		hash_set_add(&w->series, hash_view(series, line->fields[f].key));
 	}
 	w->batch_lines++;
 	return 0;

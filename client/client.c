@@ -28,13 +28,15 @@
  *   the id being awaited returned to the caller (a query reading its rows);
  *   a write in flight    recorded in its pending_write_t, to be returned
  *                        by vg_client_wait_ack() or vg_client_write();
+ *   a subscription       handed to subscribe.c (vg_subs_claim), which
+ *                        queues it: pushes are delivered only by
+ *                        vg_client_process(), never inside another call;
  *   any other id         discarded: the late answer to a request the caller
  *                        gave up on (timeout, callback stop, out of memory).
- *                        Subscriptions, a later addition, will claim Push
- *                        frames here by the id of their Subscribe request.
  *
- * So pipelined writes, queries and synchronous writes mix freely on one
- * connection, and a request given up on never desynchronises it.
+ * So pipelined writes, queries, synchronous writes and subscriptions mix
+ * freely on one connection, and a request given up on never desynchronises
+ * it.
  *
  * Failure.  Frames are the unit of sync: a broken frame from the server
  * (undecodable, over 64 MiB, an answer of the wrong kind), EOF, an I/O error
@@ -45,8 +47,13 @@
  * and every error the server reports for one request leave the connection
  * usable.
  *
- * Not here: no threads, no event loop, no reconnection — a caller who wants
- * them builds them on this.
+ * Reconnection.  vg_client_reopen() connects the same client object again
+ * (same address, fresh buffers, request ids continuing so that no id is
+ * ever reused); subscribe.c calls it from vg_client_process() to resume
+ * subscriptions.  Nothing else reconnects.
+ *
+ * Not here: no threads, no event loop of our own — a caller who wants them
+ * builds them on vg_client_fd() and vg_client_process().
  */
 #include "client_int.h"
 
@@ -93,6 +100,7 @@ struct vg_client {
 	int timeout_ms;
 	int64_t call_deadline; /* a fixed deadline (connect), or 0 */
 	char *addr;            /* owned; names the server in messages */
+	const char *unix_path; /* inside addr for a Unix socket, else NULL */
 	char *server_version;  /* owned */
 	size_t max_frame;      /* the server's limit on our frames */
 	size_t max_incoming;   /* our limit on its frames */
@@ -107,6 +115,8 @@ struct vg_client {
 	int closed_code;
 	char closed_reason[VG_CLIENT_ERRSTR];
 	char errstr[VG_CLIENT_ERRSTR];
+	size_t frame_bytes; /* size of the frame read last, prefix included */
+	vg_subs_t *subs;    /* owned by subscribe.c; NULL until the first subscribe */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -325,61 +335,77 @@ static int flush(vg_client_t *c)
 	return 0;
 }
 
+/* Takes the next whole frame out of `in` without reading the socket.
+ * Returns 0 (*env the caller's to free), VG_EAGAIN when no whole frame is
+ * buffered, or a failure (a bad frame closes the connection). */
+static int parse_buffered(vg_client_t *c, Vigil__V1__Envelope **env)
+{
+	size_t avail = c->in.len - c->in_off;
+	size_t consumed = 0;
+	int rc = VG_EAGAIN;
+	if (avail)
+		rc = vg_frame_parse(c->in.data + c->in_off, avail, c->max_incoming, env, &consumed);
+	if (rc == 0) {
+		c->in_off += consumed;
+		c->frame_bytes = consumed;
+		if (c->in_off == c->in.len)
+			c->in.len = c->in_off = 0;
+		return 0;
+	}
+	if (rc == VG_EAGAIN)
+		return rc;
+	if (rc == VG_ELIMIT) {
+		size_t n = 0;
+		vg_frame_peek_length(c->in.data + c->in_off, avail, SIZE_MAX, &n);
+		return fail_conn(c, VG_EPROTO,
+		                 "the server sent a frame of %zu bytes, more than the limit "
+		                 "of %zu",
+		                 n, c->max_incoming);
+	}
+	if (rc == VG_EPROTO) {
+		char why[256];
+		uint64_t id;
+		vg_frame_diagnose(c->in.data + c->in_off, avail, c->max_incoming, &id, why,
+		                  sizeof why);
+		return fail_conn(c, VG_EPROTO, "bad frame from the server: %s", why);
+	}
+	return set_err(c, rc, "out of memory decoding a frame");
+}
+
+/* Makes room in `in` for the rest of the frame being received when its
+ * size is known, but never more than READ_AHEAD_MAX ahead of what has
+ * arrived. */
+static int reserve_input(vg_client_t *c)
+{
+	size_t avail = c->in.len - c->in_off;
+	size_t want = READ_CHUNK, n;
+	if (avail >= VG_FRAME_HEADER &&
+	    !vg_frame_peek_length(c->in.data + c->in_off, avail, c->max_incoming, &n) &&
+	    VG_FRAME_HEADER + n - avail > want)
+		want = VG_FRAME_HEADER + n - avail;
+	if (want > READ_AHEAD_MAX)
+		want = READ_AHEAD_MAX;
+	if (c->in_off && c->in.cap - c->in.len - 1 < want) {
+		vg_buf_consume(&c->in, c->in_off);
+		c->in_off = 0;
+	}
+	if (vg_buf_reserve(&c->in, want))
+		return set_err(c, VG_ENOMEM, "out of memory reading a frame");
+	return 0;
+}
+
 /* Reads the next whole frame.  *env is the caller's to free. */
 static int read_frame(vg_client_t *c, Vigil__V1__Envelope **env)
 {
 	for (;;) {
-		size_t avail = c->in.len - c->in_off;
-		size_t consumed = 0;
-		int rc = VG_EAGAIN;
-		if (avail)
-			rc = vg_frame_parse(c->in.data + c->in_off, avail, c->max_incoming, env,
-			                    &consumed);
-		if (rc == 0) {
-			c->in_off += consumed;
-			if (c->in_off == c->in.len)
-				c->in.len = c->in_off = 0;
-			return 0;
-		}
-		if (rc == VG_EAGAIN) {
-			/* Room for the rest of the frame when its size is known, but
-			 * never more than READ_AHEAD_MAX ahead of what has arrived. */
-			size_t want = READ_CHUNK, n;
-			if (avail >= VG_FRAME_HEADER &&
-			    !vg_frame_peek_length(c->in.data + c->in_off, avail, c->max_incoming,
-			                          &n) &&
-			    VG_FRAME_HEADER + n - avail > want)
-				want = VG_FRAME_HEADER + n - avail;
-			if (want > READ_AHEAD_MAX)
-				want = READ_AHEAD_MAX;
-			if (c->in_off && c->in.cap - c->in.len - 1 < want) {
-				vg_buf_consume(&c->in, c->in_off);
-				c->in_off = 0;
-			}
-			if (vg_buf_reserve(&c->in, want))
-				return set_err(c, VG_ENOMEM, "out of memory reading a frame");
+		int rc = parse_buffered(c, env);
+		if (rc != VG_EAGAIN)
+			return rc;
+		rc = reserve_input(c);
+		if (!rc)
 			rc = fill(c);
-			if (rc)
-				return rc;
-			continue;
-		}
-		if (rc == VG_ELIMIT) {
-			size_t n = 0;
-			vg_frame_peek_length(c->in.data + c->in_off, avail, SIZE_MAX, &n);
-			return fail_conn(
-			    c, VG_EPROTO,
-			    "the server sent a frame of %zu bytes, more than the limit "
-			    "of %zu",
-			    n, c->max_incoming);
-		}
-		if (rc == VG_EPROTO) {
-			char why[256];
-			uint64_t id;
-			vg_frame_diagnose(c->in.data + c->in_off, avail, c->max_incoming, &id, why,
-			                  sizeof why);
-			return fail_conn(c, VG_EPROTO, "bad frame from the server: %s", why);
-		}
-		return set_err(c, rc, "out of memory decoding a frame");
+		if (rc)
+			return rc;
 	}
 }
 
@@ -450,17 +476,15 @@ static int connection_error(vg_client_t *c, const Vigil__V1__Envelope *env)
 }
 
 /*
- * Reads one frame and routes it (see the file comment).  *mine is set to the
- * frame, the caller's to free, when its id is `want` (0: the caller awaits
- * only writes); else NULL.
+ * Routes one frame (see the file comment), taking ownership of it.  *mine
+ * is set to the frame, the caller's to free, when its id is `want` (0: the
+ * caller awaits no particular request); else NULL.
  */
-static int pump(vg_client_t *c, uint64_t want, Vigil__V1__Envelope **mine)
+static int route(vg_client_t *c, Vigil__V1__Envelope *env, uint64_t want,
+                 Vigil__V1__Envelope **mine)
 {
 	*mine = NULL;
-	Vigil__V1__Envelope *env;
-	int rc = read_frame(c, &env);
-	if (rc)
-		return rc;
+	int rc = 0;
 	pending_write_t *w;
 	if (env->id == 0)
 		rc = connection_error(c, env);
@@ -468,10 +492,21 @@ static int pump(vg_client_t *c, uint64_t want, Vigil__V1__Envelope **mine)
 		*mine = env;
 	else if ((w = find_write(c, env->id)) && !w->done)
 		rc = complete_write(c, w, env);
+	else if (c->subs && vg_subs_claim(c, c->subs, env, c->frame_bytes))
+		return 0; /* queued: the subscription owns it now */
 	/* else: an answer nobody waits for any more. */
 	if (!*mine)
 		vg_frame_free_envelope(env);
 	return rc;
+}
+
+/* Reads one frame and routes it. */
+static int pump(vg_client_t *c, uint64_t want, Vigil__V1__Envelope **mine)
+{
+	*mine = NULL;
+	Vigil__V1__Envelope *env;
+	int rc = read_frame(c, &env);
+	return rc ? rc : route(c, env, want, mine);
 }
 
 /* Waits for the answer to request `id`; *env is the caller's to free. */
@@ -706,6 +741,8 @@ static int connect_to(const char *addr, const char *unix_path, int timeout_ms, v
 			snprintf(err, errlen, "%s: out of memory", addr);
 		return rc;
 	}
+	if (unix_path)
+		c->unix_path = c->addr + (unix_path - addr); /* reopen needs it */
 	c->call_deadline = c->timeout_ms ? now_ms() + c->timeout_ms : 0;
 	rc = unix_path ? open_unix(c, unix_path) : open_tcp(c, addr);
 	if (!rc)
@@ -749,6 +786,7 @@ void vg_client_close(vg_client_t *c)
 		return;
 	if (c->fd >= 0)
 		close(c->fd);
+	vg_subs_free(c->subs);
 	for (size_t i = 0; i < c->nwrites; i++)
 		vg_free(c->writes[i].message);
 	vg_free(c->writes);
@@ -773,6 +811,11 @@ void vg_client_set_timeout(vg_client_t *c, int timeout_ms)
 bool vg_client_is_closed(const vg_client_t *c)
 {
 	return !c || c->fd < 0;
+}
+
+int vg_client_fd(const vg_client_t *c)
+{
+	return c ? c->fd : -1;
 }
 
 const char *vg_client_server_version(const vg_client_t *c)
@@ -1071,4 +1114,139 @@ int vg_client_query_stream(vg_client_t *c, const char *statement, vg_query_cb cb
 	if (!rc && stats)
 		*stats = got;
 	return rc;
+}
+
+/* ---- internals for subscribe.c ----------------------------------------------------- */
+
+vg_subs_t **vg_client_subs(vg_client_t *c)
+{
+	return &c->subs;
+}
+
+uint64_t vg_client_take_id(vg_client_t *c)
+{
+	return c->next_id++;
+}
+
+int vg_client_send(vg_client_t *c, const Vigil__V1__Envelope *env, const char *what)
+{
+	int rc = check_open(c);
+	return rc ? rc : send_request(c, env, what);
+}
+
+void vg_client_send_quietly(vg_client_t *c, const Vigil__V1__Envelope *env, const char *what)
+{
+	if (c->fd < 0)
+		return;
+	char saved[VG_CLIENT_ERRSTR];
+	memcpy(saved, c->errstr, sizeof saved);
+	send_request(c, env, what);
+	memcpy(c->errstr, saved, sizeof saved);
+}
+
+int vg_client_await(vg_client_t *c, uint64_t id, Vigil__V1__Envelope **env)
+{
+	*env = NULL;
+	int rc = check_open(c);
+	return rc ? rc : await(c, id, env);
+}
+
+int vg_client_server_error(vg_client_t *c, const Vigil__V1__Error *e)
+{
+	return server_error(c, e);
+}
+
+int vg_client_set_error(vg_client_t *c, int code, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(c->errstr, sizeof c->errstr, fmt, ap);
+	va_end(ap);
+	return code;
+}
+
+int vg_client_fail_protocol(vg_client_t *c, const char *what, const Vigil__V1__Envelope *env)
+{
+	return fail_conn(c, VG_EPROTO, "unexpected %s frame %s", body_name(env), what);
+}
+
+int vg_client_closed_code(const vg_client_t *c, const char **reason)
+{
+	*reason = c->closed_reason;
+	return c->fd >= 0 ? 0 : c->closed_code ? c->closed_code : VG_ECLOSED;
+}
+
+int vg_client_reopen(vg_client_t *c)
+{
+	if (c->fd >= 0)
+		return 0;
+	c->in.len = c->in_off = 0;
+	c->out.len = c->out_off = 0;
+	vg_free(c->server_version);
+	c->server_version = NULL;
+	c->max_frame = VG_DEFAULT_MAX_FRAME;
+	c->max_incoming = VG_CLIENT_MAX_INCOMING;
+	c->closed_code = 0;
+	c->call_deadline = c->timeout_ms ? now_ms() + c->timeout_ms : 0;
+	int rc = c->unix_path ? open_unix(c, c->unix_path) : open_tcp(c, c->addr);
+	if (!rc)
+		rc = greet(c);
+	c->call_deadline = 0;
+	if (rc) {
+		if (c->fd >= 0) {
+			close(c->fd);
+			c->fd = -1;
+		}
+		c->closed_code = rc;
+		snprintf(c->closed_reason, sizeof c->closed_reason, "%s", c->errstr);
+		return rc;
+	}
+	c->errstr[0] = '\0';
+	return 0;
+}
+
+int vg_client_route_buffered(vg_client_t *c)
+{
+	for (;;) {
+		Vigil__V1__Envelope *env, *mine;
+		int rc = parse_buffered(c, &env);
+		if (rc == VG_EAGAIN)
+			return 0;
+		if (!rc)
+			rc = route(c, env, 0, &mine); /* want 0: nothing comes back */
+		if (rc)
+			return rc;
+	}
+}
+
+bool vg_client_has_buffered_frame(const vg_client_t *c)
+{
+	size_t avail = c->in.len - c->in_off, n = 0;
+	if (avail < VG_FRAME_HEADER)
+		return false;
+	/* A length over the limit is a broken frame: routing it fails the
+	 * connection, which is work for vg_client_process() too. */
+	return vg_frame_peek_length(c->in.data + c->in_off, avail, c->max_incoming, &n) ||
+	       avail >= VG_FRAME_HEADER + n;
+}
+
+int vg_client_receive(vg_client_t *c, int timeout_ms)
+{
+	int rc = check_open(c);
+	if (!rc)
+		rc = reserve_input(c);
+	if (!rc)
+		rc = recv_some(c);
+	if (rc == 0 && timeout_ms != 0) {
+		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
+		if (n < 0 && errno != EINTR)
+			return fail_conn(c, -errno, "poll: %s", strerror(errno));
+		if (n > 0)
+			rc = recv_some(c);
+	}
+	if (rc <= 0)
+		return rc; /* nothing arrived (timeout, signal), or the connection failed */
+	rc = vg_client_route_buffered(c);
+	return rc ? rc : 1;
 }

@@ -7,7 +7,9 @@
  * nothing of sockets; result.c turns ResultSet/ResultRows messages into the
  * accessible vg_result_set_t and knows nothing of sockets either; client.c
  * owns the socket, the framing and the conversation, and calls the other
- * two through the functions below.
+ * two through the functions below.  subscribe.c keeps the subscriptions of
+ * a client: client.c hands it the frames that belong to them, and it uses
+ * client.c's connection through the "Connection internals" below.
  */
 #ifndef VG_CLIENT_INT_H
 #define VG_CLIENT_INT_H
@@ -70,6 +72,13 @@ typedef struct vg_batch_group {
 	size_t open_block; /* index into vg_batch.blocks */
 } vg_batch_group_t;
 
+/* A field of a group's open block that an add may lengthen, and its length
+ * before the add: what a failed add restores. */
+typedef struct vg_batch_mark {
+	size_t field; /* index into the block's fields, or SIZE_MAX if absent */
+	size_t n;
+} vg_batch_mark_t;
+
 struct vg_batch {
 	vg_batch_group_t *groups;
 	size_t ngroups, gcap;
@@ -78,7 +87,9 @@ struct vg_batch {
 	vg_batch_block_t *blocks;
 	size_t nblocks, bcap;
 	size_t points;
-	vg_buf_t scratch; /* the key being looked up */
+	vg_buf_t scratch;       /* the key being looked up */
+	vg_batch_mark_t *marks; /* vg_batch_add_row()'s marks, one per field */
+	size_t mcap;
 	char errstr[VG_CLIENT_ERRSTR];
 };
 
@@ -172,5 +183,84 @@ int vg_result_new(vg_result_t **out);
  * Returns as vg_result_set_init(); on failure r is unchanged. */
 int vg_result_add_set(vg_result_t *r, const Vigil__V1__ResultSet *rs, vg_result_set_t **set,
                       char *err, size_t errlen);
+
+/* Keeps only the rows i of the set with keep[i] true, in order: the
+ * duplicate filter of a resumed subscription.  Allocates nothing. */
+void vg_result_set_keep_rows(vg_result_set_t *s, const bool *keep);
+
+/* ---------------------------------------------------------------------------
+ * Subscriptions (subscribe.c)
+ *
+ * A client's subscriptions, the queue of their frames not yet delivered,
+ * and the reconnection state.  Allocated by the first vg_client_subscribe()
+ * and freed by vg_client_close().
+ * ------------------------------------------------------------------------- */
+
+typedef struct vg_subs vg_subs_t;
+
+/* Offered every frame that no request is waiting for (client.c, route()).
+ * Returns true if the frame belongs to a subscription: the frame is then
+ * owned by subscribe.c (queued for vg_client_process()).  `frame_bytes` is
+ * its size on the wire, which the queue counts against its limit.  Never
+ * calls a callback and never fails: a frame that cannot be queued (limit,
+ * out of memory) makes its subscription resume later instead. */
+bool vg_subs_claim(vg_client_t *c, vg_subs_t *s, Vigil__V1__Envelope *env, size_t frame_bytes);
+
+/* Frees the subscriptions and their queue without calling any callback.
+ * NULL is allowed. */
+void vg_subs_free(vg_subs_t *s);
+
+/* ---------------------------------------------------------------------------
+ * Connection internals (client.c) for subscribe.c
+ *
+ * Return codes and errstr as the public calls; none calls a callback.
+ * ------------------------------------------------------------------------- */
+
+/* The client's subscription table slot (NULL until subscribe.c fills it). */
+vg_subs_t **vg_client_subs(vg_client_t *c);
+
+/* A fresh request id (never reused on this client, across reconnections). */
+uint64_t vg_client_take_id(vg_client_t *c);
+
+/* Sends one request; VG_ECLOSED when the connection is down. */
+int vg_client_send(vg_client_t *c, const Vigil__V1__Envelope *env, const char *what);
+
+/* Sends one request if the connection is up, best effort: errstr is kept. */
+void vg_client_send_quietly(vg_client_t *c, const Vigil__V1__Envelope *env, const char *what);
+
+/* Waits for the next frame of request `id` (other frames are routed as
+ * usual); *env is the caller's to free. */
+int vg_client_await(vg_client_t *c, uint64_t id, Vigil__V1__Envelope **env);
+
+/* Puts a server Error into errstr and returns its code (a fatal one closes
+ * the connection). */
+int vg_client_server_error(vg_client_t *c, const Vigil__V1__Error *e);
+
+/* Sets errstr; returns code. */
+int vg_client_set_error(vg_client_t *c, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Closes the connection with VG_EPROTO: "unexpected <body> frame <what>". */
+int vg_client_fail_protocol(vg_client_t *c, const char *what, const Vigil__V1__Envelope *env);
+
+/* 0 while the connection is up; else why it closed (*reason, owned by the
+ * client). */
+int vg_client_closed_code(const vg_client_t *c, const char **reason);
+
+/* Connects a closed client again to the same address and greets the
+ * server; the client's timeout bounds the attempt.  Returns 0 or the
+ * failure (the client stays closed, with that failure as its reason). */
+int vg_client_reopen(vg_client_t *c);
+
+/* Routes every whole frame already buffered, without reading the socket. */
+int vg_client_route_buffered(vg_client_t *c);
+
+/* True if a whole frame (or a broken one) is buffered, waiting for routing. */
+bool vg_client_has_buffered_frame(const vg_client_t *c);
+
+/* Reads what the socket has, waiting up to timeout_ms for it (0: not at
+ * all; negative: forever; a signal ends the wait), then routes every whole
+ * frame.  Returns 1 if bytes arrived, 0 if none did, or a failure. */
+int vg_client_receive(vg_client_t *c, int timeout_ms);
 
 #endif

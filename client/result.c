@@ -306,6 +306,32 @@ int vg_result_set_append(vg_result_set_t *s, const Vigil__V1__ResultRows *rows, 
 	return 0;
 }
 
+void vg_result_set_keep_rows(vg_result_set_t *s, const bool *keep)
+{
+	size_t to = 0;
+	for (size_t from = 0; from < s->nrows; from++) {
+		if (!keep[from])
+			continue;
+		if (to != from) {
+			if (s->has_time)
+				s->times[to] = s->times[from];
+			for (size_t c = s->has_time; c < s->ncols; c++) {
+				vg_result_column_t *col = &s->cols[c];
+				bool null = bit_is_set(col->nulls, (s->cap + 7) / 8, from);
+				bit_put(col->nulls, to, null);
+				if (s->types[c] != VG_COLUMN_STRING)
+					col->floats[to] = col->floats[from];
+				else if (!null) /* a null string cell has no offset */
+					col->offs[to] = col->offs[from];
+			}
+		}
+		to++;
+	}
+	/* Rows past the end keep stale null bits: reserve_rows() only clears
+	 * bytes it adds, and appending rewrites every bit it uses. */
+	s->nrows = to;
+}
+
 void vg_result_set_drop_rows(vg_result_set_t *s)
 {
 	s->first_row += s->nrows;

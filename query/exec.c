@@ -252,6 +252,7 @@ static int exec_select(vg_exec_t *x)
 	if (code)
 		return vg_query_error_set(x->err, code, "cannot begin a read transaction: %s",
 		                          vg_strerror(code));
+	x->stats->snapshot = vg_rtxn_id(x->txn);
 	vg_plan_t plan;
 	code = vg_plan_build(x, sel, &plan);
 	if (code == 0)
@@ -329,10 +330,12 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 			code = exec_select(&x);
 			break;
 		case VG_STMT_SUBSCRIBE:
-			code =
-			    vg_query_error_set(err, VG_EINVAL,
-			                       "SUBSCRIBE is not a query; send it as a Subscribe "
-			                       "request");
+			if (x.opts.subscribe_history)
+				code = exec_select(&x);
+			else
+				code = vg_query_error_set(err, VG_EINVAL,
+				                          "SUBSCRIBE is not a query; send it as a "
+				                          "Subscribe request");
 			break;
 		case VG_STMT_CREATE_CQ:
 		case VG_STMT_DROP_CQ:

@@ -388,6 +388,9 @@ typedef struct vg_exec_options {
 	                      * larger one one series at a time into a table
 	                      * of buckets (memory per bucket, not per series).
 	                      * init: 64 */
+	bool subscribe_history; /* run a SUBSCRIBE's SELECT (its stored part):
+				 * times before `history_since` are left out */
+	int64_t history_since;
 } vg_exec_options_t;
 
 /* Fills `opts` with the defaults (now_ns = CLOCK_REALTIME now). */
@@ -398,6 +401,7 @@ typedef struct vg_exec_stats {
 	uint64_t rows_emitted;   /* rows passed to the sink */
 	uint64_t series_matched; /* store series the statement used */
 	uint64_t points_deleted; /* DELETE: points removed */
+	uint64_t snapshot;       /* SELECT: vg_rtxn_id() of the snapshot it read */
 } vg_exec_stats_t;
 
 /*

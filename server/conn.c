@@ -84,6 +84,7 @@ void vg_conn_close(vg_conn_t *conn)
 	conn->fd = -1;
 	for (vg_query_job_t *job = conn->queries; job; job = job->conn_next)
 		atomic_store(&job->cancel, true);
+	vg_subs_conn_closed(conn);
 	if (conn->prev)
 		conn->prev->next = conn->next;
 	else
@@ -102,8 +103,14 @@ void vg_conn_stop_reading(vg_conn_t *conn)
 	ev_io_stop(conn->server->loop, &conn->read_watcher);
 }
 
-/* Writes as much pending output as the socket takes. */
-static void flush(vg_conn_t *conn)
+/*
+ * Writes as much pending output as the socket takes.  Only the write
+ * watcher's own callback may let a failure close the connection
+ * (allow_close): callers elsewhere may be iterating over structures that
+ * closing frees, so they leave the failure to that callback, which the
+ * loop runs next because an errored socket is writable.
+ */
+static void flush_out(vg_conn_t *conn, bool allow_close)
 {
 	vg_server_t *server = conn->server;
 	while (conn->out_sent < conn->out.len) {
@@ -117,6 +124,10 @@ static void flush(vg_conn_t *conn)
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			break;
+		if (!allow_close) {
+			ev_io_start(server->loop, &conn->write_watcher);
+			return;
+		}
 		vg_log(VG_LOG_DEBUG, "%s: write failed: %s", conn->peer, strerror(errno));
 		vg_conn_close(conn);
 		return;
@@ -128,7 +139,10 @@ static void flush(vg_conn_t *conn)
 		ev_io_stop(server->loop, &conn->write_watcher);
 		atomic_store(&conn->out_len, 0);
 		if (conn->close_after_flush) {
-			vg_conn_close(conn);
+			if (allow_close)
+				vg_conn_close(conn);
+			else
+				ev_io_start(server->loop, &conn->write_watcher);
 			return;
 		}
 	} else {
@@ -151,7 +165,7 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 	vg_conn_t *conn = container_of(w, vg_conn_t, write_watcher);
 	/* flush() may close the connection: keep it allocated until done. */
 	conn->refs++;
-	flush(conn);
+	flush_out(conn, true);
 	vg_conn_unref(conn);
 }
 
@@ -160,27 +174,43 @@ void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames)
 	if (atomic_load(&conn->closed) || frames->len == 0)
 		return;
 	size_t pending = conn->out.len - conn->out_sent;
-	if (pending + frames->len > conn->server->config.max_output) {
-		vg_log(VG_LOG_WARN, "%s: output buffer over %zu bytes; closing", conn->peer,
-		       conn->server->config.max_output);
-		/* Best effort: the error goes out only if the socket takes it. */
-		vg_buf_t err = VG_BUF_INIT;
-		char msg[128];
-		snprintf(msg, sizeof msg, "output buffer limit of %zu bytes exceeded; closing",
-			 conn->server->config.max_output);
-		if (vg_frame_append_error(&err, 0, VG_EOVERFLOW, msg, 0, 0, true) == 0)
-			(void)send(conn->fd, err.data, err.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-		vg_buf_release(&err);
-		vg_conn_close(conn);
+	if (pending + frames->len <= conn->server->config.max_output) {
+		vg_conn_send_unbounded(conn, frames);
 		return;
 	}
+	vg_log(VG_LOG_WARN, "%s: output buffer over %zu bytes; closing", conn->peer,
+	       conn->server->config.max_output);
+	/* Best effort: the error goes out only if the socket takes it. */
+	vg_buf_t err = VG_BUF_INIT;
+	char msg[128];
+	snprintf(msg, sizeof msg, "output buffer limit of %zu bytes exceeded; closing",
+		 conn->server->config.max_output);
+	if (vg_frame_append_error(&err, 0, VG_EOVERFLOW, msg, 0, 0, true) == 0)
+		(void)send(conn->fd, err.data, err.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	vg_buf_release(&err);
+	vg_conn_close(conn);
+}
+
+void vg_conn_send_unbounded(vg_conn_t *conn, const vg_buf_t *frames)
+{
+	if (atomic_load(&conn->closed) || frames->len == 0)
+		return;
 	if (vg_buf_append(&conn->out, frames->data, frames->len) != 0) {
 		vg_log(VG_LOG_ERROR, "%s: out of memory buffering output; closing", conn->peer);
 		vg_conn_close(conn);
 		return;
 	}
 	atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
-	flush(conn);
+	flush_out(conn, false);
+}
+
+void vg_conn_send_error_at(vg_conn_t *conn, uint64_t id, int code, const char *message,
+			   uint32_t line, uint32_t column)
+{
+	vg_buf_t frame = VG_BUF_INIT;
+	if (vg_frame_append_error(&frame, id, code, message, line, column, false) == 0)
+		vg_conn_send(conn, &frame);
+	vg_buf_release(&frame);
 }
 
 void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *message, bool fatal)
@@ -368,9 +398,10 @@ static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 		handle_ping(conn, env);
 		break;
 	case VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE:
+		vg_subs_subscribe(conn, env->id, env->subscribe);
+		break;
 	case VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE:
-		vg_conn_send_error(conn, env->id, VG_EINVAL,
-				   "subscriptions are not available in this server version", false);
+		vg_subs_unsubscribe(conn, env->unsubscribe->subscription_id);
 		break;
 	default: {
 		char msg[96];

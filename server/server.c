@@ -340,7 +340,8 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	ev_timer_init(&server->maintenance_timer, on_maintenance, period, period);
 	ev_timer_start(loop, &server->maintenance_timer);
 	ev_timer_init(&server->shutdown_timer, on_shutdown_tick, 0.01, 0.01);
-	rc = vg_writer_start(server);
+	rc = vg_subs_init(server);
+	rc = rc ? rc : vg_writer_start(server);
 	rc = rc ? rc : vg_workers_start(server);
 	if (rc) {
 		snprintf(err, errlen, "cannot start threads: %s", vg_strerror(rc));
@@ -383,6 +384,7 @@ void vg_server_free(vg_server_t *server)
 	}
 	if (server->loop)
 		ev_loop_destroy(server->loop);
+	vg_subs_release(server);
 	vg_free(server->unix_path);
 	vg_free(server);
 }

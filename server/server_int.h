@@ -22,6 +22,7 @@
 
 #include "vg_buf.h"
 #include "vg_proto.h"
+#include "vg_query.h"
 
 #include <ev.h>
 #include <pthread.h>
@@ -34,6 +35,11 @@
 
 typedef struct vg_conn vg_conn_t;
 typedef struct vg_query_job vg_query_job_t;
+typedef struct vg_sub vg_sub_t;
+typedef struct vg_held_push vg_held_push_t;
+
+/* Fields one subscription may select. */
+#define VG_MAX_PUSH_FIELDS 256
 
 struct vg_conn {
 	vg_server_t *server;
@@ -51,6 +57,7 @@ struct vg_conn {
 	vg_query_job_t *queries;  /* running statements, for Cancel */
 	unsigned writes_pending;  /* writes queued, not yet acknowledged */
 	vg_query_job_t *deferred, **deferred_tail; /* statements waiting for them */
+	vg_sub_t *subs;           /* open subscriptions */
 	char peer[80];
 	vg_conn_t *prev, *next;
 };
@@ -62,6 +69,7 @@ typedef struct vg_write_job {
 	uint64_t request_id;
 	Vigil__V1__Envelope *envelope; /* owned; the Write inside */
 	int result;                    /* 0 or VG_E* after the commit */
+	uint64_t commit;               /* its commit number (vg_wtxn_id) */
 	uint64_t points;
 	uint32_t series;
 	struct vg_write_job *next;
@@ -99,6 +107,8 @@ struct vg_query_job {
 	size_t statement_len;
 	atomic_bool cancel;
 	int64_t received_ns;
+	vg_sub_t *sub;                    /* set: the SINCE part of a subscription */
+	int64_t since;
 	vg_query_job_t *next;             /* in the worker queue */
 	vg_query_job_t *conn_prev, *conn_next; /* in conn->queries */
 };
@@ -108,6 +118,10 @@ typedef struct vg_output {
 	vg_query_job_t *job;
 	vg_buf_t frames;
 	bool last; /* the job is finished and may be freed */
+	/* With last, for a subscription's SINCE part: */
+	int result;
+	uint64_t snapshot;
+	char message[256];
 	struct vg_output *next;
 } vg_output_t;
 
@@ -126,6 +140,8 @@ typedef struct vg_workers {
 } vg_workers_t;
 
 int vg_workers_start(vg_server_t *server);
+/* Runs the SINCE part of a subscription on a worker (loop thread). */
+int vg_workers_submit_history(vg_conn_t *conn, vg_sub_t *sub, int64_t since);
 void vg_workers_submit(vg_server_t *server, vg_query_job_t *job);
 void vg_workers_stop(vg_server_t *server);
 /* Wakes workers waiting for output to drain (loop thread). */
@@ -153,13 +169,34 @@ struct vg_server {
 	vg_workers_t workers;
 	int64_t started_ns;
 	atomic_uint_fast64_t connections_total;
+	vg_sub_t **sub_buckets; /* subscriptions by measurement (subs.c) */
+	size_t nsubs;
 };
+
+/* subs.c (loop thread) */
+int vg_subs_init(vg_server_t *server);
+void vg_subs_release(vg_server_t *server);
+void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe *req);
+void vg_subs_unsubscribe(vg_conn_t *conn, uint64_t sub_id);
+/* Pushes what a committed write means to every matching subscription. */
+void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_t commit);
+/* The SINCE part finished: flush the held live pushes newer than it. */
+void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *message);
+void vg_subs_conn_closed(vg_conn_t *conn);
+vg_conn_t *vg_sub_conn(const vg_sub_t *sub);
+uint64_t vg_sub_id(const vg_sub_t *sub);
+const vg_statement_t *vg_sub_statement(const vg_sub_t *sub);
 
 /* conn.c */
 void vg_conn_accept(vg_server_t *server, int fd, const char *peer);
 /* Appends a frame to the connection's output and starts writing. */
 void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames);
 void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *message, bool fatal);
+/* A non-fatal error with a statement position. */
+void vg_conn_send_error_at(vg_conn_t *conn, uint64_t id, int code, const char *message,
+			   uint32_t line, uint32_t column);
+/* Queues frames even past --max-output (small control frames only). */
+void vg_conn_send_unbounded(vg_conn_t *conn, const vg_buf_t *frames);
 void vg_conn_close(vg_conn_t *conn);
 /* Drops a job's reference (loop thread); frees a closed connection. */
 void vg_conn_unref(vg_conn_t *conn);

@@ -227,6 +227,141 @@ static int sink_rows(void *ctx, const int64_t *times, const vg_result_column_t *
 	return rc;
 }
 
+/* ---- the SINCE part of a subscription --------------------------------- */
+
+/* Result sets become Push frames under the subscription's id: the set's
+ * group-by tags are remembered from begin_set for the rows that follow. */
+typedef struct {
+	job_sink_t base;
+	Vigil__V1__Tag tags[VG_MAX_TAGS];
+	Vigil__V1__Tag *tagp[VG_MAX_TAGS];
+	char *strings[2 * VG_MAX_TAGS];
+	size_t ntags;
+} history_sink_t;
+
+static void history_tags_release(history_sink_t *h)
+{
+	for (size_t i = 0; i < 2 * h->ntags; i++)
+		vg_free(h->strings[i]);
+	h->ntags = 0;
+}
+
+static int history_begin_set(void *ctx, const vg_result_set_t *set)
+{
+	history_sink_t *h = ctx;
+	history_tags_release(h);
+	for (size_t i = 0; i < set->ntags && i < VG_MAX_TAGS; i++) {
+		h->strings[2 * i] = vg_strndup(set->tags[i].key.data, set->tags[i].key.len);
+		h->strings[2 * i + 1] = vg_strndup(set->tags[i].value.data, set->tags[i].value.len);
+		h->ntags = i + 1;
+		if (!h->strings[2 * i] || !h->strings[2 * i + 1])
+			return VG_ENOMEM;
+		vigil__v1__tag__init(&h->tags[i]);
+		h->tags[i].key = h->strings[2 * i];
+		h->tags[i].value = h->strings[2 * i + 1];
+		h->tagp[i] = &h->tags[i];
+	}
+	return 0;
+}
+
+static int history_rows(void *ctx, const int64_t *times, const vg_result_column_t *cols,
+			size_t ncols, size_t nrows)
+{
+	history_sink_t *h = ctx;
+	Vigil__V1__Column *colv = vg_calloc(ncols + 1, sizeof *colv);
+	Vigil__V1__Column **colp = vg_calloc(ncols + 1, sizeof *colp);
+	int rc = colv && colp ? 0 : VG_ENOMEM;
+	for (size_t c = 0; rc == 0 && c < ncols; c++) {
+		vigil__v1__column__init(&colv[c]);
+		colv[c].n_floats = nrows;
+		colv[c].floats = (double *)cols[c].floats;
+		if (cols[c].nulls) {
+			colv[c].nulls.len = (nrows + 7) / 8;
+			colv[c].nulls.data = (uint8_t *)cols[c].nulls;
+		}
+		colp[c] = &colv[c];
+	}
+	if (rc == 0) {
+		Vigil__V1__ResultRows rows = VIGIL__V1__RESULT_ROWS__INIT;
+		rows.n_times = nrows;
+		rows.times = (int64_t *)times;
+		rows.n_columns = ncols;
+		rows.columns = colp;
+		Vigil__V1__Push push = VIGIL__V1__PUSH__INIT;
+		push.n_tags = h->ntags;
+		push.tags = h->tagp;
+		push.rows = &rows;
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_PUSH;
+		env.push = &push;
+		rc = append(&h->base, &env);
+		h->base.rows += nrows;
+	}
+	vg_free(colv);
+	vg_free(colp);
+	return rc;
+}
+
+static void run_history(vg_server_t *server, vg_query_job_t *job)
+{
+	history_sink_t h;
+	memset(&h, 0, sizeof h);
+	h.base = (job_sink_t){server, job, VG_BUF_INIT, 0, 0};
+	vg_exec_options_t opts;
+	vg_exec_options_init(&opts);
+	opts.now_ns = vg_now_ns();
+	opts.cancel = &job->cancel;
+	opts.max_rows = VG_ROWS_PER_BLOCK;
+	opts.subscribe_history = true;
+	opts.history_since = job->since;
+	vg_result_sink_t sink = {history_begin_set, history_rows, &h};
+	vg_exec_stats_t stats;
+	vg_query_error_t qerr;
+	memset(&qerr, 0, sizeof qerr);
+	int rc = vg_query_exec(vg_sub_statement(job->sub), server->store, &opts, &sink, &stats,
+			       &qerr);
+	history_tags_release(&h);
+	/* The loop sends the frames, then flushes the held live pushes. */
+	vg_output_t *out = NULL;
+	while (!(out = vg_calloc(1, sizeof *out))) {
+		struct timespec ms = {0, 1000000};
+		nanosleep(&ms, NULL);
+	}
+	out->job = job;
+	out->frames = h.base.frames;
+	out->last = true;
+	out->result = rc;
+	out->snapshot = stats.snapshot;
+	snprintf(out->message, sizeof out->message, "%s",
+		 rc ? (qerr.message[0] ? qerr.message : vg_strerror(rc)) : "");
+	vg_workers_t *w = &server->workers;
+	pthread_mutex_lock(&w->lock);
+	*w->outputs_tail = out;
+	w->outputs_tail = &out->next;
+	pthread_mutex_unlock(&w->lock);
+	ev_async_send(server->loop, &w->output_async);
+}
+
+int vg_workers_submit_history(vg_conn_t *conn, vg_sub_t *sub, int64_t since)
+{
+	vg_query_job_t *job = vg_calloc(1, sizeof *job);
+	if (!job)
+		return VG_ENOMEM;
+	job->conn = conn;
+	job->request_id = vg_sub_id(sub);
+	job->sub = sub;
+	job->since = since;
+	job->received_ns = vg_monotonic_ns();
+	atomic_init(&job->cancel, false);
+	job->conn_next = conn->queries;
+	if (conn->queries)
+		conn->queries->conn_prev = job;
+	conn->queries = job;
+	conn->refs++;
+	vg_workers_submit(conn->server, job);
+	return 0;
+}
+
 /* Server counters for SHOW STATS. */
 static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t cap)
 {
@@ -334,7 +469,10 @@ static void *worker_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 		if (w->stopping)
 			atomic_store(&job->cancel, true);
-		run_job(server, job);
+		if (job->sub)
+			run_history(server, job);
+		else
+			run_job(server, job);
 		pthread_mutex_lock(&w->lock);
 	}
 	pthread_mutex_unlock(&w->lock);
@@ -405,7 +543,11 @@ static void on_output(struct ev_loop *loop, ev_async *a, int revents)
 		list = out->next;
 		vg_query_job_t *job = out->job;
 		vg_conn_t *conn = job->conn;
-		vg_conn_send(conn, &out->frames);
+		/* A subscription ended meanwhile sends nothing more. */
+		if (!job->sub || vg_sub_conn(job->sub))
+			vg_conn_send(conn, &out->frames);
+		if (out->last && job->sub)
+			vg_subs_history_done(job->sub, out->snapshot, out->result, out->message);
 		if (out->last) {
 			if (job->conn_prev)
 				job->conn_prev->conn_next = job->conn_next;

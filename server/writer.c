@@ -68,8 +68,11 @@ static int commit_group(vg_store_t *store, vg_write_job_t *jobs)
 	int rc = vg_store_write_begin(store, &txn);
 	if (rc)
 		return rc;
-	for (vg_write_job_t *job = jobs; job && rc == 0; job = job->next)
+	uint64_t commit = vg_wtxn_id(txn);
+	for (vg_write_job_t *job = jobs; job && rc == 0; job = job->next) {
 		rc = apply_job(txn, job);
+		job->commit = commit;
+	}
 	if (rc) {
 		vg_wtxn_abort(txn);
 		return rc;
@@ -217,6 +220,8 @@ static void on_done(struct ev_loop *loop, ev_async *a, int revents)
 			if (vg_frame_append(&frame, &reply) == 0)
 				vg_conn_send(conn, &frame);
 			vg_buf_release(&frame);
+			/* In commit order, after the acknowledgement. */
+			vg_subs_publish(conn->server, job->envelope->write, job->commit);
 		} else {
 			char msg[160];
 			snprintf(msg, sizeof msg, "write failed in the store: %s; nothing was written",

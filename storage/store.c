@@ -438,6 +438,10 @@ int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
 	return 0;
 }
 
+uint64_t vg_rtxn_id(const vg_rtxn_t *txn) { return mdb_txn_id(txn->txn); }
+
+uint64_t vg_wtxn_id(const vg_wtxn_t *txn) { return mdb_txn_id(txn->txn); }
+
 void vg_rtxn_end(vg_rtxn_t *txn)
 {
 	if (!txn)

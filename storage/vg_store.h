@@ -149,6 +149,12 @@ int vg_wtxn_commit(vg_wtxn_t *txn);
 /* Discards everything done in `txn` and frees it. */
 void vg_wtxn_abort(vg_wtxn_t *txn);
 
+/* The commit number this transaction will have once committed; commit
+ * numbers increase by one per commit.  A read transaction with
+ * vg_rtxn_id() >= it sees this transaction's writes, one with a smaller id
+ * does not. */
+uint64_t vg_wtxn_id(const vg_wtxn_t *txn);
+
 /*
  * Resolves a series key to its id, creating the series (and its index
  * entries) if it does not exist.  *created (may be NULL) tells which.  The
@@ -189,6 +195,9 @@ int vg_wtxn_meta_delete(vg_wtxn_t *txn, vg_str_t key);
 int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out);
 /* Ends it; every view and cursor obtained from it becomes invalid. */
 void vg_rtxn_end(vg_rtxn_t *txn);
+
+/* The commit number of the snapshot: the last commit it sees. */
+uint64_t vg_rtxn_id(const vg_rtxn_t *txn);
 
 /* Looks a series key up: 0 and *id, or VG_ENOTFOUND. */
 int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id);

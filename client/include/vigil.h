@@ -12,6 +12,8 @@
  *   vg_batch_t    points being collected for one write; independent of any
  *                 connection, reusable after vg_batch_clear().
  *   vg_result_t   the buffered answer to a query: result sets of rows.
+ *   subscriptions SUBSCRIBE statements on a client, named by a uint64_t id;
+ *                 their rows arrive through a callback (see Subscriptions).
  *
  * Errors
  *   Every function that can fail returns int: 0 on success, a negative
@@ -48,16 +50,13 @@
  *   larger than that limit or 64 MiB, whichever is larger, is a protocol
  *   error (VG_EPROTO) and closes the connection.
  *
- * Not yet here
- *   Subscriptions (SUBSCRIBE statements and the rows the server pushes)
- *   come in a later version; vg_client_query() of a SUBSCRIBE statement is
- *   refused by the server with VG_EINVAL.
- *
  * Connection failures
  *   An I/O error, the server closing the connection, or a broken frame from
  *   the server (VG_EPROTO) closes the client: every later call returns
  *   VG_ECLOSED and vg_client_errstr() keeps the original reason.  Then
- *   vg_client_close() it and connect again.
+ *   vg_client_close() it and connect again — unless it holds
+ *   subscriptions: vg_client_process() then reconnects the same client and
+ *   resumes them (see Subscriptions), after which every call works again.
  */
 #ifndef VIGIL_H
 #define VIGIL_H
@@ -251,6 +250,22 @@ int vg_batch_add(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, s
 int vg_batch_add_points(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
                         const char *field, const int64_t *times_ns, const double *values, size_t n);
 
+/*
+ * Adds one row: values[i] of field fields[i] for i < nfields, all at
+ * `time_ns`, in the series of `measurement` and the ntags `tags` — what one
+ * line of line protocol holds.  Equivalent to calling vg_batch_add() for
+ * each field in turn, but the tags are sorted and the series looked up once
+ * per row, so it is the fast way to add row-wise data.  Both arrays and all
+ * strings are copied.  A row has at least one field, and each field name
+ * appears in it once.  Returns as vg_batch_add(): VG_EINVAL for a bad name,
+ * tag or count, with vg_batch_errstr() naming it ("field 'idle' in
+ * measurement 'cpu': appears twice", "measurement 'cpu': no fields");
+ * VG_ENOMEM.  On failure none of the row's values was added.
+ */
+int vg_batch_add_row(vg_batch_t *b, const char *measurement, const vg_tag_t *tags, size_t ntags,
+                     const char *const *fields, const double *values, size_t nfields,
+                     int64_t time_ns);
+
 /* The number of points (field values) in the batch. */
 size_t vg_batch_points(const vg_batch_t *b);
 
@@ -421,6 +436,191 @@ bool vg_result_float(const vg_result_set_t *s, size_t row, size_t col, double *o
 /* For a STRING cell: the NUL-terminated value; NULL when the cell is null or
  * not a string.  Owned by the result (see above). */
 const char *vg_result_string(const vg_result_set_t *s, size_t row, size_t col);
+
+/* ---------------------------------------------------------------------------
+ * Subscriptions
+ *
+ * vg_client_subscribe() sends a SUBSCRIBE statement; from then on the
+ * server pushes rows as matching data is committed, and the library hands
+ * them to the subscription's callback.  Callbacks run only inside
+ * vg_client_process(), on the thread that calls it: rows that arrive while
+ * the client is inside any other call (waiting for a write's ack, reading
+ * a query's answer, subscribing) are queued, in arrival order, and
+ * delivered by the next vg_client_process() — never lost, never delivered
+ * from inside that other call.
+ *
+ * Event loops.  Poll vg_client_fd() for input and call
+ * vg_client_process(c, 0) when it is readable, and also whenever
+ * vg_client_has_queued() is true (after other calls, which may have read
+ * and queued rows without the descriptor showing it).  While the
+ * connection is down (vg_client_fd() is -1) and subscriptions are being
+ * resumed, call vg_client_process() with a timeout, or on a timer (every
+ * 100 ms is plenty): it sleeps at most that long and reconnects when the
+ * backoff allows.  The descriptor changes after a reconnection.  A simple
+ * program just loops on vg_client_process(c, 1000).
+ *
+ * Resume.  When the connection is lost, vg_client_process() reconnects the
+ * client to the same address (first attempt at once, then after 100 ms,
+ * doubling up to 5 s; 20 attempts; see vg_client_set_reconnect()) and
+ * subscribes again with SINCE the latest row time it delivered; the same
+ * happens, on the same connection, when the server ends a subscription
+ * because the client read too slowly (OVERFLOW), or when rows cannot be
+ * queued (vg_client_set_queue_limit(), out of memory).  The application
+ * sees neither a gap nor a duplicate: the library remembers, per group
+ * (GROUP BY tag values), the latest time it delivered, resumes SINCE the
+ * earliest of those, and drops the rows of each group at or before that
+ * group's own latest time.  Precisely, and its limits:
+ *  - exact when each group's rows arrive in time order — one series per
+ *    group (GROUP BY every tag, or GROUP BY *) written in time order;
+ *  - after a resume, a row at or before its group's last delivered time is
+ *    never delivered, so a late point (older than rows already delivered
+ *    for its group) that is written while, or after, the subscription was
+ *    interrupted is not delivered either; rows with `update` set are
+ *    always delivered;
+ *  - a subscription that had delivered no row resumes with the statement's
+ *    own SINCE (or none: then points written while it was interrupted are
+ *    not pushed);
+ *  - a group that had delivered no row before the interruption gets its
+ *    rows from the earliest time of the other groups on: if the
+ *    connection is lost while the server is still sending the stored rows
+ *    of a SINCE (which come group after group), the stored rows of groups
+ *    not reached yet that are older than that are not delivered.
+ * Every interruption and resume is reported to the callback
+ * (VG_SUB_RESUMING, VG_SUB_RESUMED); if resuming fails for good the
+ * subscription ends (VG_SUB_END with the reason).
+ *
+ * Memory.  Queued rows take at most the queue limit (16 MiB of frames by
+ * default) plus one frame; past it the subscription whose rows do not fit
+ * is resumed as above rather than growing the queue.
+ * ------------------------------------------------------------------------- */
+
+/* What a subscription callback is told. */
+typedef enum vg_sub_event_kind {
+	VG_SUB_ROWS = 1,     /* rows pushed: `set` holds them, `update` marks corrections */
+	VG_SUB_RESUMING = 2, /* interrupted (connection lost, overflow); being resumed.
+	                      * May come again before VG_SUB_RESUMED. */
+	VG_SUB_RESUMED = 3,  /* subscribed again; rows continue without gap or duplicate */
+	VG_SUB_END = 4,      /* ended for good; the last event of the subscription */
+} vg_sub_event_kind_t;
+
+/* One event.  The struct and everything it points to are valid only until
+ * the callback returns. */
+typedef struct vg_sub_event {
+	vg_sub_event_kind_t kind;
+	uint64_t sub_id; /* the subscription's id, as vg_client_subscribe() set it */
+	/* VG_SUB_ROWS: the rows of one group, read with the vg_result_*
+	 * accessors: the name is the measurement, the tags are the group's
+	 * GROUP BY tags (none without GROUP BY), column 0 is "time", then the
+	 * selected columns; vg_result_first_row() counts the rows delivered
+	 * before for this subscription.  NULL for other events. */
+	const vg_result_set_t *set;
+	/* VG_SUB_ROWS: these rows replace rows delivered before with the same
+	 * time and tags (a window corrected by a late point). */
+	bool update;
+	/* VG_SUB_RESUMING: why (VG_ECLOSED or a connection error, VG_EOVERFLOW,
+	 * VG_ENOMEM).  VG_SUB_END: 0 when the server ended it cleanly, else
+	 * the error (the server's, or the last reconnection failure). */
+	int code;
+	/* Detail for people, never NULL ("" if none). */
+	const char *message;
+} vg_sub_event_t;
+
+/*
+ * Receives a subscription's events, inside vg_client_process().  It may
+ * call vg_client_unsubscribe() (its own subscription included: no event
+ * follows), vg_client_subscribe(), queries and writes on the client; rows
+ * those calls read are delivered after the callback returns.  It must not
+ * call vg_client_process() (refused with VG_EINVAL) or vg_client_close().
+ */
+typedef void (*vg_subscribe_cb)(void *ctx, const vg_sub_event_t *event);
+
+/*
+ * Starts a subscription: sends `statement` ("SUBSCRIBE SELECT heart_rate
+ * FROM vitals WHERE heart_rate > 120 GROUP BY patient", with SINCE and
+ * LATENESS as the query language allows; copied) and waits for the
+ * server to accept it.  On success *sub_id is its id (never 0, unique
+ * within the client) and cb(ctx, ...) receives its events from the next
+ * vg_client_process() on — rows from SINCE first, when the statement has
+ * one — until VG_SUB_END or vg_client_unsubscribe().  ctx is passed
+ * through and must stay valid until then.
+ *
+ * Returns 0; the server's refusal — VG_ESYNTAX with vg_client_errstr()
+ * "line L, column C: message", VG_ENOTFOUND, VG_EINVAL (not a SUBSCRIBE
+ * statement, or one the server cannot push) —; VG_EINVAL for a NULL
+ * argument; VG_ELIMIT (statement over the frame limit); VG_ETIMEOUT (the
+ * server may have started it: it is told to stop); VG_ENOMEM; a
+ * connection error.  On failure the callback is never called and *sub_id
+ * is untouched.
+ */
+int vg_client_subscribe(vg_client_t *c, const char *statement, vg_subscribe_cb cb, void *ctx,
+                        uint64_t *sub_id);
+
+/*
+ * Ends a subscription: the server is told (if connected), its queued rows
+ * are dropped, and its callback is never called again — not even with
+ * VG_SUB_END — so ctx may be freed when this returns (or, from inside the
+ * callback itself, when the callback returns).  Returns 0, or VG_ENOTFOUND
+ * when no subscription has that id (it already ended).
+ */
+int vg_client_unsubscribe(vg_client_t *c, uint64_t sub_id);
+
+/* The shape of a subscription's rows: name, GROUP BY tag keys (values ""),
+ * columns and types, no rows; NULL when no subscription has that id.  With
+ * GROUP BY * the server names no tag keys here: each pushed set carries
+ * its own.  Owned by the client; valid until the subscription ends, and
+ * it may change when the subscription is resumed (SELECT * after a field
+ * was added). */
+const vg_result_set_t *vg_client_subscription_shape(const vg_client_t *c, uint64_t sub_id);
+
+/* The number of subscriptions that have not ended. */
+size_t vg_client_subscriptions(const vg_client_t *c);
+
+/* The connection's socket, to poll for input (POLLIN) in the caller's
+ * event loop; -1 while the connection is down.  Owned by the client:
+ * never read, write or close it. */
+int vg_client_fd(const vg_client_t *c);
+
+/*
+ * Reads what the server has sent and delivers subscription events.  First
+ * delivers what earlier calls queued, then waits up to timeout_ms for
+ * input (0: not at all; negative: until something arrives), reads what is
+ * available (a bounded amount, so a busy server cannot keep it forever)
+ * and delivers it.  Returns when something was delivered or read, when
+ * the time is up, or when a signal interrupts the wait.  It also acks
+ * pipelined writes (for vg_client_wait_ack()).
+ *
+ * While the connection is down and subscriptions are alive, it resumes
+ * them (see Subscriptions): a reconnection attempt it makes may take up
+ * to the client's timeout (vg_client_set_timeout()) even when timeout_ms
+ * is shorter.
+ *
+ * Returns the number of callbacks made (>= 0); VG_EINVAL when called from
+ * a callback; VG_ECLOSED when the connection is down and no subscription
+ * would bring it back; the last connection error when reconnecting was
+ * given up (every subscription has then ended with VG_SUB_END); a
+ * connection-level error the server sent; VG_ENOMEM.
+ */
+int vg_client_process(vg_client_t *c, int timeout_ms);
+
+/* True when vg_client_process(c, 0) has work it can do without new input:
+ * rows queued by other calls, frames already read, a resume to send.
+ * Check it after other calls before waiting on vg_client_fd(). */
+bool vg_client_has_queued(const vg_client_t *c);
+
+/*
+ * Sets how vg_client_process() reconnects a lost connection that carries
+ * subscriptions: at most `attempts` attempts (0: never — subscriptions
+ * end at once with the connection's error; negative: without limit), the
+ * first at once, then after first_delay_ms, doubling up to max_delay_ms.
+ * The defaults are 20, 100 and 5000.  Returns 0; VG_EINVAL unless
+ * 1 <= first_delay_ms <= max_delay_ms; VG_ENOMEM.
+ */
+int vg_client_set_reconnect(vg_client_t *c, int attempts, int first_delay_ms, int max_delay_ms);
+
+/* Sets the most bytes of pushed frames the client keeps queued for
+ * vg_client_process() (default 16 MiB); see Memory above.  Returns 0 or
+ * VG_ENOMEM. */
+int vg_client_set_queue_limit(vg_client_t *c, size_t bytes);
 
 #ifdef __cplusplus
 }

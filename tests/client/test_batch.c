@@ -9,7 +9,9 @@
  * of adds against a brute-force reference (the list of points in add
  * order) and calls the invariant checker after each operation; the
  * allocation-failure loop fails every allocation in turn and checks the
- * batch is left exactly as before the failed call.
+ * batch is left exactly as before the failed call.  Rows
+ * (vg_batch_add_row) are held to the per-field adds they stand for: the
+ * same random script through both must encode to the same bytes.
  */
 #include "vigil.h" /* first: its copy of the error codes is what users see */
 
@@ -573,6 +575,269 @@ Test(batch, random_adds_encode_every_point_in_order)
 	}
 }
 
+/* ---- rows ------------------------------------------------------------------------ */
+
+/* "f0".."f1199": field names for wide rows. */
+#define WIDE 1200
+static char wide_text[WIDE][8];
+static const char *wide[WIDE];
+
+static void init_wide(void)
+{
+	for (int i = 0; i < WIDE; i++) {
+		snprintf(wide_text[i], sizeof wide_text[i], "f%d", i);
+		wide[i] = wide_text[i];
+	}
+}
+
+static void assert_same_encoding(const vg_batch_t *a, const vg_batch_t *b, const char *what)
+{
+	vg_buf_t ea = VG_BUF_INIT, eb = VG_BUF_INIT;
+	encode(a, &ea);
+	encode(b, &eb);
+	cr_assert(ea.len == eb.len && !memcmp(ea.data, eb.data, ea.len),
+	          "%s: encodings differ (%zu and %zu bytes)", what, ea.len, eb.len);
+	vg_buf_release(&ea);
+	vg_buf_release(&eb);
+}
+
+Test(batch, a_row_per_line_builds_one_block_per_series)
+{
+	init_wide();
+	vg_batch_t *b = new_batch();
+	const vg_tag_t h1[] = {{"host", "h1"}, {"dc", "eu"}};
+	const vg_tag_t h2[] = {{"dc", "eu"}, {"host", "h2"}};
+	double values[10];
+	for (int t = 0; t < 50; t++) {
+		for (int f = 0; f < 10; f++)
+			values[f] = t * 10 + f;
+		cr_assert_eq(vg_batch_add_row(b, "cpu", h1, 2, wide, values, 10, t), 0);
+		cr_assert_eq(vg_batch_add_row(b, "cpu", h2, 2, wide, values, 10, t), 0);
+		assert_valid(b);
+	}
+	cr_assert_eq(vg_batch_points(b), 1000);
+	cr_assert_eq(vg_batch_block_count(b), 2);
+	Vigil__V1__Envelope *env = roundtrip(b, NULL);
+	cr_assert_eq(env->write->n_blocks, 2);
+	for (size_t i = 0; i < 2; i++) {
+		const Vigil__V1__WriteBlock *wb = env->write->blocks[i];
+		cr_assert_eq(wb->n_times, 50);
+		cr_assert_eq(wb->n_fields, 10);
+		cr_assert_str_eq(wb->tags[1]->value, i ? "h2" : "h1");
+		for (int f = 0; f < 10; f++) {
+			cr_assert_str_eq(wb->fields[f]->name, wide[f]);
+			cr_assert_eq(wb->fields[f]->values[49], 490 + f);
+		}
+	}
+	vg_frame_free_envelope(env);
+	vg_batch_free(b);
+}
+
+Test(batch, rows_build_the_same_batch_as_per_field_adds)
+{
+	static const char *const names[] = {"a", "b", "c", "d"};
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		vg_test_rng_t rng = {seed * UINT64_C(0x9E3779B97F4A7C15)};
+		vg_batch_t *rows = new_batch(), *singles = new_batch();
+		int64_t t = 0;
+		double next_value = 0;
+		for (int op = 0; op < 60; op++) {
+			const char *m = measurements[vg_test_below(&rng, 2)];
+			const vg_tag_t *tags =
+			    tagsets[vg_test_below(&rng, 3)][vg_test_below(&rng, 2)];
+			/* Mostly forward, sometimes repeated or going back. */
+			t += (int64_t)vg_test_below(&rng, 3) - (vg_test_below(&rng, 8) == 0) * 3;
+			/* A subset of the fields, in order or shuffled. */
+			const char *row[4] = {names[0], names[1], names[2], names[3]};
+			if (vg_test_below(&rng, 2))
+				for (size_t i = 3; i > 0; i--) {
+					size_t j = vg_test_below(&rng, i + 1);
+					const char *x = row[i];
+					row[i] = row[j];
+					row[j] = x;
+				}
+			size_t first = vg_test_below(&rng, 4);
+			size_t n = 1 + vg_test_below(&rng, 4 - first);
+			double values[4];
+			for (size_t i = 0; i < n; i++)
+				values[i] = next_value++;
+			if (vg_test_below(&rng, 6) == 0) {
+				/* A lone per-field add, through both, to make fields lag. */
+				cr_assert_eq(
+				    vg_batch_add(rows, m, tags, 2, row[first], t, values[0]), 0);
+				cr_assert_eq(
+				    vg_batch_add(singles, m, tags, 2, row[first], t, values[0]), 0);
+			} else {
+				cr_assert_eq(
+				    vg_batch_add_row(rows, m, tags, 2, row + first, values, n, t),
+				    0, "seed %llu op %d: %s", (unsigned long long)seed, op,
+				    vg_batch_errstr(rows));
+				for (size_t i = 0; i < n; i++)
+					cr_assert_eq(vg_batch_add(singles, m, tags, 2,
+					                          row[first + i], t, values[i]),
+					             0);
+			}
+			assert_valid(rows);
+			cr_assert_eq(vg_batch_points(rows), vg_batch_points(singles));
+			cr_assert_eq(vg_batch_block_count(rows), vg_batch_block_count(singles),
+			             "seed %llu op %d", (unsigned long long)seed, op);
+		}
+		assert_same_encoding(rows, singles, "rows vs per-field adds");
+		vg_batch_free(rows);
+		vg_batch_free(singles);
+	}
+}
+
+typedef struct bad_row {
+	const char *measurement;
+	vg_tag_t tags[2];
+	size_t ntags;
+	const char *fields[3];
+	size_t nfields;
+	const char *message; /* a substring of the expected errstr */
+} bad_row_t;
+
+Test(batch, bad_rows_are_refused_naming_the_input_and_change_nothing)
+{
+	static const bad_row_t cases[] = {
+	    {"9cpu",
+	     {{"host", "a"}},
+	     1,
+	     {"f"},
+	     1,
+	     "measurement '9cpu': invalid character '9' at byte 0"},
+	    {NULL, {{0}}, 0, {"f"}, 1, "measurement '': empty"},
+	    {"cpu", {{"ho st", "a"}}, 1, {"f"}, 1, "tag key 'ho st' in measurement 'cpu'"},
+	    {"cpu",
+	     {{"host", "a"}, {"host", "b"}},
+	     2,
+	     {"f"},
+	     1,
+	     "tag key 'host' in measurement 'cpu': appears twice"},
+	    /* A bad field anywhere in the row is named. */
+	    {"cpu",
+	     {{"host", "a"}},
+	     1,
+	     {"f", "g", "bad field"},
+	     3,
+	     "field 'bad field' in measurement 'cpu'"},
+	    {"cpu", {{"host", "a"}}, 1, {"f", NULL}, 2, "field '' in measurement 'cpu': empty"},
+	    /* Repeats: of new fields, and of fields the open block already
+	     * holds (which are not validated again), adjacent or not. */
+	    {"cpu",
+	     {{"host", "a"}},
+	     1,
+	     {"x", "y", "x"},
+	     3,
+	     "field 'x' in measurement 'cpu': appears twice"},
+	    {"cpu",
+	     {{"host", "a"}},
+	     1,
+	     {"f", "f"},
+	     2,
+	     "field 'f' in measurement 'cpu': appears twice"},
+	    {"cpu",
+	     {{"host", "a"}},
+	     1,
+	     {"g", "h", "g"},
+	     3,
+	     "field 'g' in measurement 'cpu': appears twice"},
+	    {"cpu",
+	     {{"host", "b"}},
+	     1,
+	     {"f", "g", "f"},
+	     3,
+	     "field 'f' in measurement 'cpu': appears twice"},
+	    {"cpu", {{"host", "a"}}, 1, {NULL}, 0, "measurement 'cpu': no fields"},
+	};
+	vg_batch_t *b = new_batch();
+	const vg_tag_t good[] = {{"host", "a"}};
+	const char *const known[] = {"f", "g", "h"};
+	const double values[3] = {1, 2, 3};
+	cr_assert_eq(vg_batch_add_row(b, "cpu", good, 1, known, values, 3, 1), 0);
+	vg_buf_t before = VG_BUF_INIT, after = VG_BUF_INIT;
+	encode(b, &before);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const bad_row_t *c = &cases[i];
+		for (int64_t t = 1; t <= 2; t++) { /* at the block's time and at a new one */
+			int rc = vg_batch_add_row(b, c->measurement, c->tags, c->ntags, c->fields,
+			                          values, c->nfields, t);
+			cr_assert_eq(rc, VG_EINVAL, "case %zu accepted", i);
+			cr_assert(strstr(vg_batch_errstr(b), c->message),
+			          "case %zu: errstr \"%s\" lacks \"%s\"", i, vg_batch_errstr(b),
+			          c->message);
+			assert_valid(b);
+			encode(b, &after);
+			cr_assert(after.len == before.len &&
+			              !memcmp(after.data, before.data, after.len),
+			          "case %zu changed the batch", i);
+		}
+	}
+	cr_assert_str_eq(vg_batch_errstr(b), "measurement 'cpu': no fields");
+
+	/* Counts and NULL arrays. */
+	cr_assert_eq(vg_batch_add_row(b, "cpu", good, 1, NULL, values, 2, 1), VG_EINVAL);
+	cr_assert_str_eq(vg_batch_errstr(b), "fields or values is NULL but nfields is 2");
+	cr_assert_eq(vg_batch_add_row(b, "cpu", good, 1, known, NULL, 2, 1), VG_EINVAL);
+	cr_assert_eq(vg_batch_add_row(b, "cpu", NULL, 1, known, values, 2, 1), VG_EINVAL);
+	cr_assert(strstr(vg_batch_errstr(b), "tags is NULL"));
+	vg_tag_t many[65];
+	for (int i = 0; i < 65; i++)
+		many[i] = (vg_tag_t){"k", "v"};
+	cr_assert_eq(vg_batch_add_row(b, "cpu", many, 65, known, values, 1, 1), VG_EINVAL);
+	cr_assert_str_eq(vg_batch_errstr(b), "measurement 'cpu': 65 tags, more than 64");
+	cr_assert_eq(vg_batch_add_row(NULL, "cpu", good, 1, known, values, 1, 1), VG_EINVAL);
+	encode(b, &after);
+	cr_assert(after.len == before.len && !memcmp(after.data, before.data, after.len));
+
+	/* A good row after all that clears the message. */
+	cr_assert_eq(vg_batch_add_row(b, "cpu", good, 1, known, values, 3, 2), 0);
+	cr_assert_str_eq(vg_batch_errstr(b), "");
+	cr_assert_eq(vg_batch_points(b), 6);
+	vg_buf_release(&before);
+	vg_buf_release(&after);
+	vg_batch_free(b);
+}
+
+Test(batch, repeats_are_found_in_rows_of_any_width_and_order)
+{
+	init_wide();
+	double values[WIDE];
+	for (int i = 0; i < WIDE; i++)
+		values[i] = i;
+	/* Blocks narrow enough for the bitmap and too wide for it. */
+	static const size_t widths[] = {100, WIDE};
+	for (size_t w = 0; w < 2; w++) {
+		size_t n = widths[w];
+		vg_batch_t *b = new_batch();
+		cr_assert_eq(vg_batch_add_row(b, "m", NULL, 0, wide, values, n, 1), 0);
+		assert_valid(b);
+		const char *last = wide[n - 1];
+		/* Known fields out of order: a repeat is refused, naming it... */
+		const char *dup[] = {last, wide[3], last};
+		cr_assert_eq(vg_batch_add_row(b, "m", NULL, 0, dup, values, 3, 2), VG_EINVAL);
+		char want[64];
+		snprintf(want, sizeof want, "field '%s' in measurement 'm': appears twice", last);
+		cr_assert_str_eq(vg_batch_errstr(b), want);
+		/* ...and without repeats the row is added. */
+		const char *shuffled[] = {last, wide[3], wide[0]};
+		cr_assert_eq(vg_batch_add_row(b, "m", NULL, 0, shuffled, values, 3, 2), 0);
+		cr_assert_eq(vg_batch_points(b), n + 3);
+		/* A whole row in reverse order. */
+		const char **reversed = malloc(n * sizeof *reversed);
+		cr_assert_not_null(reversed);
+		for (size_t i = 0; i < n; i++)
+			reversed[i] = wide[n - 1 - i];
+		cr_assert_eq(vg_batch_add_row(b, "m", NULL, 0, reversed, values, n, 3), 0);
+		reversed[n / 2] = reversed[0];
+		cr_assert_eq(vg_batch_add_row(b, "m", NULL, 0, reversed, values, n, 4), VG_EINVAL);
+		free(reversed);
+		assert_valid(b);
+		cr_assert_eq(vg_batch_points(b), 2 * n + 3);
+		vg_batch_free(b);
+	}
+}
+
 /* ---- allocation failure ------------------------------------------------------------ */
 
 /* A fixed script touching every allocation: 20 groups (the table grows),
@@ -670,6 +935,101 @@ Test(batch, every_allocation_failure_leaves_the_batch_unchanged)
 	}
 	cr_assert_gt(k, 20, "the script made only %ld allocations", k);
 	for (int i = 0; i <= STEPS; i++)
+		vg_buf_release(&ref[i]);
+	assert_no_leaks();
+}
+
+/* The same for rows: new groups (the table grows), new fields joining, rows
+ * extending a block in order and out of order, a row of 80 fields (checked
+ * with allocated arrays), a row that starts in one block and opens another
+ * half-way, and other adders in between. */
+#define ROW_STEPS 40
+
+static int run_row_step(vg_batch_t *b, int step)
+{
+	char m[16];
+	snprintf(m, sizeof m, "m%d", step);
+	const vg_tag_t tags[] = {{"host", step % 3 ? "a" : "b"}, {"dc", "eu"}};
+	const vg_tag_t swapped[] = {{"dc", "eu"}, {"host", "a"}};
+	static const char *const lag[] = {"a", "b"};
+	const char *some[] = {wide[9], wide[0], wide[5]};
+	double values[WIDE];
+	int64_t times[300];
+	for (int i = 0; i < 300; i++) {
+		times[i] = 1000 + step * 300 + i;
+		values[i] = step + i / 8.0;
+	}
+	switch (step % 10) {
+	case 0:
+		return vg_batch_add_row(b, m, tags, 2, wide, values, 3, step);
+	case 1:
+		return vg_batch_add_row(b, m, swapped, 2, wide + 1, values, 2, step);
+	case 2:
+		return vg_batch_add_row(b, "cpu", tags, 2, wide, values, 10, step);
+	case 3:
+		return vg_batch_add_row(b, "cpu", tags, 2, some, values, 3, step);
+	case 4:
+	case 8:
+		return vg_batch_add_row(b, "wide", NULL, 0, wide, values, 80, step);
+	case 5: /* a and b at one time */
+		return vg_batch_add_row(b, "lag", NULL, 0, lag, values, 2, 100 + step);
+	case 6: /* a moves on, b lags */
+		return vg_batch_add(b, "lag", NULL, 0, "a", 101 + step, values[0]);
+	case 7: /* a moves on again in the block; b cannot and opens a new one */
+		return vg_batch_add_row(b, "lag", NULL, 0, lag, values, 2, 102 + step);
+	default:
+		return vg_batch_add_points(b, "cpu", tags, 2, "f3", times, values, 300);
+	}
+}
+
+Test(batch, every_allocation_failure_in_a_row_leaves_the_batch_unchanged)
+{
+	init_wide();
+	vg_buf_t ref[ROW_STEPS + 1];
+	size_t points[ROW_STEPS + 1];
+	vg_batch_t *r = new_batch();
+	for (int i = 0; i <= ROW_STEPS; i++) {
+		vg_buf_init(&ref[i]);
+		encode(r, &ref[i]);
+		points[i] = vg_batch_points(r);
+		if (i < ROW_STEPS)
+			cr_assert_eq(run_row_step(r, i), 0, "step %d: %s", i, vg_batch_errstr(r));
+		assert_valid(r);
+	}
+	/* The script does what it says: the lagging row spans two blocks. */
+	cr_assert_gt(vg_batch_block_count(r), 13);
+	vg_batch_free(r);
+
+	bool failed = true;
+	long k;
+	for (k = 0; failed; k++) {
+		failed = false;
+		vg_batch_t *b = new_batch();
+		vg_alloc_fail_after(k);
+		for (int i = 0; i < ROW_STEPS; i++) {
+			int rc = run_row_step(b, i);
+			if (!rc)
+				continue;
+			vg_alloc_fail_after(-1);
+			cr_assert_eq(rc, VG_ENOMEM, "k=%ld step %d: %s", k, i, vg_strerror(rc));
+			cr_assert(strstr(vg_batch_errstr(b), "out of memory"), "k=%ld step %d: %s",
+			          k, i, vg_batch_errstr(b));
+			failed = true;
+			assert_valid(b);
+			cr_assert_eq(vg_batch_points(b), points[i], "k=%ld step %d", k, i);
+			cr_assert(same_encoding(b, &ref[i]), "k=%ld: step %d changed the batch", k,
+			          i);
+			cr_assert_eq(run_row_step(b, i), 0, "k=%ld: step %d fails on retry", k, i);
+			vg_alloc_fail_after(k);
+		}
+		vg_alloc_fail_after(-1);
+		cr_assert(same_encoding(b, &ref[ROW_STEPS]), "k=%ld: final batch differs", k);
+		vg_batch_free(b);
+		if (k % 16 == 0) /* a leak check per run is slow under ASan */
+			assert_no_leaks();
+	}
+	cr_assert_gt(k, 100, "the script made only %ld allocations", k);
+	for (int i = 0; i <= ROW_STEPS; i++)
 		vg_buf_release(&ref[i]);
 	assert_no_leaks();
 }
