@@ -224,6 +224,7 @@ static void begin_shutdown(vg_server_t *server, const char *why)
 		unlink(server->unix_path);
 	}
 	ev_timer_stop(server->loop, &server->maintenance_timer);
+	ev_timer_stop(server->loop, &server->window_timer);
 	for (vg_conn_t *c = server->conns; c; c = c->next) {
 		vg_conn_stop_reading(c);
 		for (vg_query_job_t *job = c->queries; job; job = job->conn_next)
@@ -271,6 +272,13 @@ static void on_stop(struct ev_loop *loop, ev_async *w, int revents)
 	(void)loop;
 	(void)revents;
 	begin_shutdown(w->data, "stop requested");
+}
+
+static void on_window_tick(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)revents;
+	vg_subs_tick(container_of(w, vg_server_t, window_timer));
 }
 
 static void on_maintenance(struct ev_loop *loop, ev_timer *w, int revents)
@@ -340,6 +348,8 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	ev_timer_init(&server->maintenance_timer, on_maintenance, period, period);
 	ev_timer_start(loop, &server->maintenance_timer);
 	ev_timer_init(&server->shutdown_timer, on_shutdown_tick, 0.01, 0.01);
+	ev_timer_init(&server->window_timer, on_window_tick, 0.1, 0.1);
+	ev_timer_start(loop, &server->window_timer);
 	rc = vg_subs_init(server);
 	rc = rc ? rc : vg_writer_start(server);
 	rc = rc ? rc : vg_workers_start(server);

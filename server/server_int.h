@@ -160,6 +160,7 @@ struct vg_server {
 	ev_signal sigint_watcher, sigterm_watcher;
 	ev_async stop_async;
 	ev_timer maintenance_timer;
+	ev_timer window_timer; /* wall-clock closing of subscription windows */
 	ev_timer shutdown_timer;
 	vg_conn_t *conns;
 	unsigned nconns;
@@ -173,7 +174,26 @@ struct vg_server {
 	size_t nsubs;
 };
 
+/* window.c: the state of one windowed subscription (loop thread). */
+typedef struct vg_window_state vg_window_state_t;
+typedef struct {
+	const Vigil__V1__WriteBlock *block;
+	size_t row;
+} vg_window_row_t;
+int vg_window_new(const vg_select_t *sel, int64_t lateness, vg_window_state_t **out, char *err,
+		  size_t errlen);
+void vg_window_free(vg_window_state_t *w);
+/* Adds a committed block's matching points; appends Push frames for the
+ * windows that closed or changed to out. */
+int vg_window_add_block(vg_window_state_t *w, uint64_t sub_id, const Vigil__V1__WriteBlock *block,
+			int64_t now, vg_buf_t *out);
+/* Closes windows whose end plus lateness the wall clock passed. */
+int vg_window_tick(vg_window_state_t *w, uint64_t sub_id, int64_t now, vg_buf_t *out);
+bool vg_window_lookup(void *ctx, vg_str_t field, double *value);
+
 /* subs.c (loop thread) */
+/* Wall-clock closing of windowed subscriptions (the server's tick). */
+void vg_subs_tick(vg_server_t *server);
 int vg_subs_init(vg_server_t *server);
 void vg_subs_release(vg_server_t *server);
 void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe *req);

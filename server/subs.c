@@ -46,6 +46,7 @@ struct vg_sub {
 	char *measurement;
 	size_t nfields;
 	char **fields;             /* selected fields, in column order */
+	vg_window_state_t *window; /* GROUP BY time(...): windowed */
 	bool history;              /* the stored part is still running */
 	uint64_t snapshot;         /* its snapshot's commit number */
 	vg_held_push_t *held, **held_tail;
@@ -93,6 +94,7 @@ static void held_free(vg_sub_t *sub)
 static void sub_free(vg_sub_t *sub)
 {
 	held_free(sub);
+	vg_window_free(sub->window);
 	for (size_t i = 0; i < sub->nfields; i++)
 		vg_free(sub->fields[i]);
 	vg_free(sub->fields);
@@ -168,24 +170,6 @@ static void deliver(vg_sub_t *sub, const vg_buf_t *frame)
 
 /* ---- building pushes ------------------------------------------------- */
 
-typedef struct {
-	const Vigil__V1__WriteBlock *block;
-	size_t row;
-} row_ctx_t;
-
-static bool lookup_field(void *ctx, vg_str_t field, double *value)
-{
-	row_ctx_t *r = ctx;
-	for (size_t f = 0; f < r->block->n_fields; f++) {
-		const Vigil__V1__WriteField *wf = r->block->fields[f];
-		if (strlen(wf->name) == field.len && memcmp(wf->name, field.data, field.len) == 0) {
-			*value = wf->values[r->row];
-			return true;
-		}
-	}
-	return false;
-}
-
 static const Vigil__V1__WriteField *block_field(const Vigil__V1__WriteBlock *b, const char *name)
 {
 	for (size_t f = 0; f < b->n_fields; f++)
@@ -227,9 +211,9 @@ static int build_push(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, int64_t
 	size_t rows = 0;
 	size_t nbytes = (n + 7) / 8 + 1;
 	for (size_t i = 0; rc == 0 && i < n; i++) {
-		row_ctx_t ctx = {block, i};
-		if (!vg_cond_match(sel->where, tags, block->n_tags, block->times[i], now, lookup_field,
-				   &ctx))
+		vg_window_row_t ctx = {block, i};
+		if (!vg_cond_match(sel->where, tags, block->n_tags, block->times[i], now,
+				   vg_window_lookup, &ctx))
 			continue;
 		times[rows] = block->times[i];
 		for (size_t c = 0; c < sub->nfields; c++) {
@@ -317,7 +301,10 @@ void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_
 			vg_sub_t *next = sub->bucket_next; /* sub may end below */
 			if (strcmp(sub->measurement, block->measurement) == 0) {
 				vg_buf_clear(&frame);
-				if (build_push(sub, block, now, &frame) != 0) {
+				int rc = sub->window ? vg_window_add_block(sub->window, sub->id, block,
+									   now, &frame)
+						     : build_push(sub, block, now, &frame);
+				if (rc != 0) {
 					end_sub(sub, VG_ENOMEM, "out of memory building a push");
 				} else if (frame.len && sub->history) {
 					vg_held_push_t *h = vg_calloc(1, sizeof *h);
@@ -357,7 +344,9 @@ static int send_subscribe_ok(vg_sub_t *sub)
 		/* Column names: the alias if the SELECT gave one. */
 		const char *name = sub->fields[i];
 		vg_str_t alias = {NULL, 0};
-		for (size_t c = 0; c < sel->ncolumns; c++)
+		if (sub->window)
+			alias = sel->columns[i].name; /* max_usage_user or the alias */
+		for (size_t c = 0; !sub->window && c < sel->ncolumns; c++)
 			if (!sel->columns[c].wildcard && sel->columns[c].field.len == strlen(name) &&
 			    memcmp(sel->columns[c].field.data, name, strlen(name)) == 0)
 				alias = sel->columns[c].name;
@@ -481,12 +470,16 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 					   "a subscription with this request id is already open", false);
 			return;
 		}
-	if (view.select->aggregate || view.select->interval_ns) {
+	if (view.select->aggregate && !view.select->interval_ns) {
 		vg_query_free(st);
 		vg_conn_send_error(conn, id, VG_EINVAL,
-				   "windowed (aggregate) subscriptions are not available in this "
-				   "server version; subscribe to raw fields",
-				   false);
+				   "an aggregate subscription needs GROUP BY time(<interval>)", false);
+		return;
+	}
+	if (view.select->interval_ns && view.has_since) {
+		vg_query_free(st);
+		vg_conn_send_error(conn, id, VG_EINVAL,
+				   "SINCE is not available yet for windowed subscriptions", false);
 		return;
 	}
 	vg_sub_t *sub = vg_calloc(1, sizeof *sub);
@@ -501,10 +494,18 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 		sub->held_tail = &sub->held;
 		sub->measurement = vg_strndup(view.select->measurement.data,
 					      view.select->measurement.len);
-		rc = sub->measurement ? resolve_fields(server, sub, err, sizeof err) : VG_ENOMEM;
+		rc = sub->measurement ? 0 : VG_ENOMEM;
+		if (rc == 0 && view.select->interval_ns)
+			rc = vg_window_new(view.select, view.lateness_ns, &sub->window, err, sizeof err);
+		if (rc == 0)
+			rc = resolve_fields(server, sub, err, sizeof err);
 	}
 	int64_t since = INT64_MIN;
 	bool has_since = req->has_since || view.has_since;
+	if (rc == 0 && sub->window && req->has_since) {
+		snprintf(err, sizeof err, "SINCE is not available yet for windowed subscriptions");
+		rc = VG_EINVAL;
+	}
 	if (rc == 0 && has_since) {
 		if (req->has_since)
 			since = req->since;
@@ -576,6 +577,29 @@ void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *
 		vg_free(h);
 		h = next;
 	}
+}
+
+void vg_subs_tick(vg_server_t *server)
+{
+	if (server->nsubs == 0)
+		return;
+	int64_t now = vg_now_ns();
+	vg_buf_t frame = VG_BUF_INIT;
+	for (size_t b = 0; b < SUB_BUCKETS; b++) {
+		vg_sub_t *sub = server->sub_buckets[b];
+		while (sub) {
+			vg_sub_t *next = sub->bucket_next;
+			if (sub->window) {
+				vg_buf_clear(&frame);
+				if (vg_window_tick(sub->window, sub->id, now, &frame) != 0)
+					end_sub(sub, VG_ENOMEM, "out of memory closing windows");
+				else if (frame.len)
+					deliver(sub, &frame);
+			}
+			sub = next;
+		}
+	}
+	vg_buf_release(&frame);
 }
 
 void vg_subs_unsubscribe(vg_conn_t *conn, uint64_t sub_id)

@@ -348,3 +348,115 @@ Test(subscribe, a_thousand_subscriptions_on_one_and_many_connections)
 		vg_buf_release(&ins[c]);
 	}
 }
+
+/* ---- windowed subscriptions ------------------------------------------ */
+
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+#define SEC INT64_C(1000000000)
+
+/* Reads one Push of a windowed subscription: rows' times and the first
+ * two columns. */
+static size_t expect_window_push(int fd, vg_buf_t *in, uint64_t id, bool update, int64_t *times,
+				 double *c0, double *c1)
+{
+	Vigil__V1__Envelope *env = vg_test_recv(fd, in);
+	cr_assert_not_null(env, "no push");
+	cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_PUSH, "body %d", env->body_case);
+	cr_assert_eq(env->id, id);
+	cr_assert_eq(env->push->update, update);
+	cr_assert_eq(env->push->n_tags, 1);
+	cr_assert_str_eq(env->push->tags[0]->key, "patient");
+	size_t n = env->push->rows->n_times;
+	for (size_t i = 0; i < n; i++) {
+		times[i] = env->push->rows->times[i];
+		c0[i] = env->push->rows->columns[0]->floats[i];
+		if (c1)
+			c1[i] = env->push->rows->columns[1]->floats[i];
+	}
+	vg_frame_free_envelope(env);
+	return n;
+}
+
+Test(subscribe, windows_close_by_event_time_and_late_points_correct_them)
+{
+	int dash = vg_test_connect(srv.port), ward = vg_test_connect(srv.port);
+	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
+	vg_test_hello(dash, &in);
+	vg_test_hello(ward, &win);
+	send_subscribe(dash, 5,
+		       "SUBSCRIBE SELECT mean(heart_rate), max(heart_rate) FROM vitals "
+		       "GROUP BY time(10s), patient",
+		       false, 0);
+	expect_subscribe_ok(dash, &in, 5);
+	/* An hour ahead, so the wall clock closes nothing during the test. */
+	int64_t base = (wall_ns() / (10 * SEC) + 360) * 10 * SEC;
+	int64_t t1[] = {base + 1 * SEC, base + 5 * SEC};
+	double hr1[] = {80, 100};
+	write_hr(ward, &win, 1, "p001", t1, hr1, 2);
+	cr_assert(nothing_pending(dash, 300), "the window closed too early");
+	int64_t t2[] = {base + 12 * SEC};
+	double hr2[] = {70};
+	write_hr(ward, &win, 2, "p001", t2, hr2, 1);
+	int64_t times[8];
+	double mean[8], max[8];
+	cr_assert_eq(expect_window_push(dash, &in, 5, false, times, mean, max), 1);
+	cr_assert_eq(times[0], base);
+	cr_assert_eq(mean[0], 90);
+	cr_assert_eq(max[0], 100);
+	/* A late point for the pushed window: a corrected row. */
+	int64_t t3[] = {base + 3 * SEC};
+	double hr3[] = {120};
+	write_hr(ward, &win, 3, "p001", t3, hr3, 1);
+	cr_assert_eq(expect_window_push(dash, &in, 5, true, times, mean, max), 1);
+	cr_assert_eq(times[0], base);
+	cr_assert_eq(mean[0], 100);
+	cr_assert_eq(max[0], 120);
+	cr_assert(nothing_pending(dash, 200));
+	close(dash);
+	close(ward);
+	vg_buf_release(&in);
+	vg_buf_release(&win);
+}
+
+Test(subscribe, lateness_delays_closing_and_the_wall_clock_closes_idle_windows)
+{
+	int dash = vg_test_connect(srv.port), ward = vg_test_connect(srv.port);
+	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
+	vg_test_hello(dash, &in);
+	vg_test_hello(ward, &win);
+	send_subscribe(dash, 6,
+		       "SUBSCRIBE SELECT count(heart_rate) FROM vitals GROUP BY time(10s), patient "
+		       "LATENESS 5s",
+		       false, 0);
+	expect_subscribe_ok(dash, &in, 6);
+	int64_t base = (wall_ns() / (10 * SEC) + 360) * 10 * SEC;
+	int64_t t1[] = {base + 1 * SEC, base + 12 * SEC};
+	double hr1[] = {80, 81};
+	write_hr(ward, &win, 1, "p002", t1, hr1, 2);
+	cr_assert(nothing_pending(dash, 300), "closed before end + lateness");
+	int64_t t2[] = {base + 15 * SEC};
+	write_hr(ward, &win, 2, "p002", t2, hr1, 1);
+	int64_t times[8];
+	double count[8];
+	cr_assert_eq(expect_window_push(dash, &in, 6, false, times, count, NULL), 1);
+	cr_assert_eq(times[0], base);
+	cr_assert_eq(count[0], 1);
+	/* Idle: points a minute old close by the wall clock, no newer point
+	 * needed. */
+	int64_t past = (wall_ns() / (10 * SEC) - 6) * 10 * SEC;
+	int64_t t3[] = {past + 2 * SEC};
+	write_hr(ward, &win, 3, "p003", t3, hr1, 1);
+	cr_assert_eq(expect_window_push(dash, &in, 6, false, times, count, NULL), 1);
+	cr_assert_eq(times[0], past);
+	cr_assert_eq(count[0], 1);
+	close(dash);
+	close(ward);
+	vg_buf_release(&in);
+	vg_buf_release(&win);
+}
