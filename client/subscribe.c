@@ -838,8 +838,8 @@ static int process(vg_client_t *c, vg_subs_t *s, int64_t deadline, long *events)
 		if (vg_client_is_closed(c)) {
 			if (!s || !s->nsubs) {
 				const char *reason;
-				return vg_client_set_error(c, vg_client_closed_code(c, &reason), "%s",
-				                           reason);
+				vg_client_closed_code(c, &reason);
+				return vg_client_set_error(c, VG_ECLOSED, "%s", reason);
 			}
 			rc = handle_loss(c, s, events);
 			if (rc < 0)

@@ -33,6 +33,8 @@ void vg_exec_options_init(vg_exec_options_t *opts)
 	opts->max_values = VG_DEFAULT_MAX_VALUES;
 	opts->delete_batch = VG_DEFAULT_DELETE_BATCH;
 	opts->max_open = VG_DEFAULT_MAX_OPEN;
+	opts->range_t0 = INT64_MIN;
+	opts->range_t1 = INT64_MAX;
 }
 
 static int64_t monotonic_ns(void)
@@ -330,7 +332,7 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 			code = exec_select(&x);
 			break;
 		case VG_STMT_SUBSCRIBE:
-			if (x.opts.subscribe_history)
+			if (x.opts.select_only)
 				code = exec_select(&x);
 			else
 				code = vg_query_error_set(err, VG_EINVAL,
@@ -338,6 +340,11 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 				                          "Subscribe request");
 			break;
 		case VG_STMT_CREATE_CQ:
+			if (x.opts.select_only) {
+				code = exec_select(&x);
+				break;
+			}
+			/* fall through */
 		case VG_STMT_DROP_CQ:
 		case VG_STMT_SHOW_CQS:
 			code = vg_query_error_set(err, VG_EINVAL,

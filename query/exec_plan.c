@@ -712,8 +712,12 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 	int code = vg_select_time_range(sel, x->opts.now_ns, &plan->t0, &plan->t1);
 	if (code)
 		return vg_query_error_set(x->err, VG_EINVAL, "a time in WHERE is out of range");
-	if (x->opts.subscribe_history && plan->t0 < x->opts.history_since)
-		plan->t0 = x->opts.history_since;
+	if (x->opts.select_only) {
+		if (plan->t0 < x->opts.range_t0)
+			plan->t0 = x->opts.range_t0;
+		if (plan->t1 > x->opts.range_t1)
+			plan->t1 = x->opts.range_t1;
+	}
 	plan->has_lower = plan->t0 != INT64_MIN;
 	if (sel->interval_ns && sel->fill != VG_FILL_NONE) {
 		if (!plan->has_lower)

@@ -388,9 +388,11 @@ typedef struct vg_exec_options {
 	                      * larger one one series at a time into a table
 	                      * of buckets (memory per bucket, not per series).
 	                      * init: 64 */
-	bool subscribe_history; /* run a SUBSCRIBE's SELECT (its stored part):
-				 * times before `history_since` are left out */
-	int64_t history_since;
+	bool select_only;    /* run the SELECT inside a SUBSCRIBE (its stored
+			      * part) or a CREATE CONTINUOUS QUERY (one
+			      * window of it), limited to [range_t0, range_t1) */
+	int64_t range_t0;    /* init: INT64_MIN */
+	int64_t range_t1;    /* init: INT64_MAX */
 } vg_exec_options_t;
 
 /* Fills `opts` with the defaults (now_ns = CLOCK_REALTIME now). */

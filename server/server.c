@@ -298,6 +298,7 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	}
 	server->config = *config;
 	server->store = store;
+	pthread_mutex_init(&server->cq_lock, NULL);
 	server->tcp_fd = server->unix_fd = -1;
 	server->started_ns = vg_now_ns();
 	server->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
@@ -351,6 +352,7 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	ev_timer_init(&server->window_timer, on_window_tick, 0.1, 0.1);
 	ev_timer_start(loop, &server->window_timer);
 	rc = vg_subs_init(server);
+	rc = rc ? rc : vg_cq_load(server);
 	rc = rc ? rc : vg_writer_start(server);
 	rc = rc ? rc : vg_workers_start(server);
 	if (rc) {
@@ -395,6 +397,8 @@ void vg_server_free(vg_server_t *server)
 	if (server->loop)
 		ev_loop_destroy(server->loop);
 	vg_subs_release(server);
+	vg_cq_release(server);
+	pthread_mutex_destroy(&server->cq_lock);
 	vg_free(server->unix_path);
 	vg_free(server);
 }

@@ -36,6 +36,7 @@
 typedef struct vg_conn vg_conn_t;
 typedef struct vg_query_job vg_query_job_t;
 typedef struct vg_sub vg_sub_t;
+typedef struct vg_cq vg_cq_t;
 typedef struct vg_held_push vg_held_push_t;
 
 /* Fields one subscription may select. */
@@ -91,6 +92,8 @@ typedef struct vg_writer {
 int vg_writer_start(vg_server_t *server);
 /* Queues a job (loop thread). */
 void vg_writer_submit(vg_server_t *server, vg_write_job_t *job);
+/* Applies one job's blocks inside txn (writer thread). */
+int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job);
 /* Asks for a retention pass and idle seal on the writer thread. */
 void vg_writer_request_maintenance(vg_server_t *server);
 /* Stops after the queue drains; joins. */
@@ -172,7 +175,21 @@ struct vg_server {
 	atomic_uint_fast64_t connections_total;
 	vg_sub_t **sub_buckets; /* subscriptions by measurement (subs.c) */
 	size_t nsubs;
+	pthread_mutex_t cq_lock; /* continuous queries: workers and the writer */
+	vg_cq_t *cqs;
 };
+
+/* cq.c */
+int vg_cq_load(vg_server_t *server);
+void vg_cq_release(vg_server_t *server);
+bool vg_cq_handles(const vg_statement_t *st);
+/* CREATE / DROP / SHOW CONTINUOUS QUERY (worker threads). */
+int vg_cq_exec(vg_server_t *server, const vg_statement_t *st, const char *text, size_t text_len,
+	       const vg_result_sink_t *sink, vg_query_error_t *err);
+/* Materializes due windows (writer thread); appends one job per window,
+ * committed, to *done for publication. */
+int vg_cq_run(vg_server_t *server, vg_write_job_t **done);
+bool vg_cq_any(vg_server_t *server);
 
 /* window.c: the state of one windowed subscription (loop thread). */
 typedef struct vg_window_state vg_window_state_t;

@@ -312,8 +312,8 @@ static void run_history(vg_server_t *server, vg_query_job_t *job)
 	opts.now_ns = vg_now_ns();
 	opts.cancel = &job->cancel;
 	opts.max_rows = VG_ROWS_PER_BLOCK;
-	opts.subscribe_history = true;
-	opts.history_since = job->since;
+	opts.select_only = true;
+	opts.range_t0 = job->since;
 	vg_result_sink_t sink = {history_begin_set, history_rows, &h};
 	vg_exec_stats_t stats;
 	vg_query_error_t qerr;
@@ -417,7 +417,10 @@ static void run_job(vg_server_t *server, vg_query_job_t *job)
 		opts.extra_stats = pairs;
 		opts.nextra_stats = server_stats(server, pairs, 16);
 		vg_result_sink_t sink = {sink_begin_set, sink_rows, &s};
-		rc = vg_query_exec(st, server->store, &opts, &sink, &stats, &qerr);
+		if (vg_cq_handles(st))
+			rc = vg_cq_exec(server, st, job->statement, job->statement_len, &sink, &qerr);
+		else
+			rc = vg_query_exec(st, server->store, &opts, &sink, &stats, &qerr);
 	}
 	vg_query_free(st);
 	atomic_fetch_add(&server->workers.queries, 1);

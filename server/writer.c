@@ -28,8 +28,7 @@
 
 static void on_done(struct ev_loop *loop, ev_async *w, int revents);
 
-/* Applies one job's blocks inside txn. */
-static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job)
+int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
 {
 	const Vigil__V1__Write *write = job->envelope->write;
 	uint64_t points = 0;
@@ -70,7 +69,7 @@ static int commit_group(vg_store_t *store, vg_write_job_t *jobs)
 		return rc;
 	uint64_t commit = vg_wtxn_id(txn);
 	for (vg_write_job_t *job = jobs; job && rc == 0; job = job->next) {
-		rc = apply_job(txn, job);
+		rc = vg_writer_apply(txn, job);
 		job->commit = commit;
 	}
 	if (rc) {
@@ -99,8 +98,38 @@ static void *writer_main(void *arg)
 	vg_writer_t *w = &server->writer;
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
-		while (!w->pending && !w->stopping && !w->maintenance_due)
-			pthread_cond_wait(&w->wake, &w->lock);
+		while (!w->pending && !w->stopping && !w->maintenance_due) {
+			/* Continuous queries come due with the clock: wake at
+			 * least every 200 ms while there are any. */
+			pthread_mutex_unlock(&w->lock);
+			bool cqs = vg_cq_any(server);
+			vg_write_job_t *done = NULL;
+			if (cqs)
+				vg_cq_run(server, &done);
+			pthread_mutex_lock(&w->lock);
+			if (done) {
+				vg_write_job_t *last = done;
+				while (last->next)
+					last = last->next;
+				*w->done_tail = done;
+				w->done_tail = &last->next;
+				ev_async_send(server->loop, &w->done_async);
+			}
+			if (w->pending || w->stopping || w->maintenance_due)
+				break;
+			if (!cqs) {
+				pthread_cond_wait(&w->wake, &w->lock);
+				continue;
+			}
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += 200 * 1000000;
+			if (until.tv_nsec >= 1000000000) {
+				until.tv_sec++;
+				until.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&w->wake, &w->lock, &until);
+		}
 		if (!w->pending && w->maintenance_due) {
 			w->maintenance_due = false;
 			pthread_mutex_unlock(&w->lock);
@@ -208,6 +237,14 @@ static void on_done(struct ev_loop *loop, ev_async *a, int revents)
 		vg_write_job_t *job = jobs;
 		jobs = job->next;
 		vg_conn_t *conn = job->conn;
+		if (!conn) {
+			/* A continuous query's window: nobody to acknowledge. */
+			vg_subs_publish(container_of(w, vg_server_t, writer), job->envelope->write,
+					job->commit);
+			vg_frame_free_envelope(job->envelope);
+			vg_free(job);
+			continue;
+		}
 		if (job->result == 0) {
 			Vigil__V1__WriteOk ok = VIGIL__V1__WRITE_OK__INIT;
 			ok.points = job->points;
