@@ -28,4 +28,7 @@ int bench_storage_main(int argc, char **argv);
 int bench_ingest_main(int argc, char **argv);
 int bench_query_main(int argc, char **argv);
 
+/* vigil-bench push [--subscribers N] [--background P/S] (push.c) */
+int bench_push_main(int argc, char **argv);
+
 #endif

@@ -22,6 +22,7 @@ static const bench_command_t commands[] = {
     {"storage", bench_storage_main, "storage engine: codec, ingest, size and scan figures"},
     {"ingest", bench_ingest_main, "binary-protocol ingest into a running vigild"},
     {"query", bench_query_main, "BENCH.md query latencies against a running vigild"},
+    {"push", bench_push_main, "subscription push latency under background ingest"},
 };
 
 static void usage(FILE *out)
