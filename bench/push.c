@@ -188,10 +188,11 @@ int bench_push_main(int argc, char **argv)
 		{"subscribers", required_argument, NULL, 's'},
 		{"background", required_argument, NULL, 'b'},
 		{"probes", required_argument, NULL, 'p'},
+		{"decoys", required_argument, NULL, 'd'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *addr = VG_CLIENT_DEFAULT_ADDR;
-	int nsubs = 1, rate = 200000, probes = 250;
+	int nsubs = 1, rate = 200000, probes = 250, decoys = 0;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		if (opt == 'a')
@@ -202,13 +203,15 @@ int bench_push_main(int argc, char **argv)
 			rate = atoi(optarg);
 		else if (opt == 'p')
 			probes = atoi(optarg);
+		else if (opt == 'd')
+			decoys = atoi(optarg);
 		else {
 			fprintf(stderr, "usage: vigil-bench push [--addr A] [--subscribers N] "
-					"[--background POINTS/S] [--probes N]\n");
+					"[--decoys N] [--background POINTS/S] [--probes N]\n");
 			return BENCH_EXIT_USAGE;
 		}
 	}
-	if (nsubs < 1 || nsubs > 100000 || probes < 1) {
+	if (nsubs < 1 || nsubs > 100000 || probes < 1 || decoys < 0 || decoys > 1000000) {
 		fprintf(stderr, "vigil-bench push: bad option value\n");
 		return BENCH_EXIT_USAGE;
 	}
@@ -243,6 +246,21 @@ int bench_push_main(int argc, char **argv)
 			env.subscribe = &sub;
 			send_env(readers[k].fd, &env);
 		}
+		/* Decoys: subscriptions on other patients, which no write matches. */
+		int my_decoys = decoys / nconn + (k < decoys % nconn);
+		for (int s = 0; s < my_decoys; s++) {
+			char stmt[160];
+			snprintf(stmt, sizeof stmt,
+				 "SUBSCRIBE SELECT heart_rate FROM vitals WHERE patient = 'decoy%d' "
+				 "AND heart_rate > 120", s);
+			Vigil__V1__Subscribe sub = VIGIL__V1__SUBSCRIBE__INIT;
+			sub.statement = stmt;
+			env.id = (uint64_t)(s + mine) + 10;
+			env.body_case = VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE;
+			env.subscribe = &sub;
+			send_env(readers[k].fd, &env);
+		}
+		mine += my_decoys;
 		for (int s = 0; s < mine; s++) {
 			Vigil__V1__Envelope *ok = recv_env(readers[k].fd, &in, 5000);
 			if (!ok || ok->body_case != VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE_OK) {
@@ -299,9 +317,10 @@ int bench_push_main(int argc, char **argv)
 	}
 	qsort(all, n, sizeof *all, compare);
 	if (n)
-		printf("push latency, %d subscriber%s, background %d points/s (%llu written): "
-		       "%zu pushes (expected %d); p50 %.0f us, p99 %.0f us, p99.9 %.0f us\n",
-		       nsubs, nsubs == 1 ? "" : "s", rate, (unsigned long long)bg.points, n,
+		printf("push latency, %d subscriber%s (+%d not matching), background %d points/s "
+		       "(%llu written): %zu pushes (expected %d); p50 %.0f us, p99 %.0f us, "
+		       "p99.9 %.0f us\n",
+		       nsubs, nsubs == 1 ? "" : "s", decoys, rate, (unsigned long long)bg.points, n,
 		       probes * nsubs, all[n / 2], all[(size_t)((double)n * 0.99)],
 		       all[(size_t)((double)n * 0.999)]);
 	free(all);

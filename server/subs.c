@@ -5,8 +5,10 @@
  * Live part.  Every committed write is published here by the loop thread,
  * job by job in commit order, right after its acknowledgement.  Nothing is
  * re-read from storage: each block of the write is matched against the
- * subscriptions of its measurement (found through a hash table, so
- * subscriptions of other measurements cost nothing), its rows are tested
+ * subscriptions filed under its measurement, or under one of its tag
+ * values for subscriptions whose WHERE requires one (a hash table, so
+ * subscriptions of other measurements or other patients cost nothing),
+ * its rows are tested
  * with the WHERE tree (tags, time, and the block's field values at that
  * timestamp) and the matching rows go out as one Push per block and
  * subscription.  So a subscriber sees a point only after it is durable,
@@ -44,6 +46,12 @@ struct vg_sub {
 	vg_statement_t *statement;
 	const vg_select_t *select;
 	char *measurement;
+	/* Where the subscription is filed: its measurement, or, when its
+	 * WHERE requires a tag value (tag = 'v' under ANDs), measurement 0x00
+	 * key 0x00 value, so that writes of other tag values never even
+	 * look at it. */
+	char *index_key;
+	size_t index_len;
 	size_t nfields;
 	char **fields;             /* selected fields, in column order */
 	vg_window_state_t *window; /* GROUP BY time(...): windowed */
@@ -60,12 +68,51 @@ struct vg_held_push {
 	vg_held_push_t *next;
 };
 
-static uint64_t name_hash(const char *s)
+static uint64_t key_hash(const char *s, size_t n)
 {
 	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (; *s; s++)
-		h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * UINT64_C(0x100000001b3);
 	return h;
+}
+
+static vg_sub_t **bucket_of(vg_server_t *server, const char *key, size_t len)
+{
+	return &server->sub_buckets[key_hash(key, len) % SUB_BUCKETS];
+}
+
+/* A tag equality every matching row needs: a TAG EQ leaf with a value,
+ * reached from the root through ANDs only. */
+static const vg_cond_t *required_tag(const vg_cond_t *c)
+{
+	if (!c)
+		return NULL;
+	if (c->kind == VG_COND_TAG && c->op == VG_CMP_EQ && c->value.len > 0)
+		return c;
+	if (c->kind != VG_COND_AND)
+		return NULL;
+	const vg_cond_t *left = required_tag(c->left);
+	return left ? left : required_tag(c->right);
+}
+
+static int make_index_key(vg_sub_t *sub)
+{
+	const vg_cond_t *eq = required_tag(sub->select->where);
+	size_t mlen = strlen(sub->measurement);
+	size_t len = mlen + (eq ? 2 + eq->name.len + eq->value.len : 0);
+	sub->index_key = vg_malloc(len + 1);
+	if (!sub->index_key)
+		return VG_ENOMEM;
+	memcpy(sub->index_key, sub->measurement, mlen);
+	if (eq) {
+		sub->index_key[mlen] = 0;
+		memcpy(sub->index_key + mlen + 1, eq->name.data, eq->name.len);
+		sub->index_key[mlen + 1 + eq->name.len] = 0;
+		memcpy(sub->index_key + mlen + 2 + eq->name.len, eq->value.data, eq->value.len);
+	}
+	sub->index_key[len] = 0;
+	sub->index_len = len;
+	return 0;
 }
 
 int vg_subs_init(vg_server_t *server)
@@ -99,6 +146,7 @@ static void sub_free(vg_sub_t *sub)
 		vg_free(sub->fields[i]);
 	vg_free(sub->fields);
 	vg_free(sub->measurement);
+	vg_free(sub->index_key);
 	vg_query_free(sub->statement);
 	vg_free(sub);
 }
@@ -106,7 +154,7 @@ static void sub_free(vg_sub_t *sub)
 static void unlink_sub(vg_sub_t *sub)
 {
 	vg_server_t *server = sub->server;
-	vg_sub_t **p = &server->sub_buckets[name_hash(sub->measurement) % SUB_BUCKETS];
+	vg_sub_t **p = bucket_of(server, sub->index_key, sub->index_len);
 	while (*p && *p != sub)
 		p = &(*p)->bucket_next;
 	if (*p)
@@ -288,43 +336,67 @@ static int build_push(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, int64_t
 	return rc;
 }
 
+/* Publishes one block to the subscriptions filed under `key`. */
+static void publish_bucket(vg_server_t *server, const char *key, size_t len,
+			   const Vigil__V1__WriteBlock *block, uint64_t commit, int64_t now,
+			   vg_buf_t *frame)
+{
+	vg_sub_t *sub = *bucket_of(server, key, len);
+	while (sub) {
+		vg_sub_t *next = sub->bucket_next; /* sub may end below */
+		if (sub->index_len != len || memcmp(sub->index_key, key, len) != 0) {
+			sub = next;
+			continue;
+		}
+		vg_buf_clear(frame);
+		int rc = sub->window ? vg_window_add_block(sub->window, sub->id, block, now, frame)
+				     : build_push(sub, block, now, frame);
+		if (rc != 0) {
+			end_sub(sub, VG_ENOMEM, "out of memory building a push");
+		} else if (frame->len && sub->history) {
+			vg_held_push_t *h = vg_calloc(1, sizeof *h);
+			if (!h) {
+				end_sub(sub, VG_ENOMEM, "out of memory holding a push");
+			} else {
+				h->commit = commit;
+				h->frame = *frame;
+				vg_buf_init(frame);
+				*sub->held_tail = h;
+				sub->held_tail = &h->next;
+			}
+		} else if (frame->len) {
+			deliver(sub, frame);
+		}
+		sub = next;
+	}
+}
+
 void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_t commit)
 {
 	if (server->nsubs == 0)
 		return;
 	int64_t now = vg_now_ns();
-	vg_buf_t frame = VG_BUF_INIT;
+	vg_buf_t frame = VG_BUF_INIT, key = VG_BUF_INIT;
 	for (size_t b = 0; b < write->n_blocks; b++) {
 		const Vigil__V1__WriteBlock *block = write->blocks[b];
-		vg_sub_t *sub = server->sub_buckets[name_hash(block->measurement) % SUB_BUCKETS];
-		while (sub) {
-			vg_sub_t *next = sub->bucket_next; /* sub may end below */
-			if (strcmp(sub->measurement, block->measurement) == 0) {
-				vg_buf_clear(&frame);
-				int rc = sub->window ? vg_window_add_block(sub->window, sub->id, block,
-									   now, &frame)
-						     : build_push(sub, block, now, &frame);
-				if (rc != 0) {
-					end_sub(sub, VG_ENOMEM, "out of memory building a push");
-				} else if (frame.len && sub->history) {
-					vg_held_push_t *h = vg_calloc(1, sizeof *h);
-					if (!h) {
-						end_sub(sub, VG_ENOMEM, "out of memory holding a push");
-					} else {
-						h->commit = commit;
-						h->frame = frame;
-						vg_buf_init(&frame);
-						*sub->held_tail = h;
-						sub->held_tail = &h->next;
-					}
-				} else if (frame.len) {
-					deliver(sub, &frame);
-				}
-			}
-			sub = next;
+		size_t mlen = strlen(block->measurement);
+		publish_bucket(server, block->measurement, mlen, block, commit, now, &frame);
+		/* Subscriptions that require one of this block's tag values. */
+		for (size_t t = 0; t < block->n_tags; t++) {
+			vg_buf_clear(&key);
+			uint8_t nul = 0;
+			if (vg_buf_append(&key, block->measurement, mlen) ||
+			    vg_buf_append(&key, &nul, 1) ||
+			    vg_buf_append(&key, block->tags[t]->key, strlen(block->tags[t]->key)) ||
+			    vg_buf_append(&key, &nul, 1) ||
+			    vg_buf_append(&key, block->tags[t]->value, strlen(block->tags[t]->value)))
+				continue;
+			publish_bucket(server, (const char *)key.data, key.len, block, commit, now,
+				       &frame);
 		}
 	}
 	vg_buf_release(&frame);
+	vg_buf_release(&key);
 }
 
 /* ---- requests -------------------------------------------------------- */
@@ -494,7 +566,7 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 		sub->held_tail = &sub->held;
 		sub->measurement = vg_strndup(view.select->measurement.data,
 					      view.select->measurement.len);
-		rc = sub->measurement ? 0 : VG_ENOMEM;
+		rc = sub->measurement ? make_index_key(sub) : VG_ENOMEM;
 		if (rc == 0 && view.select->interval_ns)
 			rc = vg_window_new(view.select, view.lateness_ns, &sub->window, err, sizeof err);
 		if (rc == 0)
@@ -523,7 +595,7 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 		return;
 	}
 	/* Register first: every commit published from now on reaches it. */
-	vg_sub_t **bucket = &server->sub_buckets[name_hash(sub->measurement) % SUB_BUCKETS];
+	vg_sub_t **bucket = bucket_of(server, sub->index_key, sub->index_len);
 	sub->bucket_next = *bucket;
 	*bucket = sub;
 	sub->conn_next = conn->subs;
