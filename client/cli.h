@@ -31,6 +31,8 @@ vg_client_t *cli_connect(const cli_global_t *g);
 
 int cli_write_main(const cli_global_t *g, int argc, char **argv);
 int cli_query_main(const cli_global_t *g, int argc, char **argv);
+int cli_subscribe_main(const cli_global_t *g, int argc, char **argv);
+int cli_demo_main(const cli_global_t *g, int argc, char **argv);
 int cli_shell_main(const cli_global_t *g, int argc, char **argv);
 int cli_stats_main(const cli_global_t *g, int argc, char **argv);
 

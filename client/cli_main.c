@@ -20,6 +20,8 @@ typedef struct {
 static const command_t commands[] = {
 	{"write", cli_write_main, "write InfluxDB line protocol from stdin or --file"},
 	{"query", cli_query_main, "run a statement and print its answer"},
+	{"subscribe", cli_subscribe_main, "print the rows a SELECT pushes as data arrives"},
+	{"demo", cli_demo_main, "stream a simulated hospital ward's vital signs"},
 	{"shell", cli_shell_main, "type statements at a prompt, with history"},
 	{"stats", cli_stats_main, "print the server's counters"},
 };

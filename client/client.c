@@ -493,7 +493,7 @@ static int route(vg_client_t *c, Vigil__V1__Envelope *env, uint64_t want,
 	else if ((w = find_write(c, env->id)) && !w->done)
 		rc = complete_write(c, w, env);
 	else if (c->subs && vg_subs_claim(c, c->subs, env, c->frame_bytes))
-		return 0; /* queued: the subscription owns it now */
+		return check_open(c); /* queued (owned there now); claiming may send */
 	/* else: an answer nobody waits for any more. */
 	if (!*mine)
 		vg_frame_free_envelope(env);

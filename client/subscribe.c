@@ -47,8 +47,15 @@
  * subscriptions alive, it delivers what was received before, tells every
  * subscription (VG_SUB_RESUMING), and reconnects with exponential backoff
  * (first attempt at once, then first_delay_ms doubling up to
- * max_delay_ms), at most `attempts` times; then it gives up and ends them
- * (VG_SUB_END with the last failure).
+ * max_delay_ms).  A connection that is made counts as an attempt too, and
+ * the count starts again only once the connection has proved healthy — a
+ * row delivered, or max_delay_ms up — so a server that accepts and then
+ * drops at once (a SINCE it cannot serve) is not hammered in a tight loop.
+ * After `attempts` attempts in a row it gives up and ends them
+ * (VG_SUB_END with the last failure).  Interruptions on a live connection
+ * (OVERFLOW, a full queue) back off the same way per subscription: the
+ * first resume goes at once, the next ones wait, and after `attempts`
+ * interruptions without a row delivered in between it gives up.
  *
  * Callbacks may call vg_client_unsubscribe() (of any subscription, their
  * own included), vg_client_subscribe(), queries and writes; not
@@ -100,17 +107,23 @@ typedef struct sub {
 	bool dead;           /* removed while its callback runs */
 	int pending_code;    /* a RESUMING event still to deliver, or 0 */
 	char pending_msg[VG_CLIENT_ERRSTR];
-	char *statement; /* owned */
+	int stalls;           /* interruptions on a live connection since the last row */
+	int stall_code;       /* the last one's reason */
+	int64_t resume_at_ms; /* WAIT: not before this (backoff) */
+	char *statement;      /* owned */
 	vg_subscribe_cb cb;
 	void *ctx;
 	Vigil__V1__Envelope *ok; /* owned; the SubscribeOk in force */
 	vg_result_set_t shape;   /* built from ok: tag keys, columns, no rows */
 	group_t *groups;
 	size_t ngroups, gcap;
-	size_t *slots; /* open addressing: 0 empty, else group index + 1 */
-	size_t nslots; /* 0 or a power of two, at least twice ngroups */
+	size_t *slots;  /* open addressing: 0 empty, else group index + 1 */
+	size_t nslots;  /* 0 or a power of two, at least twice ngroups */
 	bool has_since; /* the SINCE of the last resume */
 	int64_t since;
+	bool live_only; /* the server refused SINCE: resume without it */
+	int gap_code;   /* the refusal, told with the next VG_SUB_RESUMED */
+	char gap_msg[VG_CLIENT_ERRSTR];
 	uint64_t rows; /* rows delivered */
 } sub_t;
 
@@ -130,11 +143,12 @@ struct vg_subs {
 	sub_t *current;   /* whose callback is running */
 	bool dispatching; /* inside vg_client_process() */
 	int attempts, first_delay_ms, max_delay_ms;
-	bool reconnecting; /* a loss was noticed and not yet repaired */
-	int tries;
-	int64_t next_try_ms;
-	int delay_ms;
-	vg_buf_t key; /* scratch: the group key being looked up */
+	bool reconnecting;   /* a loss was noticed and not yet repaired */
+	int tries;           /* reconnection attempts since the connection was healthy */
+	int64_t next_try_ms; /* the next attempt, while reconnecting */
+	int64_t up_since_ms; /* when the current connection was reopened */
+	bool progress;       /* a row was delivered since then */
+	vg_buf_t key;        /* scratch: the group key being looked up */
 };
 
 static int64_t now_ms(void)
@@ -147,6 +161,16 @@ static int64_t now_ms(void)
 static const char *str_or_empty(const char *s)
 {
 	return s ? s : "";
+}
+
+/* The wait before retry n (n >= 1; none before the first try): the first
+ * delay, doubling, up to the maximum. */
+static int64_t backoff_ms(const vg_subs_t *s, int n)
+{
+	int64_t d = s->first_delay_ms;
+	for (int i = 1; i < n && d < s->max_delay_ms; i++)
+		d *= 2;
+	return n <= 0 ? 0 : d < s->max_delay_ms ? d : s->max_delay_ms;
 }
 
 /* ---- the table of subscriptions ------------------------------------------------- */
@@ -326,6 +350,19 @@ static int group_get(sub_t *sub, const uint8_t *key, size_t len, group_t **out)
 
 /* ---- events ---------------------------------------------------------------------- */
 
+/* Tells the server to stop the Subscribe `wire_id`, best effort: its late
+ * frames and its SubscriptionEnd are dropped as nobody's. */
+static void send_unsubscribe(vg_client_t *c, uint64_t wire_id)
+{
+	Vigil__V1__Unsubscribe un = VIGIL__V1__UNSUBSCRIBE__INIT;
+	un.subscription_id = wire_id;
+	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+	env.id = vg_client_take_id(c);
+	env.body_case = VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE;
+	env.unsubscribe = &un;
+	vg_client_send_quietly(c, &env, "unsubscribe");
+}
+
 /* Calls the subscription's callback; afterwards `sub` may be gone. */
 static void emit(vg_subs_t *s, sub_t *sub, vg_sub_event_t *ev)
 {
@@ -345,15 +382,8 @@ static void emit(vg_subs_t *s, sub_t *sub, vg_sub_event_t *ev)
 static void finish(vg_client_t *c, vg_subs_t *s, sub_t *sub, int code, const char *message,
                    bool unsubscribe)
 {
-	if (unsubscribe && sub->wire_id) {
-		Vigil__V1__Unsubscribe un = VIGIL__V1__UNSUBSCRIBE__INIT;
-		un.subscription_id = sub->wire_id;
-		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-		env.id = vg_client_take_id(c);
-		env.body_case = VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE;
-		env.unsubscribe = &un;
-		vg_client_send_quietly(c, &env, "unsubscribe");
-	}
+	if (unsubscribe && sub->wire_id)
+		send_unsubscribe(c, sub->wire_id);
 	sub_t *was = s->current;
 	s->current = sub; /* so that sub_remove() leaves it for emit() to free */
 	sub_remove(s, sub);
@@ -368,17 +398,12 @@ static void finish(vg_client_t *c, vg_subs_t *s, sub_t *sub, int code, const cha
 static void interrupt(vg_client_t *c, vg_subs_t *s, sub_t *sub, int code, const char *message)
 {
 	queue_purge(s, sub->id);
-	if (sub->wire_id) {
-		Vigil__V1__Unsubscribe un = VIGIL__V1__UNSUBSCRIBE__INIT;
-		un.subscription_id = sub->wire_id;
-		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-		env.id = vg_client_take_id(c);
-		env.body_case = VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE;
-		env.unsubscribe = &un;
-		vg_client_send_quietly(c, &env, "unsubscribe");
-	}
+	if (sub->wire_id)
+		send_unsubscribe(c, sub->wire_id);
 	sub->wire_id = 0;
 	sub->state = SUB_WAIT;
+	sub->stall_code = code;
+	sub->resume_at_ms = now_ms() + backoff_ms(s, sub->stalls++);
 	if (!sub->pending_code) {
 		sub->pending_code = code;
 		snprintf(sub->pending_msg, sizeof sub->pending_msg, "subscription %" PRIu64 ": %s",
@@ -459,13 +484,14 @@ static int adopt_shape(sub_t *sub, Vigil__V1__Envelope *ok, char *err, size_t er
 /* The set of one push: the subscription's columns, the push's group and
  * rows.  Returns 0, VG_EPROTO (err) or VG_ENOMEM; *set needs releasing
  * either way. */
-static int push_set(const sub_t *sub, const Vigil__V1__Push *push, vg_result_set_t *set,
-                    char *err, size_t errlen)
+static int push_set(const sub_t *sub, const Vigil__V1__Push *push, vg_result_set_t *set, char *err,
+                    size_t errlen)
 {
 	memset(set, 0, sizeof *set);
 	const Vigil__V1__SubscribeOk *so = sub->ok->subscribe_ok;
 	if (push->n_tags > VG_MAX_TAGS) {
-		snprintf(err, errlen, "push with %zu tags, more than %d", push->n_tags, VG_MAX_TAGS);
+		snprintf(err, errlen, "push with %zu tags, more than %d", push->n_tags,
+		         VG_MAX_TAGS);
 		return VG_EPROTO;
 	}
 	/* Keys from the push, or from SubscribeOk where the push left them
@@ -557,6 +583,8 @@ static long deliver_push(vg_client_t *c, vg_subs_t *s, sub_t *sub, const Vigil__
 	}
 	set.first_row = sub->rows;
 	sub->rows += n;
+	sub->stalls = 0;
+	s->progress = true;
 	vg_sub_event_t ev = {.kind = VG_SUB_ROWS, .set = &set, .update = push->update};
 	emit(s, sub, &ev);
 	vg_result_set_release(&set);
@@ -580,10 +608,12 @@ static long end_with_error(vg_client_t *c, vg_subs_t *s, sub_t *sub, const Vigil
  * (on a new connection when the server is shutting down). */
 static long suspend(vg_subs_t *s, sub_t *sub, const Vigil__V1__Error *e, bool reconnect)
 {
+	int code = vg_error_from_wire(e->code);
 	sub->state = SUB_WAIT;
 	sub->wire_id = 0;
 	sub->wait_reconnect = reconnect;
-	int code = vg_error_from_wire(e->code);
+	sub->stall_code = code;
+	sub->resume_at_ms = now_ms() + backoff_ms(s, sub->stalls++);
 	char msg[VG_CLIENT_ERRSTR];
 	snprintf(msg, sizeof msg, "subscription %" PRIu64 ": %s", sub->id,
 	         e->message && *e->message ? e->message : vg_strerror(code));
@@ -605,7 +635,8 @@ static long dispatch_entry(vg_client_t *c, vg_subs_t *s, entry_t e)
 	}
 	switch (env->body_case) {
 	case VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE_OK: {
-		int rc = sub->state == SUB_SENT ? adopt_shape(sub, env, err, sizeof err) : VG_EPROTO;
+		int rc =
+		    sub->state == SUB_SENT ? adopt_shape(sub, env, err, sizeof err) : VG_EPROTO;
 		if (rc == VG_ENOMEM) {
 			interrupt(c, s, sub, rc, "out of memory resuming"); /* try again */
 			break;
@@ -619,12 +650,16 @@ static long dispatch_entry(vg_client_t *c, vg_subs_t *s, entry_t e)
 		}
 		env = NULL; /* the subscription's now */
 		sub->state = SUB_ACTIVE;
-		if (sub->has_since)
-			snprintf(msg, sizeof msg, "subscription %" PRIu64 ": resumed since %" PRId64,
-			         sub->id, sub->since);
+		if (sub->gap_code)
+			snprintf(msg, sizeof msg, "%s", sub->gap_msg);
+		else if (sub->has_since)
+			snprintf(msg, sizeof msg,
+			         "subscription %" PRIu64 ": resumed since %" PRId64, sub->id,
+			         sub->since);
 		else
 			snprintf(msg, sizeof msg, "subscription %" PRIu64 ": resumed", sub->id);
-		vg_sub_event_t ev = {.kind = VG_SUB_RESUMED, .message = msg};
+		vg_sub_event_t ev = {.kind = VG_SUB_RESUMED, .code = sub->gap_code, .message = msg};
+		sub->gap_code = 0;
 		emit(s, sub, &ev);
 		events = 1;
 		break;
@@ -633,8 +668,8 @@ static long dispatch_entry(vg_client_t *c, vg_subs_t *s, entry_t e)
 		if (sub->state == SUB_ACTIVE) {
 			events = deliver_push(c, s, sub, env->push);
 		} else {
-			snprintf(msg, sizeof msg, "subscription %" PRIu64 ": push before SubscribeOk",
-			         sub->id);
+			snprintf(msg, sizeof msg,
+			         "subscription %" PRIu64 ": push before SubscribeOk", sub->id);
 			finish(c, s, sub, VG_EPROTO, msg, true);
 			events = 1;
 		}
@@ -660,6 +695,18 @@ static long dispatch_entry(vg_client_t *c, vg_subs_t *s, entry_t e)
 			sub->state = SUB_WAIT; /* RESUMING was said already */
 			sub->wire_id = 0;
 			sub->wait_reconnect = true;
+		} else if (env->error->code == VIGIL__V1__ERROR_CODE__ERROR_INVALID &&
+		           sub->has_since && !sub->live_only) {
+			/* A server that cannot replay this statement (windowed
+			 * subscriptions): go on live, and say rows may be missing. */
+			sub->live_only = true;
+			sub->state = SUB_WAIT;
+			sub->wire_id = 0;
+			sub->resume_at_ms = 0;
+			snprintf(sub->gap_msg, sizeof sub->gap_msg,
+			         "subscription %" PRIu64 ": resumed without SINCE, rows of the "
+			         "interruption may be missing (the server: %s)",
+			         sub->id, env->error->message ? env->error->message : "");
 		} else {
 			events = end_with_error(c, s, sub, env->error, false);
 		}
@@ -695,7 +742,7 @@ static long dispatch_queue(vg_client_t *c, vg_subs_t *s)
 /* Sends the Subscribe that resumes a WAITing subscription. */
 static int send_resume(vg_client_t *c, sub_t *sub)
 {
-	if (sub->ngroups) {
+	if (sub->ngroups) { /* floors even live-only: windows are not pushed twice */
 		int64_t since = INT64_MAX;
 		for (size_t i = 0; i < sub->ngroups; i++) {
 			group_t *g = &sub->groups[i];
@@ -709,7 +756,9 @@ static int send_resume(vg_client_t *c, sub_t *sub)
 	}
 	Vigil__V1__Subscribe req = VIGIL__V1__SUBSCRIBE__INIT;
 	req.statement = sub->statement;
-	req.has_since = sub->has_since;
+	req.has_since = sub->has_since && !sub->live_only;
+	if (sub->live_only)
+		sub->gap_code = VG_EINVAL; /* gap_msg still says why */
 	req.since = sub->since;
 	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
 	env.id = vg_client_take_id(c);
@@ -723,8 +772,9 @@ static int send_resume(vg_client_t *c, sub_t *sub)
 	return 0;
 }
 
-/* Delivers the RESUMING events of interrupted subscriptions, then sends
- * every resume that can go on this connection.  Returns the events. */
+/* Delivers the RESUMING events of interrupted subscriptions, ends those
+ * interrupted too often without progress, then sends every resume that
+ * is due on this connection.  Returns the events. */
 static long resume_waiting(vg_client_t *c, vg_subs_t *s)
 {
 	long events = 0;
@@ -732,20 +782,46 @@ static long resume_waiting(vg_client_t *c, vg_subs_t *s)
 		again = false;
 		for (size_t i = 0; i < s->nsubs && !again; i++) {
 			sub_t *sub = s->subs[i];
-			if (!sub->pending_code)
-				continue;
-			vg_sub_event_t ev = {.kind = VG_SUB_RESUMING, .code = sub->pending_code,
-			                     .message = sub->pending_msg};
-			sub->pending_code = 0;
-			emit(s, sub, &ev); /* may change the table: look again */
-			events++;
-			again = true;
+			if (sub->pending_code) {
+				vg_sub_event_t ev = {.kind = VG_SUB_RESUMING,
+				                     .code = sub->pending_code,
+				                     .message = sub->pending_msg};
+				sub->pending_code = 0;
+				emit(s, sub, &ev); /* may change the table: look again */
+				events++;
+				again = true;
+			} else if (sub->state == SUB_WAIT && s->attempts >= 0 &&
+			           sub->stalls > s->attempts) {
+				char msg[VG_CLIENT_ERRSTR];
+				snprintf(msg, sizeof msg,
+				         "subscription %" PRIu64 ": gave up after %d interruptions "
+				         "without a row delivered (the last: %s)",
+				         sub->id, sub->stalls, vg_strerror(sub->stall_code));
+				finish(c, s, sub, sub->stall_code, msg, false);
+				events++;
+				again = true;
+			}
 		}
 	}
-	for (size_t i = 0; i < s->nsubs && !vg_client_is_closed(c); i++)
-		if (s->subs[i]->state == SUB_WAIT && !s->subs[i]->wait_reconnect)
-			send_resume(c, s->subs[i]); /* a failure closed the connection */
+	int64_t now = now_ms();
+	for (size_t i = 0; i < s->nsubs && !vg_client_is_closed(c); i++) {
+		sub_t *sub = s->subs[i];
+		if (sub->state == SUB_WAIT && !sub->wait_reconnect && now >= sub->resume_at_ms)
+			send_resume(c, sub); /* a failure closed the connection */
+	}
 	return events;
+}
+
+/* When the next resume on this connection is due; INT64_MAX if none. */
+static int64_t next_resume_ms(const vg_subs_t *s)
+{
+	int64_t at = INT64_MAX;
+	for (size_t i = 0; i < s->nsubs; i++) {
+		const sub_t *sub = s->subs[i];
+		if (sub->state == SUB_WAIT && !sub->wait_reconnect && sub->resume_at_ms < at)
+			at = sub->resume_at_ms;
+	}
+	return at;
 }
 
 /* Ends every subscription with the failure that stopped reconnection. */
@@ -776,14 +852,14 @@ static int handle_loss(vg_client_t *c, vg_subs_t *s, long *events)
 		char why[VG_CLIENT_ERRSTR];
 		snprintf(why, sizeof why, "%s", reason);
 		s->reconnecting = true;
-		s->tries = 0;
-		s->next_try_ms = now_ms();
-		s->delay_ms = s->first_delay_ms;
+		/* At once after a healthy connection; else the backoff goes on. */
+		s->next_try_ms = now_ms() + backoff_ms(s, s->tries);
 		for (bool again = true; again;) {
 			again = false;
 			for (size_t i = 0; i < s->nsubs && !again; i++) {
 				sub_t *sub = s->subs[i];
 				sub->wait_reconnect = false;
+				sub->resume_at_ms = 0; /* the reconnection's backoff is enough */
 				if (sub->state == SUB_WAIT)
 					continue;
 				sub->state = SUB_WAIT;
@@ -798,29 +874,33 @@ static int handle_loss(vg_client_t *c, vg_subs_t *s, long *events)
 	}
 	if (!s->nsubs) {
 		s->reconnecting = false;
-		return vg_client_set_error(c, code, "%s", reason);
+		return vg_client_set_error(c, VG_ECLOSED, "%s", reason);
 	}
-	if (s->attempts == 0) {
-		*events += give_up(c, s, code, reason);
-		return code;
+	if (s->attempts >= 0 && s->tries >= s->attempts) {
+		char why[VG_CLIENT_ERRSTR];
+		snprintf(why, sizeof why, "%s", reason);
+		*events += give_up(c, s, code, why);
+		return vg_client_set_error(c, code, "gave up reconnecting after %d attempts: %s",
+		                           s->tries, why);
 	}
 	if (now_ms() < s->next_try_ms)
 		return 1;
 	int rc = vg_client_reopen(c);
+	s->tries++;
 	if (!rc) {
 		s->reconnecting = false;
+		s->up_since_ms = now_ms();
+		s->progress = false;
 		return 0;
 	}
-	s->tries++;
-	if (s->attempts > 0 && s->tries >= s->attempts) {
+	if (s->attempts >= 0 && s->tries >= s->attempts) {
 		char why[VG_CLIENT_ERRSTR];
 		snprintf(why, sizeof why, "%s", vg_client_errstr(c));
 		*events += give_up(c, s, rc, why);
 		return vg_client_set_error(c, rc, "gave up reconnecting after %d attempts: %s",
 		                           s->tries, why);
 	}
-	s->next_try_ms = now_ms() + s->delay_ms;
-	s->delay_ms = s->delay_ms > s->max_delay_ms / 2 ? s->max_delay_ms : s->delay_ms * 2;
+	s->next_try_ms = now_ms() + backoff_ms(s, s->tries);
 	return 1;
 }
 
@@ -848,7 +928,8 @@ static int process(vg_client_t *c, vg_subs_t *s, int64_t deadline, long *events)
 				int64_t wake = s->next_try_ms, now = now_ms();
 				if (deadline >= 0 && deadline < wake)
 					wake = deadline;
-				if (wake > now && poll(NULL, 0, (int)(wake - now)) < 0 && errno == EINTR)
+				if (wake > now && poll(NULL, 0, (int)(wake - now)) < 0 &&
+				    errno == EINTR)
 					return 0;
 				if (deadline >= 0 && now_ms() >= deadline)
 					return 0;
@@ -856,15 +937,21 @@ static int process(vg_client_t *c, vg_subs_t *s, int64_t deadline, long *events)
 			}
 		}
 		if (s) {
+			/* A reconnection proved healthy: the backoff starts over. */
+			if (s->tries &&
+			    (s->progress || now_ms() - s->up_since_ms >= s->max_delay_ms))
+				s->tries = 0;
 			*events += resume_waiting(c, s);
 			if (vg_client_is_closed(c))
 				continue; /* sending a resume failed: reconnect */
 		}
-		int wait = -1;
-		if (deadline >= 0) {
-			int64_t left = deadline - now_ms();
-			wait = left <= 0 ? 0 : left > INT_MAX ? INT_MAX : (int)left;
-		}
+		int64_t now = now_ms(), resume = s ? next_resume_ms(s) : INT64_MAX, wake = resume;
+		if (deadline >= 0 && deadline < wake)
+			wake = deadline;
+		int wait = wake == INT64_MAX      ? -1
+		           : wake <= now          ? 0
+		           : wake - now > INT_MAX ? INT_MAX
+		                                  : (int)(wake - now);
 		rc = vg_client_receive(c, wait);
 		for (int reads = 0; rc == 1 && reads < MAX_READS_PER_CALL; reads++) {
 			if (s)
@@ -875,8 +962,14 @@ static int process(vg_client_t *c, vg_subs_t *s, int64_t deadline, long *events)
 			*events += dispatch_queue(c, s);
 		if (rc < 0 && vg_client_is_closed(c) && s && s->nsubs)
 			continue; /* lost: resume (the loop returns when the time is up) */
-		if (rc >= 0 && s && !vg_client_is_closed(c))
+		if (rc >= 0 && s && !vg_client_is_closed(c)) {
+			/* Nothing arrived, but the wait ended for a resume: send it
+			 * and wait on (a signal ends the wait before that). */
+			if (rc == 0 && resume != INT64_MAX && now_ms() >= resume &&
+			    (deadline < 0 || now_ms() < deadline))
+				continue;
 			*events += resume_waiting(c, s); /* an OVERFLOW just delivered */
+		}
 		return rc < 0 ? rc : 0;
 	}
 }
@@ -910,7 +1003,8 @@ int vg_client_subscribe(vg_client_t *c, const char *statement, vg_subscribe_cb c
 	if (!c)
 		return VG_EINVAL;
 	if (!statement || !cb || !sub_id)
-		return vg_client_set_error(c, VG_EINVAL, "the statement, callback or id pointer is NULL");
+		return vg_client_set_error(c, VG_EINVAL,
+		                           "the statement, callback or id pointer is NULL");
 	const char *reason;
 	int rc = vg_client_closed_code(c, &reason);
 	if (rc)
@@ -966,15 +1060,8 @@ int vg_client_subscribe(vg_client_t *c, const char *statement, vg_subscribe_cb c
 	}
 	vg_frame_free_envelope(ok);
 	if (rc) {
-		if (server_has_it && rc != VG_ECLOSED) {
-			Vigil__V1__Unsubscribe un = VIGIL__V1__UNSUBSCRIBE__INIT;
-			un.subscription_id = env.id;
-			Vigil__V1__Envelope u = VIGIL__V1__ENVELOPE__INIT;
-			u.id = vg_client_take_id(c);
-			u.body_case = VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE;
-			u.unsubscribe = &un;
-			vg_client_send_quietly(c, &u, "unsubscribe");
-		}
+		if (server_has_it && rc != VG_ECLOSED)
+			send_unsubscribe(c, env.id);
 		sub_free(sub);
 		return rc;
 	}
@@ -993,15 +1080,8 @@ int vg_client_unsubscribe(vg_client_t *c, uint64_t sub_id)
 	sub_t *sub = find_sub(s, sub_id);
 	if (!sub)
 		return vg_client_set_error(c, VG_ENOTFOUND, "no subscription %" PRIu64, sub_id);
-	if (sub->wire_id) {
-		Vigil__V1__Unsubscribe un = VIGIL__V1__UNSUBSCRIBE__INIT;
-		un.subscription_id = sub->wire_id;
-		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-		env.id = vg_client_take_id(c);
-		env.body_case = VIGIL__V1__ENVELOPE__BODY_UNSUBSCRIBE;
-		env.unsubscribe = &un;
-		vg_client_send_quietly(c, &env, "unsubscribe");
-	}
+	if (sub->wire_id)
+		send_unsubscribe(c, sub->wire_id);
 	sub_remove(s, sub);
 	return 0;
 }
@@ -1031,12 +1111,11 @@ bool vg_client_has_queued(const vg_client_t *c)
 		return false;
 	if (s->qlen)
 		return true;
-	for (size_t i = 0; i < s->nsubs; i++) {
-		const sub_t *sub = s->subs[i];
-		if (sub->pending_code ||
-		    (sub->state == SUB_WAIT && !sub->wait_reconnect && !vg_client_is_closed(c)))
+	if (s->nsubs && next_resume_ms(s) <= now_ms() && !vg_client_is_closed(c))
+		return true;
+	for (size_t i = 0; i < s->nsubs; i++)
+		if (s->subs[i]->pending_code)
 			return true;
-	}
 	return false;
 }
 

@@ -154,7 +154,8 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 		atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
 		ev_io_start(server->loop, &conn->write_watcher);
 	}
-	if (before >= VG_OUTPUT_HIGH_WATER && atomic_load(&conn->out_len) < VG_OUTPUT_HIGH_WATER)
+	size_t high = vg_output_high_water(&server->config);
+	if (before >= high && atomic_load(&conn->out_len) < high)
 		vg_workers_signal_drained(server);
 }
 

@@ -30,8 +30,23 @@
 
 #define container_of(ptr, type, member) ((type *)((char *)(ptr)-offsetof(type, member)))
 
-/* A worker pauses when its connection holds more unsent output than this. */
+/* A worker pauses when its connection holds more unsent output than the
+ * high water mark, and hands frames over in chunks; both are cut down for a
+ * small --max-output so that a statement's output never passes the bound
+ * (which is only for clients that do not read). */
 #define VG_OUTPUT_HIGH_WATER (4u << 20)
+#define VG_OUTPUT_CHUNK (256u << 10)
+
+static inline size_t vg_output_high_water(const vg_server_config_t *config)
+{
+	return config->max_output / 2 < VG_OUTPUT_HIGH_WATER ? config->max_output / 2
+							     : VG_OUTPUT_HIGH_WATER;
+}
+
+static inline size_t vg_output_chunk(const vg_server_config_t *config)
+{
+	return config->max_output / 4 < VG_OUTPUT_CHUNK ? config->max_output / 4 : VG_OUTPUT_CHUNK;
+}
 
 typedef struct vg_conn vg_conn_t;
 typedef struct vg_query_job vg_query_job_t;

@@ -4,9 +4,9 @@
  * The loop queues a job per Query request.  A worker parses and executes
  * it (query/vg_query.h) with a sink that encodes each result set and block
  * of rows straight into protocol frames in a local buffer; whenever that
- * buffer passes VG_OUTPUT_CHUNK it is handed to the loop (ev_async), which
+ * buffer passes vg_output_chunk() it is handed to the loop (ev_async), which
  * appends it to the connection's output.  So a huge result never sits in
- * memory whole: while the connection holds more than VG_OUTPUT_HIGH_WATER
+ * memory whole: while the connection holds more than vg_output_high_water()
  * unsent bytes the worker waits, and a closed connection or a Cancel stops
  * the statement at its next block.
  *
@@ -24,7 +24,6 @@
 #include <string.h>
 #include <time.h>
 
-#define VG_OUTPUT_CHUNK (256u << 10)
 #define VG_ROWS_PER_BLOCK 1024
 
 static void on_output(struct ev_loop *loop, ev_async *w, int revents);
@@ -62,7 +61,8 @@ static int wait_for_room(job_sink_t *s)
 	vg_workers_t *w = &s->server->workers;
 	vg_conn_t *conn = s->job->conn;
 	pthread_mutex_lock(&w->lock);
-	while (atomic_load(&conn->out_len) >= VG_OUTPUT_HIGH_WATER &&
+	size_t high = vg_output_high_water(&s->server->config);
+	while (atomic_load(&conn->out_len) >= high &&
 	       !atomic_load(&conn->closed) && !atomic_load(&s->job->cancel) && !w->stopping) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -87,7 +87,7 @@ static int wait_for_room(job_sink_t *s)
 
 static int maybe_flush(job_sink_t *s)
 {
-	if (s->frames.len < VG_OUTPUT_CHUNK)
+	if (s->frames.len < vg_output_chunk(&s->server->config))
 		return 0;
 	int rc = hand_over(s, false);
 	return rc ? rc : wait_for_room(s);

@@ -452,20 +452,24 @@ const char *vg_result_string(const vg_result_set_t *s, size_t row, size_t col);
  * Event loops.  Poll vg_client_fd() for input and call
  * vg_client_process(c, 0) when it is readable, and also whenever
  * vg_client_has_queued() is true (after other calls, which may have read
- * and queued rows without the descriptor showing it).  While the
- * connection is down (vg_client_fd() is -1) and subscriptions are being
- * resumed, call vg_client_process() with a timeout, or on a timer (every
- * 100 ms is plenty): it sleeps at most that long and reconnects when the
- * backoff allows.  The descriptor changes after a reconnection.  A simple
- * program just loops on vg_client_process(c, 1000).
+ * and queued rows without the descriptor showing it).  While
+ * subscriptions are being resumed — the connection is down (vg_client_fd()
+ * is -1), or a subscription backs off after repeated overflows — also call
+ * it on a timer (every 100 ms is plenty): it reconnects and resubscribes
+ * when the backoff allows.  The descriptor changes after a reconnection.
+ * A simple program just loops on vg_client_process(c, 1000), which does
+ * all of this by itself.
  *
  * Resume.  When the connection is lost, vg_client_process() reconnects the
  * client to the same address (first attempt at once, then after 100 ms,
- * doubling up to 5 s; 20 attempts; see vg_client_set_reconnect()) and
- * subscribes again with SINCE the latest row time it delivered; the same
- * happens, on the same connection, when the server ends a subscription
- * because the client read too slowly (OVERFLOW), or when rows cannot be
- * queued (vg_client_set_queue_limit(), out of memory).  The application
+ * doubling up to 5 s; see vg_client_set_reconnect()) and subscribes again
+ * with SINCE the latest row time it delivered; the same happens, on the
+ * same connection, when the server ends a subscription because the client
+ * read too slowly (OVERFLOW), or when rows cannot be queued
+ * (vg_client_set_queue_limit(), out of memory).  Resuming is bounded:
+ * after 20 reconnection attempts, or 20 resumes of one subscription, in a
+ * row with no row delivered in between (nor, for a connection, 5 s of it
+ * staying up), it gives up.  The application
  * sees neither a gap nor a duplicate: the library remembers, per group
  * (GROUP BY tag values), the latest time it delivered, resumes SINCE the
  * earliest of those, and drops the rows of each group at or before that
@@ -480,6 +484,10 @@ const char *vg_result_string(const vg_result_set_t *s, size_t row, size_t col);
  *  - a subscription that had delivered no row resumes with the statement's
  *    own SINCE (or none: then points written while it was interrupted are
  *    not pushed);
+ *  - a server that refuses SINCE for the statement (windowed
+ *    subscriptions, today) gets it again without SINCE: the resume then
+ *    says so (VG_SUB_RESUMED with code VG_EINVAL), and rows of the
+ *    interruption may be missing;
  *  - a group that had delivered no row before the interruption gets its
  *    rows from the earliest time of the other groups on: if the
  *    connection is lost while the server is still sending the stored rows
@@ -499,7 +507,8 @@ typedef enum vg_sub_event_kind {
 	VG_SUB_ROWS = 1,     /* rows pushed: `set` holds them, `update` marks corrections */
 	VG_SUB_RESUMING = 2, /* interrupted (connection lost, overflow); being resumed.
 	                      * May come again before VG_SUB_RESUMED. */
-	VG_SUB_RESUMED = 3,  /* subscribed again; rows continue without gap or duplicate */
+	VG_SUB_RESUMED = 3,  /* subscribed again; rows continue without gap or duplicate
+	                      * (unless `code` says otherwise) */
 	VG_SUB_END = 4,      /* ended for good; the last event of the subscription */
 } vg_sub_event_kind_t;
 
@@ -518,8 +527,12 @@ typedef struct vg_sub_event {
 	 * time and tags (a window corrected by a late point). */
 	bool update;
 	/* VG_SUB_RESUMING: why (VG_ECLOSED or a connection error, VG_EOVERFLOW,
-	 * VG_ENOMEM).  VG_SUB_END: 0 when the server ended it cleanly, else
-	 * the error (the server's, or the last reconnection failure). */
+	 * VG_ENOMEM).  VG_SUB_RESUMED: 0; or VG_EINVAL when the server cannot
+	 * replay this statement with SINCE (windowed subscriptions, today), so
+	 * it was resumed live only and rows of the interruption may be missing
+	 * (none is delivered twice).  VG_SUB_END: 0 when the server ended it
+	 * cleanly, else the error (the server's, or the last reconnection
+	 * failure). */
 	int code;
 	/* Detail for people, never NULL ("" if none). */
 	const char *message;
@@ -603,16 +616,23 @@ int vg_client_fd(const vg_client_t *c);
 int vg_client_process(vg_client_t *c, int timeout_ms);
 
 /* True when vg_client_process(c, 0) has work it can do without new input:
- * rows queued by other calls, frames already read, a resume to send.
+ * rows queued by other calls, frames already read, a resume that is due.
  * Check it after other calls before waiting on vg_client_fd(). */
 bool vg_client_has_queued(const vg_client_t *c);
 
 /*
- * Sets how vg_client_process() reconnects a lost connection that carries
- * subscriptions: at most `attempts` attempts (0: never — subscriptions
- * end at once with the connection's error; negative: without limit), the
- * first at once, then after first_delay_ms, doubling up to max_delay_ms.
- * The defaults are 20, 100 and 5000.  Returns 0; VG_EINVAL unless
+ * Sets how vg_client_process() resumes subscriptions.  A lost connection
+ * is reconnected at once, then after first_delay_ms, doubling up to
+ * max_delay_ms between attempts.  A connection that is made but lost again
+ * before it proves healthy (a row delivered, or max_delay_ms up) counts
+ * as a failed attempt, so a server that accepts and drops at once is not
+ * hammered.  After `attempts` attempts in a row every subscription ends
+ * (VG_SUB_END with the last failure).  A subscription interrupted on a
+ * live connection (OVERFLOW, a full queue) resumes at once the first
+ * time, then with the same backoff, and ends after `attempts + 1`
+ * interruptions in a row with no row delivered in between.  attempts 0:
+ * never resume — subscriptions end at once; negative: without limit.  The
+ * defaults are 20, 100 and 5000.  Returns 0; VG_EINVAL unless
  * 1 <= first_delay_ms <= max_delay_ms; VG_ENOMEM.
  */
 int vg_client_set_reconnect(vg_client_t *c, int attempts, int first_delay_ms, int max_delay_ms);

@@ -460,3 +460,43 @@ Test(subscribe, lateness_delays_closing_and_the_wall_clock_closes_idle_windows)
 	vg_buf_release(&in);
 	vg_buf_release(&win);
 }
+
+Test(subscribe, a_since_replay_larger_than_the_output_bound_is_paced_not_dropped)
+{
+	int sub = vg_test_connect(srv.port), ward = vg_test_connect(srv.port);
+	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
+	vg_test_hello(sub, &in);
+	vg_test_hello(ward, &win);
+	/* 40,960 stored rows: ~650 KB of pushes against --max-output 64 KB. */
+	static int64_t t[1024];
+	static double hr[1024];
+	for (int w = 0; w < 40; w++) {
+		for (int i = 0; i < 1024; i++) {
+			t[i] = (int64_t)w * 1024 + i + 1;
+			hr[i] = 70;
+		}
+		write_hr(ward, &win, (uint64_t)w + 1, "p009", t, hr, 1024);
+	}
+	send_subscribe(sub, 4, "SUBSCRIBE SELECT heart_rate, spo2 FROM vitals SINCE 0", false, 0);
+	expect_subscribe_ok(sub, &in, 4);
+	size_t total = 0;
+	int64_t last = 0;
+	while (total < 40 * 1024) {
+		Vigil__V1__Envelope *env = vg_test_recv(sub, &in);
+		cr_assert_not_null(env, "connection closed after %zu rows", total);
+		cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_PUSH, "body %d after %zu rows",
+			     env->body_case, total);
+		for (size_t i = 0; i < env->push->rows->n_times; i++) {
+			cr_assert_gt(env->push->rows->times[i], last);
+			last = env->push->rows->times[i];
+		}
+		total += env->push->rows->n_times;
+		vg_frame_free_envelope(env);
+	}
+	cr_assert_eq(total, 40 * 1024);
+	cr_assert(nothing_pending(sub, 100));
+	close(sub);
+	close(ward);
+	vg_buf_release(&in);
+	vg_buf_release(&win);
+}
