@@ -249,7 +249,9 @@ int vg_emit_end(vg_emit_t *e)
 
 static int exec_select(vg_exec_t *x)
 {
-	const vg_select_t *sel = &x->st->select;
+	const vg_select_t *sel = x->opts.select_only && x->opts.select_override
+					 ? x->opts.select_override
+					 : &x->st->select;
 	int code = vg_store_read_begin(x->store, &x->txn);
 	if (code)
 		return vg_query_error_set(x->err, code, "cannot begin a read transaction: %s",

@@ -393,6 +393,10 @@ typedef struct vg_exec_options {
 			      * window of it), limited to [range_t0, range_t1) */
 	int64_t range_t0;    /* init: INT64_MIN */
 	int64_t range_t1;    /* init: INT64_MAX */
+	const vg_select_t *select_override; /* with select_only: run this view
+				* instead of the statement's own SELECT (e.g.
+				* the raw fields of an aggregate one); its
+				* pointers must stay valid during the call */
 } vg_exec_options_t;
 
 /* Fills `opts` with the defaults (now_ns = CLOCK_REALTIME now). */

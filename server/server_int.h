@@ -238,6 +238,11 @@ void vg_subs_conn_closed(vg_conn_t *conn);
 vg_conn_t *vg_sub_conn(const vg_sub_t *sub);
 uint64_t vg_sub_id(const vg_sub_t *sub);
 const vg_statement_t *vg_sub_statement(const vg_sub_t *sub);
+/* A windowed subscription's raw SELECT (its fields, GROUP BY *) for the
+ * SINCE replay; NULL for raw subscriptions. */
+const vg_select_t *vg_sub_raw_select(const vg_sub_t *sub);
+/* Folds replayed points (Write frames) into a windowed subscription. */
+void vg_subs_history_points(vg_sub_t *sub, const vg_buf_t *frames);
 
 /* conn.c */
 void vg_conn_accept(vg_server_t *server, int fd, const char *peer);

@@ -55,6 +55,8 @@ struct vg_sub {
 	size_t nfields;
 	char **fields;             /* selected fields, in column order */
 	vg_window_state_t *window; /* GROUP BY time(...): windowed */
+	vg_select_t raw_select;    /* windowed: its fields raw, GROUP BY * */
+	vg_select_column_t *raw_columns;
 	bool history;              /* the stored part is still running */
 	uint64_t snapshot;         /* its snapshot's commit number */
 	vg_held_push_t *held, **held_tail;
@@ -142,6 +144,7 @@ static void sub_free(vg_sub_t *sub)
 {
 	held_free(sub);
 	vg_window_free(sub->window);
+	vg_free(sub->raw_columns);
 	for (size_t i = 0; i < sub->nfields; i++)
 		vg_free(sub->fields[i]);
 	vg_free(sub->fields);
@@ -349,8 +352,22 @@ static void publish_bucket(vg_server_t *server, const char *key, size_t len,
 			continue;
 		}
 		vg_buf_clear(frame);
-		int rc = sub->window ? vg_window_add_block(sub->window, sub->id, block, now, frame)
-				     : build_push(sub, block, now, frame);
+		int rc;
+		if (sub->window && sub->history) {
+			/* Held as the raw block until the replay is done. */
+			Vigil__V1__WriteBlock *bp[] = {(Vigil__V1__WriteBlock *)block};
+			Vigil__V1__Write write = VIGIL__V1__WRITE__INIT;
+			write.n_blocks = 1;
+			write.blocks = bp;
+			Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+			env.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+			env.write = &write;
+			rc = vg_frame_append(frame, &env);
+		} else if (sub->window) {
+			rc = vg_window_add_block(sub->window, sub->id, block, now, frame);
+		} else {
+			rc = build_push(sub, block, now, frame);
+		}
 		if (rc != 0) {
 			end_sub(sub, VG_ENOMEM, "out of memory building a push");
 		} else if (frame->len && sub->history) {
@@ -400,6 +417,71 @@ void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_
 }
 
 /* ---- requests -------------------------------------------------------- */
+
+/* The SELECT a windowed subscription replays for SINCE: its aggregates'
+ * fields as raw columns, the same WHERE, every tag. */
+static int make_raw_select(vg_sub_t *sub)
+{
+	const vg_select_t *sel = sub->select;
+	sub->raw_columns = vg_calloc(sel->ncolumns, sizeof *sub->raw_columns);
+	if (!sub->raw_columns)
+		return VG_ENOMEM;
+	for (size_t c = 0; c < sel->ncolumns; c++) {
+		vg_select_column_t *col = &sub->raw_columns[c];
+		col->agg = VG_AGG_NONE;
+		col->field = sel->columns[c].field;
+		col->name = sel->columns[c].field;
+	}
+	vg_select_t *raw = &sub->raw_select;
+	*raw = *sel;
+	raw->columns = sub->raw_columns;
+	raw->aggregate = false;
+	raw->interval_ns = 0;
+	raw->offset_ns = 0;
+	raw->group_tags = NULL;
+	raw->ngroup_tags = 0;
+	raw->group_all_tags = true;
+	raw->fill = VG_FILL_NONE;
+	raw->order_desc = false;
+	raw->limit = 0;
+	return 0;
+}
+
+const vg_select_t *vg_sub_raw_select(const vg_sub_t *sub)
+{
+	return sub->window ? &sub->raw_select : NULL;
+}
+
+/* Feeds one Write's blocks into a windowed subscription and delivers what
+ * closes. */
+static void window_feed(vg_sub_t *sub, const Vigil__V1__Write *write, vg_buf_t *frame)
+{
+	int64_t now = vg_now_ns();
+	for (size_t b = 0; b < write->n_blocks && sub->conn; b++) {
+		vg_buf_clear(frame);
+		if (vg_window_add_block(sub->window, sub->id, write->blocks[b], now, frame) != 0)
+			end_sub(sub, VG_ENOMEM, "out of memory folding points into windows");
+		else if (frame->len)
+			deliver(sub, frame);
+	}
+}
+
+void vg_subs_history_points(vg_sub_t *sub, const vg_buf_t *frames)
+{
+	vg_buf_t frame = VG_BUF_INIT;
+	size_t off = 0;
+	while (off < frames->len && sub->conn) {
+		Vigil__V1__Envelope *env = NULL;
+		size_t used = 0;
+		if (vg_frame_parse(frames->data + off, frames->len - off, SIZE_MAX, &env, &used) != 0)
+			break;
+		off += used;
+		if (env->body_case == VIGIL__V1__ENVELOPE__BODY_WRITE)
+			window_feed(sub, env->write, &frame);
+		vg_frame_free_envelope(env);
+	}
+	vg_buf_release(&frame);
+}
 
 static int send_subscribe_ok(vg_sub_t *sub)
 {
@@ -548,12 +630,6 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 				   "an aggregate subscription needs GROUP BY time(<interval>)", false);
 		return;
 	}
-	if (view.select->interval_ns && view.has_since) {
-		vg_query_free(st);
-		vg_conn_send_error(conn, id, VG_EINVAL,
-				   "SINCE is not available yet for windowed subscriptions", false);
-		return;
-	}
 	vg_sub_t *sub = vg_calloc(1, sizeof *sub);
 	char err[256] = "out of memory";
 	rc = sub ? 0 : VG_ENOMEM;
@@ -569,15 +645,13 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 		rc = sub->measurement ? make_index_key(sub) : VG_ENOMEM;
 		if (rc == 0 && view.select->interval_ns)
 			rc = vg_window_new(view.select, view.lateness_ns, &sub->window, err, sizeof err);
+		if (rc == 0 && sub->window)
+			rc = make_raw_select(sub);
 		if (rc == 0)
 			rc = resolve_fields(server, sub, err, sizeof err);
 	}
 	int64_t since = INT64_MIN;
 	bool has_since = req->has_since || view.has_since;
-	if (rc == 0 && sub->window && req->has_since) {
-		snprintf(err, sizeof err, "SINCE is not available yet for windowed subscriptions");
-		rc = VG_EINVAL;
-	}
 	if (rc == 0 && has_since) {
 		if (req->has_since)
 			since = req->since;
@@ -618,7 +692,6 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 
 void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *message)
 {
-	sub->history = false;
 	if (!sub->conn) {
 		/* Ended (unsubscribed, overflowed, or its connection closed)
 		 * while the stored part ran. */
@@ -626,6 +699,7 @@ void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *
 		return;
 	}
 	if (rc) {
+		sub->history = false;
 		end_sub(sub, rc, message);
 		return;
 	}
@@ -633,15 +707,19 @@ void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *
 	vg_held_push_t *h = sub->held;
 	sub->held = NULL;
 	sub->held_tail = &sub->held;
-	while (h) {
+	/* Still marked as replaying while the held pushes go out, so that an
+	 * overflow meanwhile only detaches the subscription (freed below). */
+	for (; h && sub->conn; ) {
 		vg_held_push_t *next = h->next;
-		if (h->commit > snapshot && sub->conn)
-			deliver(sub, &h->frame);
+		if (h->commit > snapshot) {
+			if (sub->window)
+				vg_subs_history_points(sub, &h->frame);
+			else
+				deliver(sub, &h->frame);
+		}
 		vg_buf_release(&h->frame);
 		vg_free(h);
 		h = next;
-		if (!sub->conn) /* overflowed while flushing: ended */
-			break;
 	}
 	while (h) {
 		vg_held_push_t *next = h->next;
@@ -649,6 +727,9 @@ void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *
 		vg_free(h);
 		h = next;
 	}
+	sub->history = false;
+	if (!sub->conn)
+		sub_free(sub);
 }
 
 void vg_subs_tick(vg_server_t *server)
@@ -661,7 +742,7 @@ void vg_subs_tick(vg_server_t *server)
 		vg_sub_t *sub = server->sub_buckets[b];
 		while (sub) {
 			vg_sub_t *next = sub->bucket_next;
-			if (sub->window) {
+			if (sub->window && !sub->history) {
 				vg_buf_clear(&frame);
 				if (vg_window_tick(sub->window, sub->id, now, &frame) != 0)
 					end_sub(sub, VG_ENOMEM, "out of memory closing windows");

@@ -302,6 +302,63 @@ static int history_rows(void *ctx, const int64_t *times, const vg_result_column_
 	return rc;
 }
 
+/* Windowed subscriptions replay raw points: each block of rows becomes a
+ * Write frame (one block per column, non-empty cells only) that the loop
+ * feeds into the subscription's windows, exactly as live writes are. */
+static int history_raw_rows(void *ctx, const int64_t *times, const vg_result_column_t *cols,
+			    size_t ncols, size_t nrows)
+{
+	history_sink_t *h = ctx;
+	const vg_select_t *raw = vg_sub_raw_select(h->base.job->sub);
+	int64_t *t = vg_malloc((nrows ? nrows : 1) * sizeof *t);
+	double *v = vg_malloc((nrows ? nrows : 1) * sizeof *v);
+	int rc = t && v ? 0 : VG_ENOMEM;
+	char *measurement = vg_strndup(raw->measurement.data, raw->measurement.len);
+	if (!measurement)
+		rc = VG_ENOMEM;
+	for (size_t c = 0; rc == 0 && c < ncols; c++) {
+		size_t n = 0;
+		for (size_t r = 0; r < nrows; r++)
+			if (!cols[c].nulls || !(cols[c].nulls[r / 8] & (1u << (r % 8)))) {
+				t[n] = times[r];
+				v[n++] = cols[c].floats[r];
+			}
+		if (n == 0)
+			continue;
+		char *field = vg_strndup(raw->columns[c].field.data, raw->columns[c].field.len);
+		if (!field) {
+			rc = VG_ENOMEM;
+			break;
+		}
+		Vigil__V1__WriteField wf = VIGIL__V1__WRITE_FIELD__INIT;
+		wf.name = field;
+		wf.n_values = n;
+		wf.values = v;
+		Vigil__V1__WriteField *wfp[] = {&wf};
+		Vigil__V1__WriteBlock block = VIGIL__V1__WRITE_BLOCK__INIT;
+		block.measurement = measurement;
+		block.n_tags = h->ntags;
+		block.tags = h->tagp;
+		block.n_times = n;
+		block.times = t;
+		block.n_fields = 1;
+		block.fields = wfp;
+		Vigil__V1__WriteBlock *bp[] = {&block};
+		Vigil__V1__Write write = VIGIL__V1__WRITE__INIT;
+		write.n_blocks = 1;
+		write.blocks = bp;
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+		env.write = &write;
+		rc = append(&h->base, &env);
+		vg_free(field);
+	}
+	vg_free(measurement);
+	vg_free(t);
+	vg_free(v);
+	return rc;
+}
+
 static void run_history(vg_server_t *server, vg_query_job_t *job)
 {
 	history_sink_t h;
@@ -314,7 +371,9 @@ static void run_history(vg_server_t *server, vg_query_job_t *job)
 	opts.max_rows = VG_ROWS_PER_BLOCK;
 	opts.select_only = true;
 	opts.range_t0 = job->since;
-	vg_result_sink_t sink = {history_begin_set, history_rows, &h};
+	opts.select_override = vg_sub_raw_select(job->sub);
+	vg_result_sink_t sink = {history_begin_set,
+				 opts.select_override ? history_raw_rows : history_rows, &h};
 	vg_exec_stats_t stats;
 	vg_query_error_t qerr;
 	memset(&qerr, 0, sizeof qerr);
@@ -546,8 +605,13 @@ static void on_output(struct ev_loop *loop, ev_async *a, int revents)
 		list = out->next;
 		vg_query_job_t *job = out->job;
 		vg_conn_t *conn = job->conn;
-		/* A subscription ended meanwhile sends nothing more. */
-		if (!job->sub || vg_sub_conn(job->sub))
+		/* A subscription ended meanwhile sends nothing more; a windowed
+		 * one folds the replayed points into its windows. */
+		if (!job->sub)
+			vg_conn_send(conn, &out->frames);
+		else if (vg_sub_conn(job->sub) && vg_sub_raw_select(job->sub))
+			vg_subs_history_points(job->sub, &out->frames);
+		else if (vg_sub_conn(job->sub))
 			vg_conn_send(conn, &out->frames);
 		if (out->last && job->sub)
 			vg_subs_history_done(job->sub, out->snapshot, out->result, out->message);

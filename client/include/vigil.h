@@ -484,8 +484,8 @@ const char *vg_result_string(const vg_result_set_t *s, size_t row, size_t col);
  *  - a subscription that had delivered no row resumes with the statement's
  *    own SINCE (or none: then points written while it was interrupted are
  *    not pushed);
- *  - a server that refuses SINCE for the statement (windowed
- *    subscriptions, today) gets it again without SINCE: the resume then
+ *  - a server that refuses SINCE for the statement (older servers did for
+ *    windowed subscriptions) gets it again without SINCE: the resume then
  *    says so (VG_SUB_RESUMED with code VG_EINVAL), and rows of the
  *    interruption may be missing;
  *  - a group that had delivered no row before the interruption gets its

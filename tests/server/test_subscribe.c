@@ -500,3 +500,49 @@ Test(subscribe, a_since_replay_larger_than_the_output_bound_is_paced_not_dropped
 	vg_buf_release(&in);
 	vg_buf_release(&win);
 }
+
+Test(subscribe, windowed_since_replays_stored_points_into_windows)
+{
+	int dash = vg_test_connect(srv.port), ward = vg_test_connect(srv.port);
+	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
+	vg_test_hello(dash, &in);
+	vg_test_hello(ward, &win);
+	int64_t base = (wall_ns() / (10 * SEC) - 6) * 10 * SEC;
+	int64_t t1[] = {base + 1 * SEC, base + 2 * SEC, base + 11 * SEC};
+	double hr1[] = {80, 100, 60};
+	write_hr(ward, &win, 1, "p004", t1, hr1, 3);
+	char stmt[200];
+	snprintf(stmt, sizeof stmt,
+		 "SUBSCRIBE SELECT mean(heart_rate) FROM vitals GROUP BY time(10s), patient "
+		 "SINCE %lld",
+		 (long long)base);
+	send_subscribe(dash, 8, stmt, false, 0);
+	expect_subscribe_ok(dash, &in, 8);
+	int64_t times[8], seen[8];
+	double mean[8], means[8];
+	size_t total = 0;
+	while (total < 2) {
+		size_t n = expect_window_push(dash, &in, 8, false, times, mean, NULL);
+		for (size_t i = 0; i < n && total < 8; i++, total++) {
+			seen[total] = times[i];
+			means[total] = mean[i];
+		}
+	}
+	cr_assert_eq(total, 2);
+	cr_assert_eq(seen[0], base);
+	cr_assert_eq(means[0], 90);
+	cr_assert_eq(seen[1], base + 10 * SEC);
+	cr_assert_eq(means[1], 60);
+	/* Live after the replay: a late point corrects the first window. */
+	int64_t t2[] = {base + 3 * SEC};
+	double hr2[] = {120};
+	write_hr(ward, &win, 2, "p004", t2, hr2, 1);
+	cr_assert_eq(expect_window_push(dash, &in, 8, true, times, mean, NULL), 1);
+	cr_assert_eq(times[0], base);
+	cr_assert_eq(mean[0], 100);
+	cr_assert(nothing_pending(dash, 300));
+	close(dash);
+	close(ward);
+	vg_buf_release(&in);
+	vg_buf_release(&win);
+}
