@@ -44,6 +44,13 @@ void cli_print_float(FILE *out, double v);
 /* Writes a time as integer ns or RFC 3339 UTC. */
 void cli_print_time(FILE *out, int64_t ns, cli_time_format_t tf);
 
+/* A CSV field, quoted per RFC 4180 when it must be. */
+void cli_csv_field(FILE *out, const char *text);
+/* A JSON string literal. */
+void cli_json_string(FILE *out, const char *text);
+/* Columns a UTF-8 string takes in a terminal (code points). */
+size_t cli_display_width(const char *s);
+
 /* Prints a whole query answer in the chosen format. */
 void cli_print_result(FILE *out, const vg_result_t *r, cli_format_t format, cli_time_format_t tf);
 

@@ -131,7 +131,7 @@ static const char *cell(const vg_result_set_t *s, size_t row, size_t col, char *
 	return buf;
 }
 
-static void csv_field(FILE *out, const char *text)
+void cli_csv_field(FILE *out, const char *text)
 {
 	if (!strpbrk(text, ",\"\n\r")) {
 		fputs(text, out);
@@ -146,7 +146,7 @@ static void csv_field(FILE *out, const char *text)
 	fputc('"', out);
 }
 
-static void json_string(FILE *out, const char *text)
+void cli_json_string(FILE *out, const char *text)
 {
 	fputc('"', out);
 	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
@@ -208,7 +208,7 @@ static void csv_cell(void *ctx, size_t index, const char *text, bool is_string)
 	csv_ctx_t *c = ctx;
 	if (index)
 		fputc(',', c->out);
-	csv_field(c->out, text);
+	cli_csv_field(c->out, text);
 }
 
 static void print_csv(FILE *out, const vg_result_t *r, cli_time_format_t tf)
@@ -238,7 +238,7 @@ typedef struct {
 	FILE *out; /* NULL while measuring */
 } table_ctx_t;
 
-static size_t display_width(const char *s)
+size_t cli_display_width(const char *s)
 {
 	size_t w = 0;
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
@@ -252,7 +252,7 @@ static void table_cell(void *ctx, size_t index, const char *text, bool is_string
 	table_ctx_t *t = ctx;
 	if (index >= t->ncols)
 		return;
-	size_t w = display_width(text);
+	size_t w = cli_display_width(text);
 	if (!t->out) {
 		if (w > t->widths[index])
 			t->widths[index] = w;
@@ -284,7 +284,7 @@ static void print_table(FILE *out, const vg_result_t *r, cli_time_format_t tf)
 	size_t widths[512];
 	table_ctx_t ctx = {widths, ncols, NULL};
 	for (size_t k = 0; k < ncols; k++)
-		widths[k] = display_width(names[k]);
+		widths[k] = cli_display_width(names[k]);
 	for (size_t i = 0; i < nsets; i++) {
 		const vg_result_set_t *s = vg_result_set(r, i);
 		for (size_t row = 0; row < vg_result_row_count(s); row++)
@@ -318,15 +318,15 @@ static void print_json(FILE *out, const vg_result_t *r, cli_time_format_t tf)
 	for (size_t i = 0; i < vg_result_set_count(r); i++) {
 		const vg_result_set_t *s = vg_result_set(r, i);
 		fputs("{\"name\":", out);
-		json_string(out, vg_result_name(s));
+		cli_json_string(out, vg_result_name(s));
 		if (vg_result_tag_count(s)) {
 			fputs(",\"tags\":{", out);
 			for (size_t t = 0; t < vg_result_tag_count(s); t++) {
 				if (t)
 					fputc(',', out);
-				json_string(out, vg_result_tag_key(s, t));
+				cli_json_string(out, vg_result_tag_key(s, t));
 				fputc(':', out);
-				json_string(out, vg_result_tag_value(s, t));
+				cli_json_string(out, vg_result_tag_value(s, t));
 			}
 			fputc('}', out);
 		}
@@ -335,7 +335,7 @@ static void print_json(FILE *out, const vg_result_t *r, cli_time_format_t tf)
 		for (size_t c = 0; c < ncols; c++) {
 			if (c)
 				fputc(',', out);
-			json_string(out, vg_result_column_name(s, c));
+			cli_json_string(out, vg_result_column_name(s, c));
 		}
 		fputs("],\"values\":[", out);
 		for (size_t row = 0; row < vg_result_row_count(s); row++) {
@@ -349,18 +349,18 @@ static void print_json(FILE *out, const vg_result_t *r, cli_time_format_t tf)
 					if (tf == CLI_TIME_NS)
 						fputs(buf, out);
 					else
-						json_string(out, buf);
+						cli_json_string(out, buf);
 				} else if (vg_result_is_null(s, row, c)) {
 					fputs("null", out);
 				} else if (type == VG_COLUMN_STRING) {
-					json_string(out, vg_result_string(s, row, c));
+					cli_json_string(out, vg_result_string(s, row, c));
 				} else {
 					double v;
 					vg_result_float(s, row, c, &v);
 					if (isfinite(v))
 						cli_print_float(out, v);
 					else /* JSON has no NaN or Inf */
-						json_string(out, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+						cli_json_string(out, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
 				}
 			}
 			fputc(']', out);

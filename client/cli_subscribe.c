@@ -117,48 +117,11 @@ static bool append_since(char *buf, size_t len, const char *since)
 
 /* ---- output -------------------------------------------------------------------- */
 
-static void csv_field(FILE *out, const char *text)
-{
-	if (!strpbrk(text, ",\"\n\r")) {
-		fputs(text, out);
-		return;
-	}
-	fputc('"', out);
-	for (const char *p = text; *p; p++) {
-		if (*p == '"')
-			fputc('"', out);
-		fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
-static void json_string(FILE *out, const char *text)
-{
-	fputc('"', out);
-	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			fprintf(out, "\\%c", *p);
-		else if (*p < 0x20)
-			fprintf(out, "\\u%04x", *p);
-		else
-			fputc(*p, out);
-	}
-	fputc('"', out);
-}
-
-static size_t display_width(const char *s)
-{
-	size_t w = 0;
-	for (const unsigned char *p = (const unsigned char *)s; *p; p++)
-		if ((*p & 0xC0) != 0x80)
-			w++;
-	return w;
-}
 
 /* One table cell, padded to its column (numbers right-aligned). */
 static void table_cell(printer_t *p, size_t index, const char *text, bool right)
 {
-	size_t width = index < p->nwidths ? p->widths[index] : 0, w = display_width(text);
+	size_t width = index < p->nwidths ? p->widths[index] : 0, w = cli_display_width(text);
 	if (index)
 		fputs("  ", p->out);
 	if (right)
@@ -188,7 +151,7 @@ static void print_header(printer_t *p, const vg_result_set_t *s)
 		for (size_t k = 0; k < n; k++) {
 			if (k)
 				fputc(',', p->out);
-			csv_field(p->out, names[k]);
+			cli_csv_field(p->out, names[k]);
 		}
 		fputc('\n', p->out);
 		return;
@@ -197,7 +160,7 @@ static void print_header(printer_t *p, const vg_result_set_t *s)
 	for (size_t k = 0; k < n; k++) {
 		size_t least =
 		    k == 0 ? (p->tf == CLI_TIME_NS ? WIDTH_NS : WIDTH_RFC3339) : WIDTH_VALUE;
-		size_t w = display_width(names[k]);
+		size_t w = cli_display_width(names[k]);
 		p->widths[k] = w > least ? w : least;
 	}
 	for (size_t k = 0; k < n; k++)
@@ -251,31 +214,31 @@ static void print_json_row(printer_t *p, const vg_result_set_t *s, size_t row, b
 	if (p->tf == CLI_TIME_NS)
 		fputs(buf, p->out);
 	else
-		json_string(p->out, buf);
+		cli_json_string(p->out, buf);
 	if (vg_result_tag_count(s)) {
 		fputs(",\"tags\":{", p->out);
 		for (size_t t = 0; t < vg_result_tag_count(s); t++) {
 			if (t)
 				fputc(',', p->out);
-			json_string(p->out, vg_result_tag_key(s, t));
+			cli_json_string(p->out, vg_result_tag_key(s, t));
 			fputc(':', p->out);
-			json_string(p->out, vg_result_tag_value(s, t));
+			cli_json_string(p->out, vg_result_tag_value(s, t));
 		}
 		fputc('}', p->out);
 	}
 	for (size_t c = 1; c < vg_result_column_count(s); c++) {
 		fputc(',', p->out);
-		json_string(p->out, vg_result_column_name(s, c));
+		cli_json_string(p->out, vg_result_column_name(s, c));
 		fputc(':', p->out);
 		double v;
 		if (vg_result_is_null(s, row, c))
 			fputs("null", p->out);
 		else if (vg_result_column_type(s, c) == VG_COLUMN_STRING)
-			json_string(p->out, vg_result_string(s, row, c));
+			cli_json_string(p->out, vg_result_string(s, row, c));
 		else if (vg_result_float(s, row, c, &v) && isfinite(v))
 			cli_print_float(p->out, v);
 		else /* JSON has no NaN or Inf */
-			json_string(p->out, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
+			cli_json_string(p->out, isnan(v) ? "NaN" : v > 0 ? "+Inf" : "-Inf");
 	}
 	if (update)
 		fputs(",\"update\":true", p->out);
@@ -300,7 +263,7 @@ static void print_row(printer_t *p, const vg_result_set_t *s, size_t row, bool u
 	for (size_t t = 0; t < vg_result_tag_count(s); t++, index++) {
 		if (csv) {
 			fputc(',', p->out);
-			csv_field(p->out, vg_result_tag_value(s, t));
+			cli_csv_field(p->out, vg_result_tag_value(s, t));
 		} else {
 			table_cell(p, index, vg_result_tag_value(s, t), false);
 		}
@@ -309,7 +272,7 @@ static void print_row(printer_t *p, const vg_result_set_t *s, size_t row, bool u
 		const char *text = cell_text(s, row, c, buf, sizeof buf);
 		if (csv) {
 			fputc(',', p->out);
-			csv_field(p->out, text);
+			cli_csv_field(p->out, text);
 		} else {
 			table_cell(p, index, text, vg_result_column_type(s, c) != VG_COLUMN_STRING);
 		}
