@@ -65,6 +65,14 @@ int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst)
 	if (code)
 		return code;
 	size_t i = 0, j = 0, n = 0;
+	if (a->len && b->len && a->times[a->len - 1] < b->times[0]) {
+		/* In-order data, the common case: b follows a. */
+		vg_points_copy(dst->times, dst->values, a->times, a->values, a->len);
+		vg_points_copy(dst->times + a->len, dst->values + a->len, b->times, b->values,
+			       b->len);
+		dst->len = a->len + b->len;
+		return 0;
+	}
 	while (i < a->len && j < b->len) {
 		if (a->times[i] < b->times[j]) {
 			dst->times[n] = a->times[i];
