@@ -38,6 +38,7 @@
 #include <string.h>
 
 #define SUB_BUCKETS 256
+#define VG_MAX_SUBS_PER_CONN 20000
 
 struct vg_sub {
 	vg_server_t *server;
@@ -617,13 +618,22 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 				   "a Subscribe request carries a SUBSCRIBE statement", false);
 		return;
 	}
-	for (vg_sub_t *s = conn->subs; s; s = s->conn_next)
+	size_t open_subs = 0;
+	for (vg_sub_t *s = conn->subs; s; s = s->conn_next, open_subs++)
 		if (s->id == id) {
 			vg_query_free(st);
 			vg_conn_send_error(conn, id, VG_EEXIST,
 					   "a subscription with this request id is already open", false);
 			return;
 		}
+	if (open_subs >= VG_MAX_SUBS_PER_CONN) {
+		vg_query_free(st);
+		char msg[120];
+		snprintf(msg, sizeof msg, "a connection may hold at most %d subscriptions",
+			 VG_MAX_SUBS_PER_CONN);
+		vg_conn_send_error(conn, id, VG_ELIMIT, msg, false);
+		return;
+	}
 	if (view.select->aggregate && !view.select->interval_ns) {
 		vg_query_free(st);
 		vg_conn_send_error(conn, id, VG_EINVAL,
