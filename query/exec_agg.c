@@ -202,16 +202,16 @@ static int cmp_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* The value of one column from its field's accumulator: false for null. */
-static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
+bool vg_agg_final(vg_agg_fn_t fn, double percentile, int64_t rate_unit_ns, vg_agg_summary_t *a,
+		  double *out)
 {
-	if (c->agg == VG_AGG_COUNT) {
+	if (fn == VG_AGG_COUNT) {
 		*out = (double)a->count;
 		return a->points > 0;
 	}
 	if (a->count == 0)
 		return false;
-	switch (c->agg) {
+	switch (fn) {
 	case VG_AGG_SUM:
 		*out = a->sum;
 		return true;
@@ -245,12 +245,14 @@ static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
 			qsort(a->values, n, sizeof *a->values, cmp_double);
 			a->sorted = true;
 		}
-		if (c->agg == VG_AGG_MEDIAN) {
+		if (n == 0)
+			return false;
+		if (fn == VG_AGG_MEDIAN) {
 			*out = n % 2 ? a->values[n / 2]
 			             : (a->values[n / 2 - 1] + a->values[n / 2]) / 2;
 			return true;
 		}
-		double idx = floor((double)n * c->percentile / 100.0 + 0.5) - 1;
+		double idx = floor((double)n * percentile / 100.0 + 0.5) - 1;
 		if (idx < 0 || idx >= (double)n)
 			return false;
 		*out = a->values[(size_t)idx];
@@ -263,12 +265,23 @@ static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
 		int64_t idt;
 		if (!__builtin_sub_overflow(a->last_time, a->first_time, &idt))
 			dt = (double)idt;
-		*out = (a->last - a->first) / dt * (double)c->rate_unit_ns;
+		*out = (a->last - a->first) / dt * (double)rate_unit_ns;
 		return true;
 	}
 	default:
 		return false;
 	}
+}
+
+/* The value of one column from its field's accumulator: false for null. */
+static bool column_value(acc_t *a, const vg_plan_column_t *c, double *out)
+{
+	vg_agg_summary_t s = {a->points, a->count,    a->sum,        a->min,      a->max,
+			      a->first,  a->last,     a->first_time, a->last_time, a->m2,
+			      a->values, a->nvalues,  a->sorted};
+	bool ok = vg_agg_final(c->agg, c->percentile, c->rate_unit_ns, &s, out);
+	a->sorted = s.sorted;
+	return ok;
 }
 
 /* Builds the row from a bucket's accumulators; false when it is empty. */

@@ -304,6 +304,30 @@ typedef bool (*vg_field_lookup_fn)(void *ctx, vg_str_t field, double *value);
 bool vg_cond_match(const vg_cond_t *cond, const vg_tag_t *tags, size_t ntags, int64_t time,
                    int64_t now_ns, vg_field_lookup_fn lookup, void *ctx);
 
+/* ---- aggregate values -------------------------------------------------- */
+
+/*
+ * What an aggregate needs to know of the points of one bucket (or window),
+ * NaN excluded except from `points`.  `values` (median and percentile
+ * only) is sorted in place on first use; `sorted` records it.
+ */
+typedef struct vg_agg_summary {
+	uint64_t points;
+	uint64_t count;
+	double sum, min, max;
+	double first, last;
+	int64_t first_time, last_time;
+	double m2; /* sum of squared deviations (Welford) */
+	double *values;
+	size_t nvalues;
+	bool sorted;
+} vg_agg_summary_t;
+
+/* The value of aggregate `fn` (with its percentile or rate unit) over the
+ * summary, by the rules above: false when the cell is empty. */
+bool vg_agg_final(vg_agg_fn_t fn, double percentile, int64_t rate_unit_ns, vg_agg_summary_t *s,
+		  double *out);
+
 /* ---- execution -------------------------------------------------------- */
 
 typedef enum vg_column_type {

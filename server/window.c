@@ -133,71 +133,14 @@ static int acc_add(acc_t *a, vg_agg_fn_t fn, int64_t t, double v)
 	return 0;
 }
 
-static int compare_double(const void *x, const void *y)
+/* The column's value (query language rules, vg_agg_final()); false when
+ * it is empty. */
+static bool acc_value(acc_t *a, uint64_t points, const vg_select_column_t *col, double *out)
 {
-	double a = *(const double *)x, b = *(const double *)y;
-	return (a > b) - (a < b);
-}
-
-/* The column's value; false when it is empty. */
-static bool acc_value(acc_t *a, const vg_select_column_t *col, double *out)
-{
-	if (col->agg == VG_AGG_COUNT) {
-		*out = (double)a->count;
-		return true;
-	}
-	if (a->count == 0)
-		return false;
-	switch (col->agg) {
-	case VG_AGG_SUM:
-		*out = a->sum;
-		return true;
-	case VG_AGG_MIN:
-		*out = a->min;
-		return true;
-	case VG_AGG_MAX:
-		*out = a->max;
-		return true;
-	case VG_AGG_MEAN:
-		*out = a->sum / (double)a->count;
-		return true;
-	case VG_AGG_FIRST:
-		*out = a->first;
-		return true;
-	case VG_AGG_LAST:
-		*out = a->last;
-		return true;
-	case VG_AGG_SPREAD:
-		*out = a->max - a->min;
-		return true;
-	case VG_AGG_STDDEV:
-		if (a->count < 2)
-			return false;
-		*out = sqrt(a->m2 / (double)(a->count - 1));
-		return true;
-	case VG_AGG_MEDIAN:
-	case VG_AGG_PERCENTILE: {
-		size_t n = a->nvalues;
-		qsort(a->values, n, sizeof *a->values, compare_double);
-		if (col->agg == VG_AGG_MEDIAN) {
-			*out = n % 2 ? a->values[n / 2] : (a->values[n / 2 - 1] + a->values[n / 2]) / 2;
-			return true;
-		}
-		double rank = floor((double)n * col->percentile / 100.0 + 0.5) - 1;
-		if (rank < 0 || rank >= (double)n)
-			return false;
-		*out = a->values[(size_t)rank];
-		return true;
-	}
-	case VG_AGG_RATE:
-		if (a->count < 2 || a->last_time == a->first_time)
-			return false;
-		*out = (a->last - a->first) / (double)(a->last_time - a->first_time) *
-		       (double)col->rate_unit_ns;
-		return true;
-	default:
-		return false;
-	}
+	vg_agg_summary_t s = {points,  a->count, a->sum,        a->min,       a->max,
+			      a->first, a->last, a->first_time, a->last_time, a->m2,
+			      a->values, a->nvalues, false};
+	return vg_agg_final(col->agg, col->percentile, col->rate_unit_ns, &s, out);
 }
 
 /* ---- groups and windows ---------------------------------------------- */
@@ -446,7 +389,7 @@ static int push_windows(vg_window_state_t *w, group_t *g, uint64_t sub_id, int64
 		times[row] = win->start;
 		for (size_t c = 0; c < w->ncols; c++) {
 			double v;
-			if (acc_value(&win->acc[c], &w->sel->columns[c], &v))
+			if (acc_value(&win->acc[c], win->points, &w->sel->columns[c], &v))
 				values[c * n + row] = v;
 			else {
 				values[c * n + row] = 0;
