@@ -350,7 +350,7 @@ int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_opt
 		case VG_STMT_DROP_CQ:
 		case VG_STMT_SHOW_CQS:
 			code = vg_query_error_set(err, VG_EINVAL,
-			                          "continuous queries are not available yet");
+			                          "continuous queries are kept by the server; send the statement to vigild");
 			break;
 		case VG_STMT_DELETE:
 			code = vg_exec_delete(&x);

@@ -466,9 +466,10 @@ typedef struct vg_exec_stats {
  *
  * Returns 0; VG_ENOTFOUND ("measurement 'x' not found") for SELECT or
  * DELETE of an unknown measurement; VG_EINVAL for SUBSCRIBE ("SUBSCRIBE is
- * not a query; send it as a Subscribe request"), for the continuous query
- * statements ("continuous queries are not available yet") and for FILL
- * without a lower time bound; VG_ECANCELED, VG_ETIMEOUT, VG_ELIMIT,
+ * not a query; send it as a Subscribe request") and for the continuous
+ * query statements (the server keeps continuous queries: server/cq.c)
+ * unless opts->select_only asks for their SELECT; for FILL without a lower
+ * time bound; VG_ECANCELED, VG_ETIMEOUT, VG_ELIMIT,
  * VG_ENOMEM, store errors; or a sink's non-zero return.
  */
 int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_options_t *opts,

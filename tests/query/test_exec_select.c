@@ -323,7 +323,8 @@ Test(exec_select, errors_and_limits)
 	cr_assert_str_eq(err.message, "SUBSCRIBE is not a query; send it as a Subscribe request");
 	collect_release(&c);
 	cr_assert_eq(run_query(store, "SHOW CONTINUOUS QUERIES", NULL, &c, NULL, &err), VG_EINVAL);
-	cr_assert_str_eq(err.message, "continuous queries are not available yet");
+	cr_assert_str_eq(err.message,
+			 "continuous queries are kept by the server; send the statement to vigild");
 	collect_release(&c);
 
 	vg_exec_options_t opts;
