@@ -13,7 +13,8 @@
  * acknowledged before its commit returned.
  *
  * The writer also runs the maintenance passes (retention, sealing idle
- * heads), which are write transactions too.
+ * heads), which are write transactions too, and seals every head once
+ * writes have paused for VG_IDLE_SEAL_NS.
  */
 #include "server_int.h"
 
@@ -25,6 +26,7 @@
 #include <string.h>
 
 #define VG_IDLE_SEAL_MIN_POINTS 1
+#define VG_IDLE_SEAL_NS INT64_C(2000000000) /* quiet time before heads are sealed */
 
 static void on_done(struct ev_loop *loop, ev_async *w, int revents);
 
@@ -96,6 +98,8 @@ static void *writer_main(void *arg)
 {
 	vg_server_t *server = arg;
 	vg_writer_t *w = &server->writer;
+	bool unsealed = false;     /* writes since the last idle seal */
+	int64_t last_write = 0;    /* CLOCK_MONOTONIC of the last commit */
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->pending && !w->stopping && !w->maintenance_due) {
@@ -106,6 +110,14 @@ static void *writer_main(void *arg)
 			vg_write_job_t *done = NULL;
 			if (cqs)
 				vg_cq_run(server, &done);
+			/* Idle for a moment after writes: seal the heads, so that
+			 * reads meet compact chunks rather than many raw blocks. */
+			if (unsealed && vg_monotonic_ns() - last_write >= VG_IDLE_SEAL_NS) {
+				int rc = vg_store_seal(server->store, VG_IDLE_SEAL_MIN_POINTS);
+				if (rc)
+					vg_log(VG_LOG_ERROR, "sealing failed: %s", vg_strerror(rc));
+				unsealed = false;
+			}
 			pthread_mutex_lock(&w->lock);
 			if (done) {
 				vg_write_job_t *last = done;
@@ -117,13 +129,13 @@ static void *writer_main(void *arg)
 			}
 			if (w->pending || w->stopping || w->maintenance_due)
 				break;
-			if (!cqs) {
+			if (!cqs && !unsealed) {
 				pthread_cond_wait(&w->wake, &w->lock);
 				continue;
 			}
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += 200 * 1000000;
+			until.tv_nsec += (cqs ? 200 : 500) * 1000000;
 			if (until.tv_nsec >= 1000000000) {
 				until.tv_sec++;
 				until.tv_nsec -= 1000000000;
@@ -145,6 +157,8 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		int rc = commit_group(server->store, group);
+		unsealed = true;
+		last_write = vg_monotonic_ns();
 		if (rc == 0) {
 			for (vg_write_job_t *job = group; job; job = job->next)
 				job->result = 0;

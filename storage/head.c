@@ -244,6 +244,31 @@ static void block_slice(const block_view_t *b, int64_t t0, int64_t t1, vg_run_t 
 	run->len += n;
 }
 
+static int compare_views(const void *a, const void *b)
+{
+	const block_view_t *x = a, *y = b;
+	if (x->min != y->min)
+		return x->min < y->min ? -1 : 1;
+	return (x->times > y->times) - (x->times < y->times);
+}
+
+/* True when the views, in their current order, follow each other in time
+ * without overlapping. */
+static bool views_disjoint(const block_view_t *views, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (views[i].min <= views[i - 1].max)
+			return false;
+	return true;
+}
+
+/*
+ * Head blocks come in write order (seq).  Writes of one series from several
+ * connections commit in any order, so blocks are often not in time order,
+ * yet rarely overlap: sorted by time they can simply be concatenated.
+ * Only blocks that really overlap are merged, in write order, so that the
+ * later write wins.
+ */
 int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t t0, int64_t t1,
 		    vg_run_t *out)
 {
@@ -258,10 +283,8 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 	head_key(key, id, 0);
 	MDB_val k = {8, key}, v;
 	int code = 0;
-	bool in_order = true;
-	int64_t last_max = INT64_MIN;
-	bool any = false;
-	vg_run_t block = {0}, merged = {0};
+	block_view_t *views = NULL;
+	size_t nviews = 0, cap = 0, points = 0;
 	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size != 8 || vg_load_be32(k.mv_data) != id)
@@ -272,34 +295,58 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 			break;
 		if (b.max < t0 || b.min >= t1)
 			continue;
-		if (in_order && (!any || b.min > last_max)) {
-			/* Fast path: append to out. */
-			code = vg_run_reserve(out, out->len + b.count);
-			if (code)
+		if (nviews == cap) {
+			cap = cap ? cap * 2 : 64;
+			block_view_t *grown = vg_reallocarray(views, cap, sizeof *views);
+			if (!grown) {
+				code = VG_ENOMEM;
 				break;
-			block_slice(&b, t0, t1, out);
-			last_max = b.max;
-			any = true;
-			continue;
+			}
+			views = grown;
 		}
-		in_order = false;
-		block.len = 0;
-		code = vg_run_reserve(&block, b.count);
-		if (code)
-			break;
-		block_slice(&b, t0, t1, &block);
-		code = vg_run_merge(out, &block, &merged);
-		if (code)
-			break;
-		vg_run_t tmp = *out;
-		*out = merged;
-		merged = tmp;
+		views[nviews++] = b;
+		points += b.count;
 	}
 	if (code == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		code = vg_store_lmdb_error(rc);
 	mdb_cursor_close(cur);
-	vg_run_release(&block);
-	vg_run_release(&merged);
+	code = code ? code : vg_run_reserve(out, points);
+	if (code == 0 && !views_disjoint(views, nviews)) {
+		/* Write order is kept in a copy for the overlapping case. */
+		block_view_t *sorted = vg_reallocarray(NULL, nviews ? nviews : 1, sizeof *sorted);
+		if (!sorted) {
+			code = VG_ENOMEM;
+		} else {
+			memcpy(sorted, views, nviews * sizeof *views);
+			qsort(sorted, nviews, sizeof *sorted, compare_views);
+			if (views_disjoint(sorted, nviews)) {
+				vg_free(views);
+				views = sorted;
+			} else {
+				vg_free(sorted);
+				/* Overlapping writes: merge in write order. */
+				vg_run_t block = {0}, merged = {0};
+				for (size_t i = 0; code == 0 && i < nviews; i++) {
+					block.len = 0;
+					code = vg_run_reserve(&block, views[i].count);
+					if (code)
+						break;
+					block_slice(&views[i], t0, t1, &block);
+					code = vg_run_merge(out, &block, &merged);
+					vg_run_t tmp = *out;
+					*out = merged;
+					merged = tmp;
+				}
+				vg_run_release(&block);
+				vg_run_release(&merged);
+				vg_free(views);
+				return code;
+			}
+		}
+	}
+	for (size_t i = 0; code == 0 && i < nviews; i++)
+		block_slice(&views[i], t0, t1, out);
+	vg_free(views);
 	return code;
 }
 
