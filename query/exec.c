@@ -297,6 +297,46 @@ static int discard_rows(void *ctx, const int64_t *times, const vg_result_column_
 	return 0;
 }
 
+int vg_select_series(vg_store_t *store, const vg_select_t *sel, vg_idset_t *out)
+{
+	vg_query_error_t err;
+	vg_exec_t x = {0};
+	x.store = store;
+	x.err = &err;
+	vg_exec_options_init(&x.opts);
+	int code = vg_store_read_begin(store, &x.txn);
+	if (code)
+		return code;
+	vg_idset_t tags = VG_IDSET_INIT, fields = VG_IDSET_INIT, one = VG_IDSET_INIT,
+		   merged = VG_IDSET_INIT;
+	code = vg_resolve_tag_cond(&x, sel->measurement, sel->where, &tags);
+	bool wildcard = false;
+	for (size_t c = 0; c < sel->ncolumns; c++)
+		wildcard = wildcard || sel->columns[c].wildcard;
+	if (code == 0 && !wildcard) {
+		/* Only the series of the selected fields. */
+		for (size_t c = 0; code == 0 && c < sel->ncolumns; c++) {
+			code = vg_rtxn_field_series(x.txn, sel->measurement, sel->columns[c].field,
+						    &one);
+			code = code ? code : vg_idset_union(&fields, &one, &merged);
+			vg_idset_t tmp = fields;
+			fields = merged;
+			merged = tmp;
+		}
+		code = code ? code : vg_idset_intersect(&tags, &fields, out);
+	} else if (code == 0) {
+		vg_idset_t tmp = *out;
+		*out = tags;
+		tags = tmp;
+	}
+	vg_rtxn_end(x.txn);
+	vg_idset_release(&tags);
+	vg_idset_release(&fields);
+	vg_idset_release(&one);
+	vg_idset_release(&merged);
+	return code;
+}
+
 int vg_query_exec(const vg_statement_t *st, vg_store_t *store, const vg_exec_options_t *opts,
                   const vg_result_sink_t *sink, vg_exec_stats_t *stats, vg_query_error_t *err)
 {

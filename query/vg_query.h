@@ -304,6 +304,15 @@ typedef bool (*vg_field_lookup_fn)(void *ctx, vg_str_t field, double *value);
 bool vg_cond_match(const vg_cond_t *cond, const vg_tag_t *tags, size_t ntags, int64_t time,
                    int64_t now_ns, vg_field_lookup_fn lookup, void *ctx);
 
+/*
+ * The series a SELECT may read: those of its measurement that its tag
+ * conditions can match (resolved through the postings; field and time
+ * conditions are left to the caller) and that carry one of its fields
+ * (every field with `*`).  Replaces *out's contents.  For subscriptions,
+ * which match writes by series id.
+ */
+int vg_select_series(vg_store_t *store, const vg_select_t *sel, vg_idset_t *out);
+
 /* ---- aggregate values -------------------------------------------------- */
 
 /*

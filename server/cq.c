@@ -493,8 +493,7 @@ int vg_cq_run(vg_server_t *server, vg_write_job_t **done)
 					rc = vg_wtxn_commit(txn);
 			}
 			if (rc) {
-				vg_frame_free_envelope(env);
-				vg_free(job);
+				vg_write_job_free(job);
 				vg_log(VG_LOG_ERROR, "continuous query '%s': window at %lld: %s",
 				       cq->name, (long long)cq->progress, vg_strerror(rc));
 				break;

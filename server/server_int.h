@@ -86,6 +86,8 @@ typedef struct vg_write_job {
 	Vigil__V1__Envelope *envelope; /* owned; the Write inside */
 	int result;                    /* 0 or VG_E* after the commit */
 	uint64_t commit;               /* its commit number (vg_wtxn_id) */
+	vg_series_id_t *ids;           /* per block and field, in order */
+	uint8_t *created;              /* 1: the series was created by it */
 	uint64_t points;
 	uint32_t series;
 	struct vg_write_job *next;
@@ -109,6 +111,7 @@ int vg_writer_start(vg_server_t *server);
 void vg_writer_submit(vg_server_t *server, vg_write_job_t *job);
 /* Applies one job's blocks inside txn (writer thread). */
 int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job);
+void vg_write_job_free(vg_write_job_t *job);
 /* Asks for a retention pass and idle seal on the writer thread. */
 void vg_writer_request_maintenance(vg_server_t *server);
 /* Stops after the queue drains; joins. */
@@ -190,6 +193,8 @@ struct vg_server {
 	atomic_uint_fast64_t connections_total;
 	vg_sub_t **sub_buckets; /* subscriptions by measurement (subs.c) */
 	size_t nsubs;
+	struct vg_sid_node **sid_buckets; /* series id -> subscriptions (subs.c) */
+	uint64_t publish_generation;
 	pthread_mutex_t cq_lock; /* continuous queries: workers and the writer */
 	vg_cq_t *cqs;
 };
@@ -230,8 +235,8 @@ int vg_subs_init(vg_server_t *server);
 void vg_subs_release(vg_server_t *server);
 void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe *req);
 void vg_subs_unsubscribe(vg_conn_t *conn, uint64_t sub_id);
-/* Pushes what a committed write means to every matching subscription. */
-void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_t commit);
+/* Pushes what a committed write job means to every matching subscription. */
+void vg_subs_publish(vg_server_t *server, const vg_write_job_t *job);
 /* The SINCE part finished: flush the held live pushes newer than it. */
 void vg_subs_history_done(vg_sub_t *sub, uint64_t snapshot, int rc, const char *message);
 void vg_subs_conn_closed(vg_conn_t *conn);

@@ -4,11 +4,11 @@
  *
  * Live part.  Every committed write is published here by the loop thread,
  * job by job in commit order, right after its acknowledgement.  Nothing is
- * re-read from storage: each block of the write is matched against the
- * subscriptions filed under its measurement, or under one of its tag
- * values for subscriptions whose WHERE requires one (a hash table, so
- * subscriptions of other measurements or other patients cost nothing),
- * its rows are tested
+ * re-read from storage: the series ids of each block (recorded by the
+ * writer) lead through the series-id index to the subscriptions that may
+ * want them — resolved through the store's postings when a subscription
+ * opens, and offered a new series once when it is created — so
+ * subscriptions a write does not touch cost nothing; its rows are tested
  * with the WHERE tree (tags, time, and the block's field values at that
  * timestamp) and the matching rows go out as one Push per block and
  * subscription.  So a subscriber sees a point only after it is durable,
@@ -38,6 +38,14 @@
 #include <string.h>
 
 #define SUB_BUCKETS 256
+#define SID_BUCKETS 65536
+
+/* One (series id, subscription) pair of the series-id index. */
+typedef struct vg_sid_node {
+	vg_series_id_t sid;
+	vg_sub_t *sub;
+	struct vg_sid_node *next, **pprev;
+} vg_sid_node_t;
 #define VG_MAX_SUBS_PER_CONN 20000
 
 struct vg_sub {
@@ -62,6 +70,9 @@ struct vg_sub {
 	uint64_t snapshot;         /* its snapshot's commit number */
 	vg_held_push_t *held, **held_tail;
 	vg_sub_t *bucket_next;     /* in the measurement hash table */
+	struct vg_sid_node **nodes; /* its entries in the series-id index */
+	size_t nnodes, nodes_cap;
+	uint64_t seen;             /* publish generation that last took it */
 	vg_sub_t *conn_next;       /* in conn->subs */
 };
 
@@ -121,13 +132,118 @@ static int make_index_key(vg_sub_t *sub)
 int vg_subs_init(vg_server_t *server)
 {
 	server->sub_buckets = vg_calloc(SUB_BUCKETS, sizeof *server->sub_buckets);
-	return server->sub_buckets ? 0 : VG_ENOMEM;
+	server->sid_buckets = vg_calloc(SID_BUCKETS, sizeof *server->sid_buckets);
+	return server->sub_buckets && server->sid_buckets ? 0 : VG_ENOMEM;
 }
 
 void vg_subs_release(vg_server_t *server)
 {
 	vg_free(server->sub_buckets);
+	vg_free(server->sid_buckets);
 	server->sub_buckets = NULL;
+	server->sid_buckets = NULL;
+}
+
+/* ---- the series-id index ----------------------------------------------
+ *
+ * Live matching goes by series id: a write's series ids (recorded by the
+ * writer) lead straight to the subscriptions that may want them, so
+ * subscriptions that a write does not touch cost nothing at all.  The ids
+ * of a subscription are resolved through the store's postings when it is
+ * opened; a series created later is offered, once, to the subscriptions
+ * filed under its measurement or one of its tag values.
+ */
+
+static vg_sid_node_t **sid_bucket(vg_server_t *server, vg_series_id_t sid)
+{
+	return &server->sid_buckets[(sid * UINT32_C(2654435761)) % SID_BUCKETS];
+}
+
+static int sid_add(vg_sub_t *sub, vg_series_id_t sid)
+{
+	vg_sid_node_t **bucket = sid_bucket(sub->server, sid);
+	for (vg_sid_node_t *n = *bucket; n; n = n->next)
+		if (n->sid == sid && n->sub == sub)
+			return 0;
+	if (sub->nnodes == sub->nodes_cap) {
+		size_t cap = sub->nodes_cap ? sub->nodes_cap * 2 : 8;
+		vg_sid_node_t **nodes = vg_reallocarray(sub->nodes, cap, sizeof *nodes);
+		if (!nodes)
+			return VG_ENOMEM;
+		sub->nodes = nodes;
+		sub->nodes_cap = cap;
+	}
+	vg_sid_node_t *node = vg_malloc(sizeof *node);
+	if (!node)
+		return VG_ENOMEM;
+	node->sid = sid;
+	node->sub = sub;
+	node->next = *bucket;
+	node->pprev = bucket;
+	if (*bucket)
+		(*bucket)->pprev = &node->next;
+	*bucket = node;
+	sub->nodes[sub->nnodes++] = node;
+	return 0;
+}
+
+static void sid_remove_all(vg_sub_t *sub)
+{
+	for (size_t i = 0; i < sub->nnodes; i++) {
+		vg_sid_node_t *node = sub->nodes[i];
+		*node->pprev = node->next;
+		if (node->next)
+			node->next->pprev = node->pprev;
+		vg_free(node);
+	}
+	vg_free(sub->nodes);
+	sub->nodes = NULL;
+	sub->nnodes = sub->nodes_cap = 0;
+}
+
+/* Whether a series with these tags could satisfy cond: field and time
+ * leaves count as "maybe" (the grammar has no NOT, so this is a
+ * superset).  '' stands for an absent tag, as in queries. */
+static bool tags_may_match(const vg_cond_t *c, const Vigil__V1__WriteBlock *block)
+{
+	if (!c)
+		return true;
+	switch (c->kind) {
+	case VG_COND_AND:
+		return tags_may_match(c->left, block) && tags_may_match(c->right, block);
+	case VG_COND_OR:
+		return tags_may_match(c->left, block) || tags_may_match(c->right, block);
+	case VG_COND_TAG: {
+		const char *v = "";
+		for (size_t t = 0; t < block->n_tags; t++)
+			if (strlen(block->tags[t]->key) == c->name.len &&
+			    memcmp(block->tags[t]->key, c->name.data, c->name.len) == 0)
+				v = block->tags[t]->value;
+		bool eq = strlen(v) == c->value.len && memcmp(v, c->value.data, c->value.len) == 0;
+		switch (c->op) {
+		case VG_CMP_EQ:
+			return eq;
+		case VG_CMP_NE:
+			return !eq;
+		case VG_CMP_RE:
+			return regexec(c->regex, v, 0, NULL, 0) == 0;
+		case VG_CMP_NRE:
+			return regexec(c->regex, v, 0, NULL, 0) != 0;
+		default:
+			return true;
+		}
+	}
+	default:
+		return true;
+	}
+}
+
+static bool selects_field(const vg_sub_t *sub, const char *field)
+{
+	for (size_t i = 0; i < sub->nfields; i++)
+		if (strcmp(sub->fields[i], field) == 0)
+			return true;
+	return false;
 }
 
 static void held_free(vg_sub_t *sub)
@@ -146,6 +262,7 @@ static void sub_free(vg_sub_t *sub)
 	held_free(sub);
 	vg_window_free(sub->window);
 	vg_free(sub->raw_columns);
+	vg_free(sub->nodes);
 	for (size_t i = 0; i < sub->nfields; i++)
 		vg_free(sub->fields[i]);
 	vg_free(sub->fields);
@@ -167,6 +284,7 @@ static void unlink_sub(vg_sub_t *sub)
 		;
 	if (*p)
 		*p = sub->conn_next;
+	sid_remove_all(sub);
 	server->nsubs--;
 }
 
@@ -340,79 +458,113 @@ static int build_push(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, int64_t
 	return rc;
 }
 
-/* Publishes one block to the subscriptions filed under `key`. */
-static void publish_bucket(vg_server_t *server, const char *key, size_t len,
-			   const Vigil__V1__WriteBlock *block, uint64_t commit, int64_t now,
-			   vg_buf_t *frame)
+/* Offers a series created by this write to the subscriptions filed under
+ * `key` (its measurement, or measurement + one of its tag values). */
+static void offer_bucket(vg_server_t *server, const char *key, size_t len,
+			 const Vigil__V1__WriteBlock *block, const char *field, vg_series_id_t sid)
 {
-	vg_sub_t *sub = *bucket_of(server, key, len);
-	while (sub) {
-		vg_sub_t *next = sub->bucket_next; /* sub may end below */
-		if (sub->index_len != len || memcmp(sub->index_key, key, len) != 0) {
-			sub = next;
+	for (vg_sub_t *sub = *bucket_of(server, key, len); sub; sub = sub->bucket_next)
+		if (sub->index_len == len && memcmp(sub->index_key, key, len) == 0 &&
+		    selects_field(sub, field) && tags_may_match(sub->select->where, block))
+			if (sid_add(sub, sid) != 0)
+				vg_log(VG_LOG_ERROR, "out of memory indexing a subscription");
+}
+
+static void offer_new_series(vg_server_t *server, const Vigil__V1__WriteBlock *block,
+			     const char *field, vg_series_id_t sid, vg_buf_t *key)
+{
+	size_t mlen = strlen(block->measurement);
+	offer_bucket(server, block->measurement, mlen, block, field, sid);
+	for (size_t t = 0; t < block->n_tags; t++) {
+		vg_buf_clear(key);
+		uint8_t nul = 0;
+		if (vg_buf_append(key, block->measurement, mlen) || vg_buf_append(key, &nul, 1) ||
+		    vg_buf_append(key, block->tags[t]->key, strlen(block->tags[t]->key)) ||
+		    vg_buf_append(key, &nul, 1) ||
+		    vg_buf_append(key, block->tags[t]->value, strlen(block->tags[t]->value)))
 			continue;
-		}
-		vg_buf_clear(frame);
-		int rc;
-		if (sub->window && sub->history) {
-			/* Held as the raw block until the replay is done. */
-			Vigil__V1__WriteBlock *bp[] = {(Vigil__V1__WriteBlock *)block};
-			Vigil__V1__Write write = VIGIL__V1__WRITE__INIT;
-			write.n_blocks = 1;
-			write.blocks = bp;
-			Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-			env.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
-			env.write = &write;
-			rc = vg_frame_append(frame, &env);
-		} else if (sub->window) {
-			rc = vg_window_add_block(sub->window, sub->id, block, now, frame);
-		} else {
-			rc = build_push(sub, block, now, frame);
-		}
-		if (rc != 0) {
-			end_sub(sub, VG_ENOMEM, "out of memory building a push");
-		} else if (frame->len && sub->history) {
-			vg_held_push_t *h = vg_calloc(1, sizeof *h);
-			if (!h) {
-				end_sub(sub, VG_ENOMEM, "out of memory holding a push");
-			} else {
-				h->commit = commit;
-				h->frame = *frame;
-				vg_buf_init(frame);
-				*sub->held_tail = h;
-				sub->held_tail = &h->next;
-			}
-		} else if (frame->len) {
-			deliver(sub, frame);
-		}
-		sub = next;
+		offer_bucket(server, (const char *)key->data, key->len, block, field, sid);
 	}
 }
 
-void vg_subs_publish(vg_server_t *server, const Vigil__V1__Write *write, uint64_t commit)
+/* Gives one block to one subscription: a push, a held push, or points for
+ * its windows. */
+static void publish_to(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, uint64_t commit,
+		       int64_t now, vg_buf_t *frame)
 {
-	if (server->nsubs == 0)
+	vg_buf_clear(frame);
+	int rc;
+	if (sub->window && sub->history) {
+		/* Held as the raw block until the replay is done. */
+		Vigil__V1__WriteBlock *bp[] = {(Vigil__V1__WriteBlock *)block};
+		Vigil__V1__Write write = VIGIL__V1__WRITE__INIT;
+		write.n_blocks = 1;
+		write.blocks = bp;
+		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+		env.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+		env.write = &write;
+		rc = vg_frame_append(frame, &env);
+	} else if (sub->window) {
+		rc = vg_window_add_block(sub->window, sub->id, block, now, frame);
+	} else {
+		rc = build_push(sub, block, now, frame);
+	}
+	if (rc != 0) {
+		end_sub(sub, VG_ENOMEM, "out of memory building a push");
+	} else if (frame->len && sub->history) {
+		vg_held_push_t *h = vg_calloc(1, sizeof *h);
+		if (!h) {
+			end_sub(sub, VG_ENOMEM, "out of memory holding a push");
+		} else {
+			h->commit = commit;
+			h->frame = *frame;
+			vg_buf_init(frame);
+			*sub->held_tail = h;
+			sub->held_tail = &h->next;
+		}
+	} else if (frame->len) {
+		deliver(sub, frame);
+	}
+}
+
+void vg_subs_publish(vg_server_t *server, const vg_write_job_t *job)
+{
+	if (server->nsubs == 0 || !job->ids)
 		return;
+	const Vigil__V1__Write *write = job->envelope->write;
 	int64_t now = vg_now_ns();
 	vg_buf_t frame = VG_BUF_INIT, key = VG_BUF_INIT;
+	vg_sub_t **take = NULL;
+	size_t ntake = 0, take_cap = 0;
+	size_t k = 0;
 	for (size_t b = 0; b < write->n_blocks; b++) {
 		const Vigil__V1__WriteBlock *block = write->blocks[b];
-		size_t mlen = strlen(block->measurement);
-		publish_bucket(server, block->measurement, mlen, block, commit, now, &frame);
-		/* Subscriptions that require one of this block's tag values. */
-		for (size_t t = 0; t < block->n_tags; t++) {
-			vg_buf_clear(&key);
-			uint8_t nul = 0;
-			if (vg_buf_append(&key, block->measurement, mlen) ||
-			    vg_buf_append(&key, &nul, 1) ||
-			    vg_buf_append(&key, block->tags[t]->key, strlen(block->tags[t]->key)) ||
-			    vg_buf_append(&key, &nul, 1) ||
-			    vg_buf_append(&key, block->tags[t]->value, strlen(block->tags[t]->value)))
-				continue;
-			publish_bucket(server, (const char *)key.data, key.len, block, commit, now,
-				       &frame);
+		uint64_t generation = ++server->publish_generation;
+		ntake = 0;
+		for (size_t f = 0; f < block->n_fields; f++, k++) {
+			vg_series_id_t sid = job->ids[k];
+			if (job->created[k])
+				offer_new_series(server, block, block->fields[f]->name, sid, &key);
+			for (vg_sid_node_t *n = *sid_bucket(server, sid); n; n = n->next) {
+				if (n->sid != sid || n->sub->seen == generation)
+					continue;
+				n->sub->seen = generation;
+				if (ntake == take_cap) {
+					size_t cap = take_cap ? take_cap * 2 : 16;
+					vg_sub_t **grown = vg_reallocarray(take, cap, sizeof *grown);
+					if (!grown)
+						continue;
+					take = grown;
+					take_cap = cap;
+				}
+				take[ntake++] = n->sub;
+			}
 		}
+		/* Each subscription once per block, whichever fields it wants. */
+		for (size_t i = 0; i < ntake; i++)
+			publish_to(take[i], block, job->commit, now, &frame);
 	}
+	vg_free(take);
 	vg_buf_release(&frame);
 	vg_buf_release(&key);
 }
@@ -685,6 +837,15 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 	sub->conn_next = conn->subs;
 	conn->subs = sub;
 	server->nsubs++;
+	vg_idset_t ids = VG_IDSET_INIT;
+	rc = vg_select_series(server->store, sub->select, &ids);
+	for (size_t i = 0; rc == 0 && i < ids.len; i++)
+		rc = sid_add(sub, ids.ids[i]);
+	vg_idset_release(&ids);
+	if (rc) {
+		end_sub(sub, rc, "cannot resolve the series of the subscription");
+		return;
+	}
 	if (send_subscribe_ok(sub) != 0) {
 		end_sub(sub, VG_ENOMEM, "out of memory");
 		return;

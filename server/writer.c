@@ -30,12 +30,33 @@
 
 static void on_done(struct ev_loop *loop, ev_async *w, int revents);
 
+void vg_write_job_free(vg_write_job_t *job)
+{
+	if (!job)
+		return;
+	vg_frame_free_envelope(job->envelope);
+	vg_free(job->ids);
+	vg_free(job->created);
+	vg_free(job);
+}
+
 int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
 {
 	const Vigil__V1__Write *write = job->envelope->write;
 	uint64_t points = 0;
 	uint32_t series = 0;
 	vg_tag_t tags[VG_MAX_TAGS];
+	/* The series ids, for subscriptions (a retried job fills them again). */
+	size_t nids = 0;
+	for (size_t b = 0; b < write->n_blocks; b++)
+		nids += write->blocks[b]->n_fields;
+	if (!job->ids) {
+		job->ids = vg_malloc((nids ? nids : 1) * sizeof *job->ids);
+		job->created = vg_malloc(nids ? nids : 1);
+		if (!job->ids || !job->created)
+			return VG_ENOMEM;
+	}
+	size_t k = 0;
 	for (size_t b = 0; b < write->n_blocks; b++) {
 		const Vigil__V1__WriteBlock *block = write->blocks[b];
 		for (size_t t = 0; t < block->n_tags; t++) {
@@ -49,10 +70,13 @@ int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
 					       block->n_tags,
 					       {field->name, strlen(field->name)}};
 			vg_series_id_t id;
-			int rc = vg_wtxn_series(txn, &key, &id, NULL);
+			bool created = false;
+			int rc = vg_wtxn_series(txn, &key, &id, &created);
 			rc = rc ? rc : vg_wtxn_put(txn, id, block->times, field->values, block->n_times);
 			if (rc)
 				return rc;
+			job->ids[k] = id;
+			job->created[k++] = created;
 			points += block->n_times;
 			series++;
 		}
@@ -253,10 +277,8 @@ static void on_done(struct ev_loop *loop, ev_async *a, int revents)
 		vg_conn_t *conn = job->conn;
 		if (!conn) {
 			/* A continuous query's window: nobody to acknowledge. */
-			vg_subs_publish(container_of(w, vg_server_t, writer), job->envelope->write,
-					job->commit);
-			vg_frame_free_envelope(job->envelope);
-			vg_free(job);
+			vg_subs_publish(container_of(w, vg_server_t, writer), job);
+			vg_write_job_free(job);
 			continue;
 		}
 		if (job->result == 0) {
@@ -272,15 +294,14 @@ static void on_done(struct ev_loop *loop, ev_async *a, int revents)
 				vg_conn_send(conn, &frame);
 			vg_buf_release(&frame);
 			/* In commit order, after the acknowledgement. */
-			vg_subs_publish(conn->server, job->envelope->write, job->commit);
+			vg_subs_publish(conn->server, job);
 		} else {
 			char msg[160];
 			snprintf(msg, sizeof msg, "write failed in the store: %s; nothing was written",
 				 vg_strerror(job->result));
 			vg_conn_send_error(conn, job->request_id, VG_ESTORE, msg, false);
 		}
-		vg_frame_free_envelope(job->envelope);
-		vg_free(job);
+		vg_write_job_free(job);
 		vg_conn_write_done(conn);
 		vg_conn_unref(conn);
 	}
