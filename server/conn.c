@@ -55,6 +55,7 @@ void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
 		server->conns->prev = conn;
 	server->conns = conn;
 	server->nconns++;
+	atomic_fetch_add(&server->stat_connections, 1);
 	atomic_fetch_add(&server->connections_total, 1);
 	vg_log(VG_LOG_DEBUG, "connection from %s", peer);
 }
@@ -92,6 +93,7 @@ void vg_conn_close(vg_conn_t *conn)
 	if (conn->next)
 		conn->next->prev = conn->prev;
 	server->nconns--;
+	atomic_fetch_sub(&server->stat_connections, 1);
 	vg_log(VG_LOG_DEBUG, "connection %s closed", conn->peer);
 	/* Workers blocked on this connection's output must notice. */
 	vg_workers_signal_drained(server);

@@ -191,6 +191,8 @@ struct vg_server {
 	vg_workers_t workers;
 	int64_t started_ns;
 	atomic_uint_fast64_t connections_total;
+	/* Mirrors of nconns and nsubs for SHOW STATS on worker threads. */
+	atomic_uint_fast64_t stat_connections, stat_subscriptions;
 	vg_sub_t **sub_buckets; /* subscriptions by measurement (subs.c) */
 	size_t nsubs;
 	struct vg_sid_node **sid_buckets; /* series id -> subscriptions (subs.c) */

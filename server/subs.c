@@ -286,6 +286,7 @@ static void unlink_sub(vg_sub_t *sub)
 		*p = sub->conn_next;
 	sid_remove_all(sub);
 	server->nsubs--;
+	atomic_fetch_sub(&server->stat_subscriptions, 1);
 }
 
 /* Sends SubscriptionEnd (with an error when code != 0) and forgets the
@@ -837,6 +838,7 @@ void vg_subs_subscribe(vg_conn_t *conn, uint64_t id, const Vigil__V1__Subscribe 
 	sub->conn_next = conn->subs;
 	conn->subs = sub;
 	server->nsubs++;
+	atomic_fetch_add(&server->stat_subscriptions, 1);
 	vg_idset_t ids = VG_IDSET_INIT;
 	rc = vg_select_series(server->store, sub->select, &ids);
 	for (size_t i = 0; rc == 0 && i < ids.len; i++)

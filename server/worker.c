@@ -438,7 +438,9 @@ static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t ca
 		if (n < cap)                                                                       \
 			pairs[n++] = (vg_stat_pair_t){k, (double)(v)};                            \
 	} while (0)
+	PAIR("connections", atomic_load(&server->stat_connections));
 	PAIR("connections_total", atomic_load(&server->connections_total));
+	PAIR("subscriptions", atomic_load(&server->stat_subscriptions));
 	PAIR("commits", commits);
 	PAIR("points_written", points);
 	PAIR("writes_per_s", (double)points / uptime);
