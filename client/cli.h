@@ -38,6 +38,10 @@ int cli_stats_main(const cli_global_t *g, int argc, char **argv);
 
 int cli_parse_format(const char *name, cli_format_t *out);
 int cli_parse_time_format(const char *name, cli_time_format_t *out);
+/* The same for --format / --time-format values: 0, or CLI_USAGE after
+ * printing what was expected. */
+int cli_format_option(const char *arg, cli_format_t *out);
+int cli_time_format_option(const char *arg, cli_time_format_t *out);
 
 /* Writes a float in its shortest form that reads back to the same bits. */
 void cli_print_float(FILE *out, double v);

@@ -37,6 +37,22 @@ int cli_parse_format(const char *name, cli_format_t *out)
 	return 0;
 }
 
+int cli_format_option(const char *arg, cli_format_t *out)
+{
+	if (cli_parse_format(arg, out) == 0)
+		return 0;
+	fprintf(stderr, "vigil: --format %s: expected table, csv or json\n", arg);
+	return CLI_USAGE;
+}
+
+int cli_time_format_option(const char *arg, cli_time_format_t *out)
+{
+	if (cli_parse_time_format(arg, out) == 0)
+		return 0;
+	fprintf(stderr, "vigil: --time-format %s: expected ns or rfc3339\n", arg);
+	return CLI_USAGE;
+}
+
 int cli_parse_time_format(const char *name, cli_time_format_t *out)
 {
 	if (strcmp(name, "ns") == 0)

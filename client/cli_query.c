@@ -28,16 +28,12 @@ int cli_query_main(const cli_global_t *g, int argc, char **argv)
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f':
-			if (cli_parse_format(optarg, &format)) {
-				fprintf(stderr, "vigil: --format %s: expected table, csv or json\n", optarg);
+			if (cli_format_option(optarg, &format))
 				return CLI_USAGE;
-			}
 			break;
 		case 't':
-			if (cli_parse_time_format(optarg, &tf)) {
-				fprintf(stderr, "vigil: --time-format %s: expected ns or rfc3339\n", optarg);
+			if (cli_time_format_option(optarg, &tf))
 				return CLI_USAGE;
-			}
 			break;
 		case 'h':
 			usage(stdout);

@@ -364,18 +364,12 @@ int cli_subscribe_main(const cli_global_t *g, int argc, char **argv)
 			}
 			break;
 		case 'f':
-			if (cli_parse_format(optarg, &p.format)) {
-				fprintf(stderr, "vigil: --format %s: expected table, csv or json\n",
-				        optarg);
+			if (cli_format_option(optarg, &p.format))
 				return CLI_USAGE;
-			}
 			break;
 		case 't':
-			if (cli_parse_time_format(optarg, &p.tf)) {
-				fprintf(stderr, "vigil: --time-format %s: expected ns or rfc3339\n",
-				        optarg);
+			if (cli_time_format_option(optarg, &p.tf))
 				return CLI_USAGE;
-			}
 			break;
 		case 'h':
 			usage(stdout);
