@@ -373,9 +373,6 @@ void vg_row_src_take(vg_row_src_t *src, double *values, bool *present);
 int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan);
 int vg_exec_raw(vg_exec_t *x, vg_plan_t *plan);
 
-/* (exec_plan.c) Start of the bucket holding t (GROUP BY time interval and offset in
- * [0, interval)); saturates at INT64_MIN. */
-int64_t vg_bucket_start(int64_t t, int64_t interval, int64_t offset);
 
 /* Applies a FILL mode to rows given in output order, passing them on to an
  * emitter.  FILL(linear) holds rows with cells waiting for the column's

@@ -163,6 +163,11 @@ typedef struct vg_time_expr {
 	int64_t ns;
 } vg_time_expr_t;
 
+/* The start of the GROUP BY time bucket holding t: buckets are
+ * [k*interval + offset, (k+1)*interval + offset), offset in [0, interval);
+ * saturates at INT64_MIN. */
+int64_t vg_bucket_start(int64_t t, int64_t interval, int64_t offset);
+
 /* The value of `t` when now() is now_ns: 0, or VG_ELIMIT if it overflows. */
 int vg_time_expr_eval(const vg_time_expr_t *t, int64_t now_ns, int64_t *out);
 

@@ -137,15 +137,6 @@ void vg_cq_release(vg_server_t *server)
 
 /* ---- statements (worker threads) ------------------------------------- */
 
-static int64_t window_start(const vg_select_t *sel, int64_t t)
-{
-	int64_t d = sel->interval_ns, off = sel->offset_ns;
-	int64_t k = (t - off) / d;
-	if ((t - off) % d < 0)
-		k--;
-	return k * d + off;
-}
-
 static int create_cq(vg_server_t *server, const vg_statement_t *st, const char *text,
 		     size_t text_len, vg_query_error_t *err)
 {
@@ -164,7 +155,7 @@ static int create_cq(vg_server_t *server, const vg_statement_t *st, const char *
 	int rc = cq_parse(name.data, name.len, text, text_len, &cq, err);
 	if (rc)
 		return rc;
-	cq->progress = window_start(cq->select, vg_now_ns());
+	cq->progress = vg_bucket_start(vg_now_ns(), cq->select->interval_ns, cq->select->offset_ns);
 	pthread_mutex_lock(&server->cq_lock);
 	for (vg_cq_t *c = server->cqs; c; c = c->next)
 		if (strcmp(c->name, cq->name) == 0) {

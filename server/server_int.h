@@ -229,6 +229,8 @@ int vg_window_add_block(vg_window_state_t *w, uint64_t sub_id, const Vigil__V1__
 /* Closes windows whose end plus lateness the wall clock passed. */
 int vg_window_tick(vg_window_state_t *w, uint64_t sub_id, int64_t now, vg_buf_t *out);
 bool vg_window_lookup(void *ctx, vg_str_t field, double *value);
+/* The field of a write block named `name`, or NULL (subs.c). */
+const Vigil__V1__WriteField *vg_write_block_field(const Vigil__V1__WriteBlock *b, const char *name);
 
 /* subs.c (loop thread) */
 /* Wall-clock closing of windowed subscriptions (the server's tick). */
@@ -269,6 +271,15 @@ void vg_conn_unref(vg_conn_t *conn);
 void vg_conn_write_done(vg_conn_t *conn);
 /* Stops reading new requests (shutdown). */
 void vg_conn_stop_reading(vg_conn_t *conn);
+
+/* FNV-1a over bytes, for the server's small hash tables. */
+static inline uint64_t vg_hash_bytes(const char *p, size_t n)
+{
+	uint64_t h = UINT64_C(0xcbf29ce484222325);
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)p[i]) * UINT64_C(0x100000001b3);
+	return h;
+}
 
 int64_t vg_now_ns(void);
 int64_t vg_monotonic_ns(void);

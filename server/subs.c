@@ -82,17 +82,9 @@ struct vg_held_push {
 	vg_held_push_t *next;
 };
 
-static uint64_t key_hash(const char *s, size_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)s[i]) * UINT64_C(0x100000001b3);
-	return h;
-}
-
 static vg_sub_t **bucket_of(vg_server_t *server, const char *key, size_t len)
 {
-	return &server->sub_buckets[key_hash(key, len) % SUB_BUCKETS];
+	return &server->sub_buckets[vg_hash_bytes(key, len) % SUB_BUCKETS];
 }
 
 /* A tag equality every matching row needs: a TAG EQ leaf with a value,
@@ -341,7 +333,7 @@ static void deliver(vg_sub_t *sub, const vg_buf_t *frame)
 
 /* ---- building pushes ------------------------------------------------- */
 
-static const Vigil__V1__WriteField *block_field(const Vigil__V1__WriteBlock *b, const char *name)
+const Vigil__V1__WriteField *vg_write_block_field(const Vigil__V1__WriteBlock *b, const char *name)
 {
 	for (size_t f = 0; f < b->n_fields; f++)
 		if (strcmp(b->fields[f]->name, name) == 0)
@@ -364,7 +356,7 @@ static int build_push(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, int64_t
 	const Vigil__V1__WriteField *cols[VG_MAX_PUSH_FIELDS];
 	bool any = false;
 	for (size_t i = 0; i < sub->nfields; i++) {
-		cols[i] = block_field(block, sub->fields[i]);
+		cols[i] = vg_write_block_field(block, sub->fields[i]);
 		any = any || cols[i];
 	}
 	if (!any)

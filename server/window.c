@@ -76,24 +76,6 @@ struct vg_window_state {
 	uint64_t dropped_late;
 };
 
-static uint64_t hash_bytes(const char *p, size_t n)
-{
-	uint64_t h = UINT64_C(0xcbf29ce484222325);
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (unsigned char)p[i]) * UINT64_C(0x100000001b3);
-	return h;
-}
-
-static int64_t window_start(const vg_select_t *sel, int64_t t)
-{
-	int64_t d = sel->interval_ns, off = sel->offset_ns;
-	/* Floor division that is right for negative times too. */
-	int64_t k = (t - off) / d;
-	if ((t - off) % d < 0)
-		k--;
-	return k * d + off;
-}
-
 /* ---- accumulators ---------------------------------------------------- */
 
 static bool needs_values(vg_agg_fn_t fn) { return fn == VG_AGG_MEDIAN || fn == VG_AGG_PERCENTILE; }
@@ -273,7 +255,7 @@ static int find_group(vg_window_state_t *w, const Vigil__V1__WriteBlock *block, 
 		key[at + kl + 1 + vl] = 0;
 		at += kl + vl + 2;
 	}
-	uint64_t h = hash_bytes(key, len) % GROUP_BUCKETS;
+	uint64_t h = vg_hash_bytes(key, len) % GROUP_BUCKETS;
 	for (group_t *g = w->buckets[h]; g; g = g->next)
 		if (g->keylen == len && memcmp(g->key, key, len) == 0) {
 			if (key != stack)
@@ -478,10 +460,7 @@ int vg_window_add_block(vg_window_state_t *w, uint64_t sub_id, const Vigil__V1__
 	const Vigil__V1__WriteField *cols[VG_MAX_PUSH_FIELDS];
 	bool any = false;
 	for (size_t c = 0; c < w->ncols; c++) {
-		cols[c] = NULL;
-		for (size_t f = 0; f < block->n_fields; f++)
-			if (strcmp(block->fields[f]->name, w->fields[c]) == 0)
-				cols[c] = block->fields[f];
+		cols[c] = vg_write_block_field(block, w->fields[c]);
 		any = any || cols[c];
 	}
 	if (!any)
@@ -500,7 +479,7 @@ int vg_window_add_block(vg_window_state_t *w, uint64_t sub_id, const Vigil__V1__
 			continue;
 		int64_t t = block->times[i];
 		window_t *win = NULL;
-		rc = find_window(w, g, window_start(sel, t), &win);
+		rc = find_window(w, g, vg_bucket_start(t, sel->interval_ns, sel->offset_ns), &win);
 		if (rc)
 			break;
 		if (!win) {

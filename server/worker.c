@@ -433,21 +433,19 @@ static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t ca
 		uptime = 1e-9;
 	uint64_t queries = atomic_load(&server->workers.queries);
 	size_t n = 0;
-#define PAIR(k, v)                                                                                 \
-	do {                                                                                       \
-		if (n < cap)                                                                       \
-			pairs[n++] = (vg_stat_pair_t){k, (double)(v)};                            \
-	} while (0)
-	PAIR("connections", atomic_load(&server->stat_connections));
-	PAIR("connections_total", atomic_load(&server->connections_total));
-	PAIR("subscriptions", atomic_load(&server->stat_subscriptions));
-	PAIR("commits", commits);
-	PAIR("points_written", points);
-	PAIR("writes_per_s", (double)points / uptime);
-	PAIR("queries", queries);
-	PAIR("queries_per_s", (double)queries / uptime);
-	PAIR("uptime_s", uptime);
-#undef PAIR
+	const vg_stat_pair_t all[] = {
+		{"connections", (double)atomic_load(&server->stat_connections)},
+		{"connections_total", (double)atomic_load(&server->connections_total)},
+		{"subscriptions", (double)atomic_load(&server->stat_subscriptions)},
+		{"commits", (double)commits},
+		{"points_written", (double)points},
+		{"writes_per_s", (double)points / uptime},
+		{"queries", (double)queries},
+		{"queries_per_s", (double)queries / uptime},
+		{"uptime_s", uptime},
+	};
+	for (; n < cap && n < sizeof all / sizeof all[0]; n++)
+		pairs[n] = all[n];
 	return n;
 }
 

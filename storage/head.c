@@ -434,19 +434,9 @@ int vg_head_load(vg_store_t *store, MDB_txn *txn)
 		}
 		vg_series_id_t id = vg_load_be32(k.mv_data);
 		uint32_t seq = vg_load_be32((const uint8_t *)k.mv_data + 4);
-		if (id >= store->heads_cap) {
-			size_t cap = store->heads_cap ? store->heads_cap : 1024;
-			while (cap <= id)
-				cap *= 2;
-			vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
-			if (!heads) {
-				code = VG_ENOMEM;
-				break;
-			}
-			memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
-			store->heads = heads;
-			store->heads_cap = cap;
-		}
+		code = vg_store_heads_reserve(store, id);
+		if (code)
+			break;
 		store->heads[id].points += b.count;
 		if (seq == UINT32_MAX) {
 			code = VG_ECORRUPT;

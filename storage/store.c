@@ -377,20 +377,28 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	return vg_store_lmdb_error(rc);
 }
 
+int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id)
+{
+	if (id < store->heads_cap)
+		return 0;
+	size_t cap = store->heads_cap ? store->heads_cap : 1024;
+	while (cap <= id)
+		cap *= 2;
+	vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
+	if (!heads)
+		return VG_ENOMEM;
+	memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
+	store->heads = heads;
+	store->heads_cap = cap;
+	return 0;
+}
+
 int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
-	if (id >= store->heads_cap) {
-		size_t cap = store->heads_cap ? store->heads_cap : 1024;
-		while (cap <= id)
-			cap *= 2;
-		vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
-		if (!heads)
-			return VG_ENOMEM;
-		memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
-		store->heads = heads;
-		store->heads_cap = cap;
-	}
+	int code = vg_store_heads_reserve(store, id);
+	if (code)
+		return code;
 	if (txn->nundo == txn->undo_cap) {
 		size_t cap = txn->undo_cap ? txn->undo_cap * 2 : 64;
 		vg_head_undo_t *undo = vg_reallocarray(txn->undo, cap, sizeof *undo);

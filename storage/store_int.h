@@ -113,6 +113,8 @@ struct vg_rtxn {
 int vg_store_lmdb_error(int rc);
 int vg_store_take_codec(vg_store_t *store, vg_codec_t **out);
 void vg_store_give_codec(vg_store_t *store, vg_codec_t *codec);
+/* Makes sure store->heads has a (zeroed) slot for id. */
+int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id);
 /* Records heads[id] in the undo log and makes sure the slot exists. */
 int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id);
 int vg_wtxn_mark_touched(vg_wtxn_t *txn, vg_series_id_t id);
