@@ -64,7 +64,8 @@ int vg_http_url_parse(const char *url, char *host, size_t host_len, char *port, 
 	if (hlen == 0 || copy_part(host, host_len, h, hlen))
 		return VG_EINVAL;
 	if (colon) {
-		if (colon + 1 == hend || copy_part(port, port_len, colon + 1, (size_t)(hend - colon - 1)))
+		if (colon + 1 == hend ||
+		    copy_part(port, port_len, colon + 1, (size_t)(hend - colon - 1)))
 			return VG_EINVAL;
 	} else if (copy_part(port, port_len, "80", 2)) {
 		return VG_EINVAL;
@@ -135,7 +136,8 @@ static int conn_open(vg_http_conn_t *c)
 			int one = 1;
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 			if (c->timeout_ms > 0) {
-				struct timeval tv = {c->timeout_ms / 1000, (c->timeout_ms % 1000) * 1000};
+				struct timeval tv = {c->timeout_ms / 1000,
+				                     (c->timeout_ms % 1000) * 1000};
 				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 				setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 			}
@@ -397,12 +399,12 @@ int vg_http_request(vg_http_conn_t *c, const char *method, const char *path,
                     vg_buf_t *resp)
 {
 	char head[2048];
-	int n = snprintf(head, sizeof head,
-	                 "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vigil-bench\r\n"
-	                 "Content-Length: %zu\r\n%s%s%s\r\n",
-	                 method, path, c->host, c->port, body_len,
-	                 content_type ? "Content-Type: " : "", content_type ? content_type : "",
-	                 content_type ? "\r\n" : "");
+	int n =
+	    snprintf(head, sizeof head,
+	             "%s %s HTTP/1.1\r\nHost: %s:%s\r\nUser-Agent: vigil-bench\r\n"
+	             "Content-Length: %zu\r\n%s%s%s\r\n",
+	             method, path, c->host, c->port, body_len, content_type ? "Content-Type: " : "",
+	             content_type ? content_type : "", content_type ? "\r\n" : "");
 	if (n < 0 || (size_t)n >= sizeof head)
 		return fail(c, VG_ELIMIT, "request line too long");
 	vg_buf_clear(resp);

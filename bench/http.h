@@ -27,8 +27,8 @@ typedef struct vg_http_conn {
 	int fd; /* -1 while not connected */
 	char host[256];
 	char port[16];
-	int timeout_ms;  /* per read or write; 0: none */
-	vg_buf_t in;     /* bytes received and not yet consumed */
+	int timeout_ms; /* per read or write; 0: none */
+	vg_buf_t in;    /* bytes received and not yet consumed */
 	char errstr[VG_HTTP_ERRLEN];
 } vg_http_conn_t;
 

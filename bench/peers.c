@@ -179,9 +179,12 @@ static void *write_thread(void *p)
 static int http_write_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"url", required_argument, NULL, 'u'},        {"file", required_argument, NULL, 'f'},
-	    {"connections", required_argument, NULL, 'c'}, {"batch", required_argument, NULL, 'b'},
-	    {"help", no_argument, NULL, 'h'},              {NULL, 0, NULL, 0},
+	    {"url", required_argument, NULL, 'u'},
+	    {"file", required_argument, NULL, 'f'},
+	    {"connections", required_argument, NULL, 'c'},
+	    {"batch", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	const char *url = NULL, *file = NULL;
 	int conns = 4;
@@ -210,8 +213,9 @@ static int http_write_main(int argc, char **argv)
 		}
 	}
 	if (!url || !file || conns < 1 || conns > 64 || batch < 1) {
-		fprintf(stderr, "vigil-bench http-write: need --url and --file; --connections 1..64, "
-		                "--batch >= 1\n");
+		fprintf(stderr,
+		        "vigil-bench http-write: need --url and --file; --connections 1..64, "
+		        "--batch >= 1\n");
 		return BENCH_EXIT_USAGE;
 	}
 	char host[256], port[16], path[1024];
@@ -267,7 +271,8 @@ static int http_write_main(int argc, char **argv)
 	atomic_size_t next = 0;
 	atomic_bool stop = false;
 	for (int i = 0; i < conns; i++)
-		w[i] = (write_conn_t){host, port, path, data, batches, nbatches, &next, &stop, 0, 0, ""};
+		w[i] = (write_conn_t){host,  port,  path, data, batches, nbatches,
+		                      &next, &stop, 0,    0,    ""};
 	double t0 = now_s();
 	int started = 0;
 	for (; started < conns; started++)
@@ -287,9 +292,11 @@ static int http_write_main(int argc, char **argv)
 	if (status == BENCH_EXIT_OK)
 		printf("http-write %s: %" PRIu64 " points (%" PRIu64 " lines) in %.3f s = %.3f M "
 		       "points/s (%d connections, batches of %ld lines)\n",
-		       file, written, lines, elapsed, (double)written / elapsed / 1e6, conns, batch);
+		       file, written, lines, elapsed, (double)written / elapsed / 1e6, conns,
+		       batch);
 	else
-		fprintf(stderr, "vigil-bench http-write: %" PRIu64 " of %" PRIu64 " points written\n",
+		fprintf(stderr,
+		        "vigil-bench http-write: %" PRIu64 " of %" PRIu64 " points written\n",
 		        written, points);
 	vg_free(batches);
 	vg_free(w);
@@ -343,10 +350,14 @@ static bool answer_failed(peer_t peer, const char *body)
 static int http_query_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"url", required_argument, NULL, 'u'},    {"peer", required_argument, NULL, 'p'},
-	    {"db", required_argument, NULL, 'd'},     {"runs", required_argument, NULL, 'r'},
-	    {"warmup", required_argument, NULL, 'w'}, {"only", required_argument, NULL, 'o'},
-	    {"show", no_argument, NULL, 's'},         {"help", no_argument, NULL, 'h'},
+	    {"url", required_argument, NULL, 'u'},
+	    {"peer", required_argument, NULL, 'p'},
+	    {"db", required_argument, NULL, 'd'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"only", required_argument, NULL, 'o'},
+	    {"show", no_argument, NULL, 's'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *url = NULL, *peer_name = NULL, *db = "bench", *only = NULL;
@@ -395,7 +406,8 @@ static int http_query_main(int argc, char **argv)
 		return BENCH_EXIT_USAGE;
 	}
 	char host[256], port[16], base[1024];
-	if (!url || vg_http_url_parse(url, host, sizeof host, port, sizeof port, base, sizeof base)) {
+	if (!url ||
+	    vg_http_url_parse(url, host, sizeof host, port, sizeof port, base, sizeof base)) {
 		fprintf(stderr, "vigil-bench http-query: bad or missing --url\n");
 		return BENCH_EXIT_USAGE;
 	}
@@ -423,8 +435,10 @@ static int http_query_main(int argc, char **argv)
 		for (int i = -warmup; i < runs; i++) {
 			bench_query_args_t qa;
 			bench_query_draw(bq, &rng, &qa);
-			if (build_request(peer, db, bq, &qa, stmt, sizeof stmt, path, sizeof path)) {
-				fprintf(stderr, "vigil-bench http-query: %s: request too long\n", bq->name);
+			if (build_request(peer, db, bq, &qa, stmt, sizeof stmt, path,
+			                  sizeof path)) {
+				fprintf(stderr, "vigil-bench http-query: %s: request too long\n",
+				        bq->name);
 				status = BENCH_EXIT_ERROR;
 				break;
 			}
@@ -440,8 +454,8 @@ static int http_query_main(int argc, char **argv)
 				break;
 			}
 			if (i == 0 && show)
-				fprintf(stderr, "== %s\n-- InfluxQL: %s\n-- GET %s\n%s\n", bq->name, stmt,
-				        path, body);
+				fprintf(stderr, "== %s\n-- InfluxQL: %s\n-- GET %s\n%s\n", bq->name,
+				        stmt, path, body);
 			if (i >= 0)
 				lat[i] = dt;
 		}
@@ -458,5 +472,11 @@ static int http_query_main(int argc, char **argv)
 	return status;
 }
 
-int bench_http_write_main(int argc, char **argv) { return http_write_main(argc, argv); }
-int bench_http_query_main(int argc, char **argv) { return http_query_main(argc, argv); }
+int bench_http_write_main(int argc, char **argv)
+{
+	return http_write_main(argc, argv);
+}
+int bench_http_query_main(int argc, char **argv)
+{
+	return http_query_main(argc, argv);
+}

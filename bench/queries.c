@@ -55,13 +55,13 @@
 #include <string.h>
 
 const bench_query_t bench_queries[BENCH_Q_COUNT] = {
-	{BENCH_Q_RAW_360, "raw-360", BENCH_HOUR_NS, true},
-	{BENCH_Q_SINGLE_1_1_1, "single-groupby-1-1-1", BENCH_HOUR_NS, true},
-	{BENCH_Q_SINGLE_5_1_12, "single-groupby-5-1-12", 12 * BENCH_HOUR_NS, true},
-	{BENCH_Q_DOUBLE_GROUPBY_1, "double-groupby-1", 12 * BENCH_HOUR_NS, false},
-	{BENCH_Q_LASTPOINT, "lastpoint", 0, false},
-	{BENCH_Q_HIGH_CPU_1, "high-cpu-1", 12 * BENCH_HOUR_NS, true},
-	{BENCH_Q_FULL_SCAN, "full-scan", 0, false},
+    {BENCH_Q_RAW_360, "raw-360", BENCH_HOUR_NS, true},
+    {BENCH_Q_SINGLE_1_1_1, "single-groupby-1-1-1", BENCH_HOUR_NS, true},
+    {BENCH_Q_SINGLE_5_1_12, "single-groupby-5-1-12", 12 * BENCH_HOUR_NS, true},
+    {BENCH_Q_DOUBLE_GROUPBY_1, "double-groupby-1", 12 * BENCH_HOUR_NS, false},
+    {BENCH_Q_LASTPOINT, "lastpoint", 0, false},
+    {BENCH_Q_HIGH_CPU_1, "high-cpu-1", 12 * BENCH_HOUR_NS, true},
+    {BENCH_Q_FULL_SCAN, "full-scan", 0, false},
 };
 
 void bench_query_draw(const bench_query_t *q, vg_rng_t *rng, bench_query_args_t *a)
@@ -82,29 +82,30 @@ static int fit(int n, size_t len)
 	return n < 0 || (size_t)n >= len ? VG_EOVERFLOW : n;
 }
 
-int bench_query_influxql(const bench_query_t *q, const bench_query_args_t *a, char *buf,
-                         size_t len)
+int bench_query_influxql(const bench_query_t *q, const bench_query_args_t *a, char *buf, size_t len)
 {
 	int n = -1;
 	switch (q->id) {
 	case BENCH_Q_RAW_360:
-		n = snprintf(buf, len,
-		             "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
-		             " AND time < %" PRId64,
-		             a->host, a->start, a->end);
+		n = snprintf(
+		    buf, len,
+		    "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
+		    " AND time < %" PRId64,
+		    a->host, a->start, a->end);
 		break;
 	case BENCH_Q_SINGLE_1_1_1:
 		n = snprintf(buf, len,
-		             "SELECT max(usage_user) FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
-		             " AND time < %" PRId64 " GROUP BY time(1m)",
+		             "SELECT max(usage_user) FROM cpu WHERE hostname = 'host_%u' AND time "
+		             ">= %" PRId64 " AND time < %" PRId64 " GROUP BY time(1m)",
 		             a->host, a->start, a->end);
 		break;
 	case BENCH_Q_SINGLE_5_1_12:
-		n = snprintf(buf, len,
-		             "SELECT max(usage_user), max(usage_system), max(usage_idle), "
-		             "max(usage_nice), max(usage_iowait) FROM cpu WHERE hostname = 'host_%u' "
-		             "AND time >= %" PRId64 " AND time < %" PRId64 " GROUP BY time(1m)",
-		             a->host, a->start, a->end);
+		n = snprintf(
+		    buf, len,
+		    "SELECT max(usage_user), max(usage_system), max(usage_idle), "
+		    "max(usage_nice), max(usage_iowait) FROM cpu WHERE hostname = 'host_%u' "
+		    "AND time >= %" PRId64 " AND time < %" PRId64 " GROUP BY time(1m)",
+		    a->host, a->start, a->end);
 		break;
 	case BENCH_Q_DOUBLE_GROUPBY_1:
 		n = snprintf(buf, len,
@@ -116,10 +117,11 @@ int bench_query_influxql(const bench_query_t *q, const bench_query_args_t *a, ch
 		n = snprintf(buf, len, "SELECT last(usage_user) FROM cpu GROUP BY hostname");
 		break;
 	case BENCH_Q_HIGH_CPU_1:
-		n = snprintf(buf, len,
-		             "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND usage_user > 90 "
-		             "AND time >= %" PRId64 " AND time < %" PRId64,
-		             a->host, a->start, a->end);
+		n = snprintf(
+		    buf, len,
+		    "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND usage_user > 90 "
+		    "AND time >= %" PRId64 " AND time < %" PRId64,
+		    a->host, a->start, a->end);
 		break;
 	case BENCH_Q_FULL_SCAN:
 		n = snprintf(buf, len, "SELECT mean(usage_user) FROM cpu");
@@ -176,10 +178,11 @@ int bench_query_metricsql(const bench_query_t *q, const bench_query_args_t *a, c
 		start = a->start + BENCH_MINUTE_NS - ms, end = a->end - ms, step = BENCH_MINUTE_NS;
 		break;
 	case BENCH_Q_SINGLE_5_1_12:
-		n = snprintf(expr, sizeof expr,
-		             "max_over_time({__name__=~\"cpu_usage_(user|system|idle|nice|iowait)\","
-		             "hostname=\"host_%u\"}[1m]) keep_metric_names",
-		             a->host);
+		n = snprintf(
+		    expr, sizeof expr,
+		    "max_over_time({__name__=~\"cpu_usage_(user|system|idle|nice|iowait)\","
+		    "hostname=\"host_%u\"}[1m]) keep_metric_names",
+		    a->host);
 		start = a->start + BENCH_MINUTE_NS - ms, end = a->end - ms, step = BENCH_MINUTE_NS;
 		break;
 	case BENCH_Q_DOUBLE_GROUPBY_1:
