@@ -23,7 +23,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VG_MAP_MIN ((size_t)1 << 30)
 
@@ -158,6 +160,44 @@ static int check_format(vg_store_t *store, MDB_txn *txn, char *err, size_t errle
 	return 0;
 }
 
+/* Creates and opens store->env over store->dir with the store's settings;
+ * returns an LMDB code (store->env is NULL on failure). */
+static int env_open(vg_store_t *store)
+{
+	int rc = mdb_env_create(&store->env);
+	if (rc) {
+		store->env = NULL;
+		return rc;
+	}
+	mdb_env_set_maxdbs(store->env, 8);
+	mdb_env_set_maxreaders(store->env, store->max_readers);
+	mdb_env_set_mapsize(store->env, store->map_size);
+	rc = mdb_env_open(store->env, store->dir, store->flags, 0644);
+	if (rc) {
+		mdb_env_close(store->env);
+		store->env = NULL;
+		return rc;
+	}
+	int dead;
+	mdb_reader_check(store->env, &dead);
+	return 0;
+}
+
+#define VG_COMPACT_DIR "compact.tmp"
+
+/* Removes what an interrupted compaction left (its copy is never needed:
+ * until the rename the old file is whole). */
+static void remove_compact_leftover(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR "/data.mdb", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR "/lock.mdb", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR, dir);
+	rmdir(path);
+}
+
 int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **out, char *err,
 		  size_t errlen)
 {
@@ -182,11 +222,12 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	pthread_mutex_init(&store->write_lock, NULL);
 	pthread_mutex_init(&store->codec_lock, NULL);
 
-	int rc = mdb_env_create(&store->env);
-	if (rc) {
+	store->dir = vg_strndup(dir, strlen(dir));
+	if (!store->dir) {
 		vg_store_close(store);
-		return set_err(err, errlen, vg_store_lmdb_error(rc), "%s: %s", dir, mdb_strerror(rc));
+		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
 	}
+	remove_compact_leftover(dir);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	struct stat st;
@@ -194,19 +235,15 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	store->map_size = opts->map_size ? opts->map_size : VG_MAP_MIN;
 	while (store->map_size < 2 * file_size)
 		store->map_size *= 2;
-	mdb_env_set_maxdbs(store->env, 8);
-	mdb_env_set_maxreaders(store->env, opts->max_readers ? opts->max_readers : 1022);
-	mdb_env_set_mapsize(store->env, store->map_size);
-	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync ? 0 : MDB_NOSYNC);
-	rc = mdb_env_open(store->env, dir, flags, 0644);
+	store->max_readers = opts->max_readers ? opts->max_readers : 1022;
+	store->flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync ? 0 : MDB_NOSYNC);
+	int rc = env_open(store);
 	if (rc) {
 		int code = vg_store_lmdb_error(rc);
 		set_err(err, errlen, code, "%s: cannot open store: %s", dir, mdb_strerror(rc));
 		vg_store_close(store);
 		return code;
 	}
-	int dead;
-	mdb_reader_check(store->env, &dead);
 	MDB_stat env_stat;
 	mdb_env_stat(store->env, &env_stat);
 	store->page_size = env_stat.ms_psize;
@@ -257,6 +294,7 @@ void vg_store_close(vg_store_t *store)
 	vg_free(store->free_codecs);
 	vg_codec_free(store->write_codec);
 	vg_free(store->heads);
+	vg_free(store->dir);
 	pthread_rwlock_destroy(&store->resize_lock);
 	pthread_mutex_destroy(&store->write_lock);
 	pthread_mutex_destroy(&store->codec_lock);
@@ -310,7 +348,7 @@ int vg_store_write_begin(vg_store_t *store, vg_wtxn_t **out)
 		return code;
 	}
 	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_txn_begin(store->env, NULL, 0, &txn->txn);
+	int rc = store->env ? mdb_txn_begin(store->env, NULL, 0, &txn->txn) : VG_ESTORE;
 	if (rc) {
 		pthread_rwlock_unlock(&store->resize_lock);
 		pthread_mutex_unlock(&store->write_lock);
@@ -435,7 +473,7 @@ int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
 	if (!txn)
 		return VG_ENOMEM;
 	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn->txn);
+	int rc = store->env ? mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn->txn) : VG_ESTORE;
 	if (rc) {
 		pthread_rwlock_unlock(&store->resize_lock);
 		vg_free(txn);
@@ -446,9 +484,15 @@ int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
 	return 0;
 }
 
-uint64_t vg_rtxn_id(const vg_rtxn_t *txn) { return mdb_txn_id(txn->txn); }
+uint64_t vg_rtxn_id(const vg_rtxn_t *txn)
+{
+	return txn->store->txn_id_base + mdb_txn_id(txn->txn);
+}
 
-uint64_t vg_wtxn_id(const vg_wtxn_t *txn) { return mdb_txn_id(txn->txn); }
+uint64_t vg_wtxn_id(const vg_wtxn_t *txn)
+{
+	return txn->store->txn_id_base + mdb_txn_id(txn->txn);
+}
 
 void vg_rtxn_end(vg_rtxn_t *txn)
 {
@@ -618,6 +662,29 @@ int vg_store_backup(vg_store_t *store, const char *dest_dir)
 
 /* ---- statistics ------------------------------------------------------ */
 
+/* The file's size and the part in use, as seen by txn.  The free pages are
+ * the entries of LMDB's free database (dbi 0), each a count word followed
+ * by page numbers. */
+static void space_in_txn(vg_rtxn_t *txn, uint64_t *file_bytes, uint64_t *used_bytes)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(txn->store->env, &info);
+	mdb_env_stat(txn->store->env, &st);
+	size_t free_pages = 0;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	if (mdb_cursor_open(txn->txn, 0, &cur) == 0) {
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (v.mv_size >= sizeof(size_t))
+				free_pages += *(const size_t *)v.mv_data;
+		mdb_cursor_close(cur);
+	}
+	*file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	*used_bytes = *file_bytes - (uint64_t)free_pages * st.ms_psize;
+}
+
 int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
 {
 	memset(stats, 0, sizeof *stats);
@@ -650,22 +717,107 @@ int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
 			}
 		mdb_cursor_close(cur);
 	}
-	/* Free pages: the entries of LMDB's free database (dbi 0 of the
-	 * environment) list page numbers after a count word. */
-	MDB_envinfo info;
-	mdb_env_info(store->env, &info);
-	mdb_env_stat(store->env, &st);
-	size_t free_pages = 0;
-	if (mdb_cursor_open(txn->txn, 0, &cur) == 0) {
-		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-			if (v.mv_size >= sizeof(size_t))
-				free_pages += *(const size_t *)v.mv_data;
-		mdb_cursor_close(cur);
-	}
-	stats->map_bytes = info.me_mapsize;
-	stats->file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	stats->used_bytes = stats->file_bytes - (uint64_t)free_pages * st.ms_psize;
+	stats->map_bytes = store->map_size;
+	space_in_txn(txn, &stats->file_bytes, &stats->used_bytes);
 	vg_rtxn_end(txn);
 	return 0;
+}
+
+int vg_store_space(vg_store_t *store, uint64_t *file_bytes, uint64_t *used_bytes)
+{
+	vg_rtxn_t *txn;
+	int code = vg_store_read_begin(store, &txn);
+	if (code)
+		return code;
+	space_in_txn(txn, file_bytes, used_bytes);
+	vg_rtxn_end(txn);
+	return 0;
+}
+
+/* ---- compaction ------------------------------------------------------ */
+
+/* Writes the file at path to disk, and the directory entry of its dir. */
+static int sync_file_and_dir(const char *path, const char *dir)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	if (rc)
+		return rc;
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int vg_store_compact(vg_store_t *store)
+{
+	char tmp_dir[4096], tmp_file[4200], data_file[4200];
+	snprintf(tmp_dir, sizeof tmp_dir, "%s/" VG_COMPACT_DIR, store->dir);
+	snprintf(tmp_file, sizeof tmp_file, "%s/data.mdb", tmp_dir);
+	snprintf(data_file, sizeof data_file, "%s/data.mdb", store->dir);
+
+	pthread_mutex_lock(&store->write_lock);
+	if (!store->env) {
+		pthread_mutex_unlock(&store->write_lock);
+		return VG_ESTORE;
+	}
+	remove_compact_leftover(store->dir);
+	int code = mkdir(tmp_dir, 0755) ? -errno : 0;
+	if (code == 0) {
+		/* Readers go on meanwhile; the writer lock keeps the data still. */
+		pthread_rwlock_rdlock(&store->resize_lock);
+		code = vg_store_lmdb_error(mdb_env_copy2(store->env, tmp_dir, MDB_CP_COMPACT));
+		pthread_rwlock_unlock(&store->resize_lock);
+	}
+	if (code == 0)
+		code = sync_file_and_dir(tmp_file, tmp_dir);
+	if (code) {
+		remove_compact_leftover(store->dir);
+		pthread_mutex_unlock(&store->write_lock);
+		return code;
+	}
+
+	/* The swap: no transaction may be open while the environment changes. */
+	pthread_rwlock_wrlock(&store->resize_lock);
+	MDB_envinfo info;
+	mdb_env_info(store->env, &info);
+	if (rename(tmp_file, data_file) != 0) {
+		code = -errno;
+		pthread_rwlock_unlock(&store->resize_lock);
+		remove_compact_leftover(store->dir);
+		pthread_mutex_unlock(&store->write_lock);
+		return code;
+	}
+	remove_compact_leftover(store->dir);
+	code = sync_file_and_dir(data_file, store->dir);
+	/* The copy's snapshot carries LMDB transaction id 1: a reader of it
+	 * must see the id of the last commit, a writer the next one. */
+	store->txn_id_base += info.me_last_txnid - 1;
+	mdb_env_close(store->env);
+	int rc = env_open(store);
+	MDB_txn *txn = NULL;
+	if (rc == 0)
+		rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = open_dbs(store, txn);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		if (store->env)
+			mdb_env_close(store->env);
+		store->env = NULL;
+		code = vg_store_lmdb_error(rc);
+	}
+	pthread_rwlock_unlock(&store->resize_lock);
+	pthread_mutex_unlock(&store->write_lock);
+	return code;
 }
