@@ -21,6 +21,7 @@
 #include "vg_error.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <fcntl.h>
@@ -98,23 +99,32 @@ static int grow_map_if_needed(vg_store_t *store)
 	return vg_store_lmdb_error(rc);
 }
 
+/* The named databases of a store (store_int.h gives their layout). */
+static const struct {
+	const char *name;
+	unsigned flags;
+	size_t offset; /* of the handle in vg_store_t */
+} store_dbs[] = {
+	{"meta", 0, offsetof(vg_store_t, dbi_meta)},
+	{"kv", 0, offsetof(vg_store_t, dbi_kv)},
+	{"series", MDB_DUPSORT | MDB_DUPFIXED, offsetof(vg_store_t, dbi_series)},
+	{"ids", MDB_INTEGERKEY, offsetof(vg_store_t, dbi_ids)},
+	{"postings", MDB_DUPSORT | MDB_DUPFIXED, offsetof(vg_store_t, dbi_postings)},
+	{"chunks", 0, offsetof(vg_store_t, dbi_chunks)},
+	{"head", 0, offsetof(vg_store_t, dbi_head)},
+};
+#define VG_STORE_NDBS (sizeof store_dbs / sizeof store_dbs[0])
+
+static MDB_dbi *store_dbi(vg_store_t *store, size_t i)
+{
+	return (MDB_dbi *)((char *)store + store_dbs[i].offset);
+}
+
 static int open_dbs(vg_store_t *store, MDB_txn *txn)
 {
-	struct {
-		const char *name;
-		unsigned flags;
-		MDB_dbi *dbi;
-	} dbs[] = {
-		{"meta", 0, &store->dbi_meta},
-		{"kv", 0, &store->dbi_kv},
-		{"series", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_series},
-		{"ids", MDB_INTEGERKEY, &store->dbi_ids},
-		{"postings", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_postings},
-		{"chunks", 0, &store->dbi_chunks},
-		{"head", 0, &store->dbi_head},
-	};
-	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-		int rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi);
+	for (size_t i = 0; i < VG_STORE_NDBS; i++) {
+		int rc = mdb_dbi_open(txn, store_dbs[i].name, store_dbs[i].flags | MDB_CREATE,
+				      store_dbi(store, i));
 		if (rc)
 			return rc;
 	}
@@ -652,11 +662,112 @@ int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
 			   &walk);
 }
 
+/* ---- repacked copies --------------------------------------------------
+ *
+ * A copy of the store written in key order with MDB_APPEND, so that every
+ * B-tree page is full: LMDB's own compacting copy only renumbers pages,
+ * keeping the half-empty leaves that inserts in the middle of a tree leave
+ * behind (chunks are keyed by series, and all series grow at once).  The
+ * copy commits every VG_REPACK_BYTES so no transaction grows without bound,
+ * and is synced once at the end. */
+
+#define VG_REPACK_BYTES ((size_t)32 << 20)
+
+typedef struct {
+	MDB_env *env;
+	MDB_txn *txn;
+	size_t bytes; /* copied since the last commit */
+} repack_t;
+
+static int repack_flush(repack_t *rp, bool again)
+{
+	int rc = mdb_txn_commit(rp->txn);
+	rp->txn = NULL;
+	rp->bytes = 0;
+	if (rc == 0 && again)
+		rc = mdb_txn_begin(rp->env, NULL, 0, &rp->txn);
+	return rc;
+}
+
+/* Copies database i of the snapshot `from` into the copy. */
+static int repack_db(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t i)
+{
+	MDB_dbi dst;
+	unsigned flags = store_dbs[i].flags;
+	int rc = mdb_dbi_open(rp->txn, store_dbs[i].name, flags | MDB_CREATE, &dst);
+	MDB_cursor *in = NULL;
+	if (rc == 0)
+		rc = mdb_cursor_open(from, *store_dbi(store, i), &in);
+	if (rc)
+		return rc;
+	MDB_val k, v;
+	int get = mdb_cursor_get(in, &k, &v, MDB_FIRST);
+	while (rc == 0 && get == 0) {
+		/* A new key is appended; later duplicates of it appended as
+		 * duplicates. */
+		rc = mdb_put(rp->txn, dst, &k, &v, MDB_APPEND);
+		rp->bytes += k.mv_size + v.mv_size;
+		if (flags & MDB_DUPSORT) {
+			for (get = mdb_cursor_get(in, &k, &v, MDB_NEXT_DUP); rc == 0 && get == 0;
+			     get = mdb_cursor_get(in, &k, &v, MDB_NEXT_DUP)) {
+				rc = mdb_put(rp->txn, dst, &k, &v, MDB_APPENDDUP);
+				rp->bytes += v.mv_size;
+			}
+			if (get != MDB_NOTFOUND)
+				break;
+		}
+		if (rc == 0 && rp->bytes >= VG_REPACK_BYTES)
+			rc = repack_flush(rp, true);
+		if (rc == 0)
+			get = mdb_cursor_get(in, &k, &v, (flags & MDB_DUPSORT) ? MDB_NEXT_NODUP : MDB_NEXT);
+	}
+	mdb_cursor_close(in);
+	if (rc)
+		return rc;
+	return get == MDB_NOTFOUND ? 0 : get;
+}
+
+/* Writes a repacked copy of the snapshot `from` as <dir>/data.mdb (dir
+ * must exist and hold no store) and syncs it; returns an LMDB code or
+ * -errno. */
+static int repack_into(vg_store_t *store, MDB_txn *from, const char *dir)
+{
+	repack_t rp = {0};
+	int rc = mdb_env_create(&rp.env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(rp.env, 8);
+	mdb_env_set_mapsize(rp.env, store->map_size);
+	rc = mdb_env_open(rp.env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+	if (rc == 0)
+		rc = mdb_txn_begin(rp.env, NULL, 0, &rp.txn);
+	for (size_t i = 0; rc == 0 && i < VG_STORE_NDBS; i++)
+		rc = repack_db(&rp, store, from, i);
+	if (rc == 0)
+		rc = repack_flush(&rp, false);
+	if (rp.txn)
+		mdb_txn_abort(rp.txn);
+	if (rc == 0)
+		rc = mdb_env_sync(rp.env, 1);
+	mdb_env_close(rp.env);
+	if (rc == 0) {
+		/* The lock file belongs to the copy's environment, not to the
+		 * store: a store opened on the copy makes its own. */
+		char path[4200];
+		snprintf(path, sizeof path, "%s/lock.mdb", dir);
+		unlink(path);
+	}
+	return rc;
+}
+
 int vg_store_backup(vg_store_t *store, const char *dest_dir)
 {
-	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_env_copy2(store->env, dest_dir, MDB_CP_COMPACT);
-	pthread_rwlock_unlock(&store->resize_lock);
+	vg_rtxn_t *txn;
+	int code = vg_store_read_begin(store, &txn);
+	if (code)
+		return code;
+	int rc = repack_into(store, txn->txn, dest_dir);
+	vg_rtxn_end(txn);
 	return vg_store_lmdb_error(rc);
 }
 
@@ -770,9 +881,12 @@ int vg_store_compact(vg_store_t *store)
 	int code = mkdir(tmp_dir, 0755) ? -errno : 0;
 	if (code == 0) {
 		/* Readers go on meanwhile; the writer lock keeps the data still. */
-		pthread_rwlock_rdlock(&store->resize_lock);
-		code = vg_store_lmdb_error(mdb_env_copy2(store->env, tmp_dir, MDB_CP_COMPACT));
-		pthread_rwlock_unlock(&store->resize_lock);
+		vg_rtxn_t *from;
+		code = vg_store_read_begin(store, &from);
+		if (code == 0) {
+			code = vg_store_lmdb_error(repack_into(store, from->txn, tmp_dir));
+			vg_rtxn_end(from);
+		}
 	}
 	if (code == 0)
 		code = sync_file_and_dir(tmp_file, tmp_dir);
@@ -795,9 +909,7 @@ int vg_store_compact(vg_store_t *store)
 	}
 	remove_compact_leftover(store->dir);
 	code = sync_file_and_dir(data_file, store->dir);
-	/* The copy's snapshot carries LMDB transaction id 1: a reader of it
-	 * must see the id of the last commit, a writer the next one. */
-	store->txn_id_base += info.me_last_txnid - 1;
+	uint64_t last_id = store->txn_id_base + info.me_last_txnid;
 	mdb_env_close(store->env);
 	int rc = env_open(store);
 	MDB_txn *txn = NULL;
@@ -816,6 +928,11 @@ int vg_store_compact(vg_store_t *store)
 			mdb_env_close(store->env);
 		store->env = NULL;
 		code = vg_store_lmdb_error(rc);
+	} else {
+		/* The copy restarted LMDB's transaction ids: a reader of it must
+		 * see the id of the last commit, a writer the next one. */
+		mdb_env_info(store->env, &info);
+		store->txn_id_base = last_id - info.me_last_txnid;
 	}
 	pthread_rwlock_unlock(&store->resize_lock);
 	pthread_mutex_unlock(&store->write_lock);
