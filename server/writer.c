@@ -154,8 +154,10 @@ static void *writer_main(void *arg)
 {
 	vg_server_t *server = arg;
 	vg_writer_t *w = &server->writer;
-	bool unsealed = false;     /* writes since the last idle seal */
-	int64_t last_write = 0;    /* CLOCK_MONOTONIC of the last commit */
+	/* Writes since the last idle seal; true at start, for the heads a
+	 * previous run left unsealed. */
+	bool unsealed = true;
+	int64_t last_write = vg_monotonic_ns(); /* CLOCK_MONOTONIC of the last commit */
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->pending && !w->stopping && !w->maintenance_due) {
