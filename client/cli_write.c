@@ -29,7 +29,7 @@
 
 #define READ_CHUNK (1u << 20)
 #define MAX_IN_FLIGHT 8
-#define DEFAULT_BATCH 5000
+#define DEFAULT_BATCH 20000
 
 static double now_s(void)
 {
@@ -242,7 +242,10 @@ static int add_line(writer_t *w, const vg_lp_line_t *line, uint64_t lineno)
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: vigil write [--file F] [--precision ns|us|ms|s] [--batch N]\n"
-		     "  reads InfluxDB line protocol from F or stdin\n");
+		     "  reads InfluxDB line protocol from F or stdin\n"
+		     "  --batch N   lines per request (default %d; fewer when a request nears\n"
+		     "              half the server's frame limit)\n",
+		DEFAULT_BATCH);
 }
 
 int cli_write_main(const cli_global_t *g, int argc, char **argv)
@@ -361,7 +364,12 @@ int cli_write_main(const cli_global_t *g, int argc, char **argv)
 				continue;
 			}
 			points += line->field_count;
-			if (w.batch_lines >= w.max_lines && send_batch(&w)) {
+			/* A batch goes at N lines, or sooner when it nears half the
+			 * server's frame limit (checked every 1,024 lines). */
+			bool full = w.batch_lines >= w.max_lines ||
+			            ((w.batch_lines & 1023) == 0 &&
+			             vg_batch_encoded_size(w.batch) >= vg_client_max_frame(w.client) / 2);
+			if (full && send_batch(&w)) {
 				status = CLI_ERROR;
 				break;
 			}

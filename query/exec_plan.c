@@ -25,6 +25,7 @@
 #include "vg_alloc.h"
 #include "vg_error.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -256,6 +257,90 @@ bool vg_plan_row_matches(const vg_plan_t *plan, const vg_tagset_t *ts, const dou
 	if (ts->residual != VG_TRI_UNKNOWN)
 		return ts->residual == VG_TRI_TRUE;
 	return row_eval(plan, plan->prog_root, ts, values, present);
+}
+
+static vg_value_range_t range_of(vg_range_kind_t kind)
+{
+	vg_value_range_t r = {kind, -INFINITY, INFINITY, false, false};
+	return r;
+}
+
+static vg_value_range_t range_and(vg_value_range_t a, vg_value_range_t b)
+{
+	if (a.kind == VG_RANGE_NONE || b.kind == VG_RANGE_NONE)
+		return range_of(VG_RANGE_NONE);
+	if (a.kind == VG_RANGE_COMPLEX || b.kind == VG_RANGE_COMPLEX)
+		return range_of(VG_RANGE_COMPLEX);
+	if (a.kind == VG_RANGE_ALL)
+		return b;
+	if (b.kind == VG_RANGE_ALL)
+		return a;
+	vg_value_range_t r = a;
+	if (b.lo > r.lo || (b.lo == r.lo && b.lo_open)) {
+		r.lo = b.lo;
+		r.lo_open = b.lo_open;
+	}
+	if (b.hi < r.hi || (b.hi == r.hi && b.hi_open)) {
+		r.hi = b.hi;
+		r.hi_open = b.hi_open;
+	}
+	return r;
+}
+
+static vg_value_range_t range_eval(const vg_plan_t *plan, int i, const vg_tagset_t *ts,
+                                   size_t field)
+{
+	const vg_prog_node_t *n = &plan->prog[i];
+	switch (n->kind) {
+	case VG_COND_AND:
+		return range_and(range_eval(plan, n->left, ts, field),
+		                 range_eval(plan, n->right, ts, field));
+	case VG_COND_OR: {
+		vg_value_range_t a = range_eval(plan, n->left, ts, field);
+		vg_value_range_t b = range_eval(plan, n->right, ts, field);
+		if (a.kind == VG_RANGE_ALL || b.kind == VG_RANGE_ALL)
+			return range_of(VG_RANGE_ALL);
+		if (a.kind == VG_RANGE_NONE)
+			return b;
+		if (b.kind == VG_RANGE_NONE)
+			return a;
+		return range_of(VG_RANGE_COMPLEX);
+	}
+	case VG_COND_TAG:
+		return range_of(ts->tag_truth[n->leaf] ? VG_RANGE_ALL : VG_RANGE_NONE);
+	case VG_COND_FIELD: {
+		if ((size_t)n->field != field) /* absent: every comparison fails */
+			return range_of(VG_RANGE_NONE);
+		vg_value_range_t r = range_of(VG_RANGE_SPAN);
+		switch (n->op) {
+		case VG_CMP_EQ:
+			r.lo = r.hi = n->number;
+			break;
+		case VG_CMP_LT:
+		case VG_CMP_LE:
+			r.hi = n->number;
+			r.hi_open = n->op == VG_CMP_LT;
+			break;
+		case VG_CMP_GT:
+		case VG_CMP_GE:
+			r.lo = n->number;
+			r.lo_open = n->op == VG_CMP_GT;
+			break;
+		default:
+			return range_of(VG_RANGE_COMPLEX);
+		}
+		return r;
+	}
+	default:
+		return range_of(VG_RANGE_ALL);
+	}
+}
+
+vg_value_range_t vg_plan_value_range(const vg_plan_t *plan, const vg_tagset_t *ts, size_t field)
+{
+	if (ts->residual != VG_TRI_UNKNOWN)
+		return range_of(ts->residual == VG_TRI_TRUE ? VG_RANGE_ALL : VG_RANGE_NONE);
+	return range_eval(plan, plan->prog_root, ts, field);
 }
 
 /* ---- columns --------------------------------------------------------------- */

@@ -7,9 +7,10 @@
  * reads about n points per field and stops.  A row is output when its
  * condition holds and at least one selected field has a point there.
  *
- * A group of one tag set with one field and no per-row test (the common
- * "one series over a range") skips the row machinery: cursor blocks go to
- * the emitter as they come.  With LIMIT, row sources take chunk edges from
+ * A group of one tag set with one field (the common "one series over a
+ * range", with or without a test on its values) skips the row machinery:
+ * cursor blocks go to the emitter as they come, each point tested when the
+ * condition needs it.  With LIMIT, row sources take chunk edges from
  * headers (exec_source.c), so "the latest point of every host" reads one
  * chunk header per series instead of decoding a chunk per series.
  */
@@ -32,14 +33,28 @@ typedef struct raw {
 	bool *nulls;
 } raw_t;
 
-/* One series (of plan field `field`) straight to the emitter. */
-static int run_series(raw_t *r, vg_series_id_t id, size_t field)
+/* One series (of plan field `field`, tag set ts) straight to the emitter,
+ * each point tested against the condition when the tag set needs it. */
+static int run_series(raw_t *r, const vg_tagset_t *ts, vg_series_id_t id, size_t field)
 {
 	vg_plan_t *plan = r->plan;
+	bool selected = false;
 	for (size_t c = 0; c < plan->ncolumns; c++) {
 		r->nulls[c] = plan->columns[c].field != field;
 		r->row[c] = 0;
+		selected |= !r->nulls[c];
 	}
+	/* A series only tested, never selected, yields no rows. */
+	if (!selected)
+		return 0;
+	/* The other fields have no series here: absent at every point. */
+	for (size_t f = 0; f < plan->nfields; f++)
+		r->present[f] = f == field;
+	/* The condition as a span of values when it is one (a test inline),
+	 * else evaluated per point. */
+	vg_value_range_t range = vg_plan_value_range(plan, ts, field);
+	if (range.kind == VG_RANGE_NONE)
+		return 0;
 	vg_cursor_t *cursor;
 	int code = vg_cursor_open(r->x->txn, id, plan->t0, plan->t1,
 	                          r->reverse ? VG_CURSOR_REVERSE : 0, &cursor);
@@ -61,6 +76,14 @@ static int run_series(raw_t *r, vg_series_id_t id, size_t field)
 		if (r->x->stats)
 			r->x->stats->points_scanned += n;
 		for (size_t i = 0; i < n && code == 0; i++) {
+			if (range.kind == VG_RANGE_SPAN) {
+				if (!vg_value_in_range(&range, values[i]))
+					continue;
+			} else if (range.kind == VG_RANGE_COMPLEX) {
+				r->values[field] = values[i];
+				if (!vg_plan_row_matches(plan, ts, r->values, r->present))
+					continue;
+			}
 			for (size_t c = 0; c < plan->ncolumns; c++)
 				if (!r->nulls[c])
 					r->row[c] = values[i];
@@ -136,15 +159,17 @@ static int run_group(raw_t *r, const vg_group_t *g)
 	vg_emit_start(&r->emit, &set, r->sel->limit);
 	const vg_tagset_t *ts = &plan->tagsets[g->first];
 	int code;
-	/* The one-series fast path: one tag set, one field, no row test. */
+	/* The one-series fast path: one tag set with one field.  Rows there
+	 * are that series' points, the other fields absent, so the condition
+	 * can be tested point by point without merging sources. */
 	size_t only = 0, nseries = 0;
 	for (size_t f = 0; f < plan->nfields; f++)
 		if (ts->series[f] >= 0) {
 			only = f;
 			nseries++;
 		}
-	if (g->count == 1 && nseries == 1 && ts->residual == VG_TRI_TRUE && r->sel->limit == 0)
-		code = run_series(r, (vg_series_id_t)ts->series[only], only);
+	if (g->count == 1 && nseries == 1 && r->sel->limit == 0)
+		code = run_series(r, ts, (vg_series_id_t)ts->series[only], only);
 	else
 		code = run_rows(r, g);
 	if (code == 0 || code == VG_QDONE)

@@ -281,6 +281,22 @@ void vg_plan_release(vg_plan_t *plan);
 bool vg_plan_row_matches(const vg_plan_t *plan, const vg_tagset_t *ts, const double *values,
                          const bool *present);
 
+/* The condition of a plan at tag set ts, for rows where only plan field
+ * `field` is present, as a test on that field's value. */
+typedef enum { VG_RANGE_ALL, VG_RANGE_NONE, VG_RANGE_SPAN, VG_RANGE_COMPLEX } vg_range_kind_t;
+typedef struct vg_value_range {
+	vg_range_kind_t kind;
+	double lo, hi; /* SPAN: lo <= v <= hi, either end strict as flagged */
+	bool lo_open, hi_open;
+} vg_value_range_t;
+vg_value_range_t vg_plan_value_range(const vg_plan_t *plan, const vg_tagset_t *ts, size_t field);
+
+/* Whether v is in a SPAN (NaN never is: it fails every comparison). */
+static inline bool vg_value_in_range(const vg_value_range_t *r, double v)
+{
+	return (r->lo_open ? v > r->lo : v >= r->lo) && (r->hi_open ? v < r->hi : v <= r->hi);
+}
+
 /* Resolves a tag-only condition to series of `measurement` (DELETE, SHOW
  * SERIES): out = the matching ids.  Field leaves are VG_EINVAL. */
 int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond, vg_idset_t *out);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Installs what is missing, then builds and runs the whole test suite twice:
-# a normal build with -Werror, and an AddressSanitizer + UBSan build.
+# Installs what is missing, then builds and runs the whole test suite: a
+# normal build with -Werror, the integration tests again with vigild under
+# valgrind memcheck, and an AddressSanitizer + UBSan build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -11,11 +12,13 @@ run_suite() {
 	shift
 	cmake -S . -B "$dir" -DVG_WERROR=ON "$@" >/dev/null
 	cmake --build "$dir" -j"$jobs"
-	(cd "$dir" && ctest --output-on-failure -j"$jobs")
+	(cd "$dir" && ctest --output-on-failure -j"$jobs" -LE valgrind)
 }
 
 echo "== normal build (build/) =="
 run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+echo "== integration tests with vigild under valgrind memcheck (build/) =="
+(cd build && ctest --output-on-failure -j"$jobs" -L valgrind)
 echo "== sanitizer build (build-asan/) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVG_SANITIZE=ON

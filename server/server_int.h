@@ -158,6 +158,10 @@ typedef struct vg_workers {
 	ev_async output_async;
 	atomic_uint_fast64_t queries;
 	bool running;
+	/* Loop thread only: statements tried inline that ran past the budget
+	 * in a row, and how many statements to skip trying before the next
+	 * attempt (worker.c, try_inline). */
+	unsigned inline_misses, inline_skip;
 } vg_workers_t;
 
 int vg_workers_start(vg_server_t *server);

@@ -12,6 +12,15 @@
  *
  * The last hand-over of a job carries ResultEnd or Error and lets the loop
  * free the job and drop its connection reference.
+ *
+ * Short reads skip the hand-offs: a SELECT or SHOW is first run on the loop
+ * thread itself with a budget of VG_INLINE_BUDGET_NS and one output chunk.
+ * Most point lookups and small aggregates finish well inside it and answer
+ * without waking a worker or the loop a second time (two thread switches,
+ * half the round trip of a small query).  A statement that runs past the
+ * budget is dropped — reads have no side effects — and queued for a worker
+ * as usual; after misses in a row the loop stops trying for a while, so a
+ * workload of heavy statements loses almost nothing to the attempts.
  */
 #include "server_int.h"
 
@@ -25,8 +34,11 @@
 #include <time.h>
 
 #define VG_ROWS_PER_BLOCK 1024
+#define VG_INLINE_BUDGET_NS 200000 /* loop-thread time a statement may take */
+#define VG_INLINE_MAX_SKIP 64       /* statements skipped after repeated misses */
 
 static void on_output(struct ev_loop *loop, ev_async *w, int revents);
+static bool try_inline(vg_server_t *server, vg_query_job_t *job);
 
 typedef struct {
 	vg_server_t *server;
@@ -34,6 +46,8 @@ typedef struct {
 	vg_buf_t frames;
 	uint64_t rows;
 	int64_t deadline_ns; /* CLOCK_MONOTONIC; 0: none */
+	bool inline_run;     /* on the loop thread: never hand over or wait */
+	bool spilled;        /* inline_run produced more than one chunk */
 } job_sink_t;
 
 /* Hands the frames built so far to the loop. */
@@ -89,6 +103,10 @@ static int maybe_flush(job_sink_t *s)
 {
 	if (s->frames.len < vg_output_chunk(&s->server->config))
 		return 0;
+	if (s->inline_run) {
+		s->spilled = true;
+		return VG_ECANCELED;
+	}
 	int rc = hand_over(s, false);
 	return rc ? rc : wait_for_room(s);
 }
@@ -449,12 +467,33 @@ static size_t server_stats(vg_server_t *server, vg_stat_pair_t *pairs, size_t ca
 	return n;
 }
 
-static void run_job(vg_server_t *server, vg_query_job_t *job)
+/* Statements without side effects, which may be run twice. */
+static bool statement_is_read(const vg_statement_t *st)
 {
-	job_sink_t s = {server, job, VG_BUF_INIT, 0,
-			server->config.query_timeout_ns
-				? job->received_ns + server->config.query_timeout_ns
-				: 0};
+	switch (vg_statement_kind(st)) {
+	case VG_STMT_SELECT:
+	case VG_STMT_SHOW_MEASUREMENTS:
+	case VG_STMT_SHOW_SERIES:
+	case VG_STMT_SHOW_TAG_KEYS:
+	case VG_STMT_SHOW_TAG_VALUES:
+	case VG_STMT_SHOW_FIELD_KEYS:
+	case VG_STMT_SHOW_RETENTION:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
+ * Parses and runs job's statement into s->frames, then appends its
+ * ResultEnd or Error frame.  With inline_deadline (loop thread) the
+ * statement must be a read and finish by then within one output chunk:
+ * otherwise nothing is appended and false is returned, for a worker to run
+ * it from the start.
+ */
+static bool run_statement(vg_server_t *server, vg_query_job_t *job, job_sink_t *s,
+			  int64_t inline_deadline)
+{
 	vg_statement_t *st = NULL;
 	vg_query_error_t qerr;
 	memset(&qerr, 0, sizeof qerr);
@@ -462,26 +501,38 @@ static void run_job(vg_server_t *server, vg_query_job_t *job)
 	int rc = vg_query_parse(job->statement, job->statement_len, &st, &qerr);
 	vg_exec_stats_t stats;
 	memset(&stats, 0, sizeof stats);
+	if (rc == 0 && inline_deadline && !statement_is_read(st)) {
+		vg_query_free(st);
+		return false;
+	}
+	bool over_budget = false;
 	if (rc == 0) {
 		vg_stat_pair_t pairs[16];
 		vg_exec_options_t opts;
 		vg_exec_options_init(&opts);
 		opts.now_ns = vg_now_ns();
 		opts.cancel = &job->cancel;
-		opts.deadline_ns = server->config.query_timeout_ns
-					   ? job->received_ns + server->config.query_timeout_ns
-					   : 0;
+		opts.deadline_ns = s->deadline_ns;
 		opts.timeout_ns = server->config.query_timeout_ns;
+		if (inline_deadline && (!opts.deadline_ns || inline_deadline < opts.deadline_ns)) {
+			opts.deadline_ns = inline_deadline;
+			over_budget = true; /* if the deadline is hit, it is ours */
+		}
 		opts.max_rows = VG_ROWS_PER_BLOCK;
 		opts.extra_stats = pairs;
 		opts.nextra_stats = server_stats(server, pairs, 16);
-		vg_result_sink_t sink = {sink_begin_set, sink_rows, &s};
+		vg_result_sink_t sink = {sink_begin_set, sink_rows, s};
 		if (vg_cq_handles(st))
 			rc = vg_cq_exec(server, st, job->statement, job->statement_len, &sink, &qerr);
 		else
 			rc = vg_query_exec(st, server->store, &opts, &sink, &stats, &qerr);
 	}
 	vg_query_free(st);
+	if (inline_deadline && (s->spilled || (over_budget && rc == VG_ETIMEOUT))) {
+		vg_buf_clear(&s->frames);
+		s->rows = 0;
+		return false;
+	}
 	atomic_fetch_add(&server->workers.queries, 1);
 	if (rc == VG_ECANCELED && atomic_load(&job->conn->closed)) {
 		/* Nobody to tell. */
@@ -490,20 +541,31 @@ static void run_job(vg_server_t *server, vg_query_job_t *job)
 		vg_buf_t frame = VG_BUF_INIT;
 		if (vg_frame_append_error(&frame, job->request_id, rc, msg, qerr.line, qerr.column,
 					  false) == 0)
-			vg_buf_append(&s.frames, frame.data, frame.len);
+			vg_buf_append(&s->frames, frame.data, frame.len);
 		vg_buf_release(&frame);
 		vg_log(VG_LOG_DEBUG, "statement failed: %s", msg);
 	} else {
 		Vigil__V1__ResultEnd end = VIGIL__V1__RESULT_END__INIT;
-		end.rows = s.rows;
+		end.rows = s->rows;
 		end.points_scanned = stats.points_scanned;
 		end.elapsed_ns = (uint64_t)(vg_monotonic_ns() - started);
 		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
 		env.id = job->request_id;
 		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_END;
 		env.result_end = &end;
-		vg_frame_append(&s.frames, &env);
+		vg_frame_append(&s->frames, &env);
 	}
+	return true;
+}
+
+static void run_job(vg_server_t *server, vg_query_job_t *job)
+{
+	job_sink_t s = {server, job, VG_BUF_INIT, 0,
+			server->config.query_timeout_ns
+				? job->received_ns + server->config.query_timeout_ns
+				: 0,
+			false, false};
+	run_statement(server, job, &s, 0);
 	if (hand_over(&s, true) != 0) {
 		/* Without memory for the hand-over record the loop would never
 		 * release the job; retry until it succeeds. */
@@ -571,6 +633,8 @@ int vg_workers_start(vg_server_t *server)
 void vg_workers_submit(vg_server_t *server, vg_query_job_t *job)
 {
 	vg_workers_t *w = &server->workers;
+	if (try_inline(server, job))
+		return;
 	job->next = NULL;
 	pthread_mutex_lock(&w->lock);
 	*w->queue_tail = job;
@@ -587,6 +651,54 @@ void vg_workers_signal_drained(vg_server_t *server)
 	pthread_mutex_lock(&w->lock);
 	pthread_cond_broadcast(&w->drained);
 	pthread_mutex_unlock(&w->lock);
+}
+
+/* Loop thread: unlinks a finished job from its connection and frees it. */
+static void retire_job(vg_query_job_t *job)
+{
+	vg_conn_t *conn = job->conn;
+	if (job->conn_prev)
+		job->conn_prev->conn_next = job->conn_next;
+	else if (conn->queries == job)
+		conn->queries = job->conn_next;
+	if (job->conn_next)
+		job->conn_next->conn_prev = job->conn_prev;
+	vg_free(job->statement);
+	vg_free(job);
+	vg_conn_unref(conn);
+}
+
+/* Loop thread: runs a read statement here and now if it is cheap (see the
+ * top of the file); true when the job is done and freed. */
+static bool try_inline(vg_server_t *server, vg_query_job_t *job)
+{
+	vg_workers_t *w = &server->workers;
+	if (job->sub || atomic_load(&job->conn->closed) ||
+	    atomic_load(&job->conn->out_len) >= vg_output_high_water(&server->config))
+		return false;
+	if (w->inline_skip > 0) {
+		w->inline_skip--;
+		return false;
+	}
+	job_sink_t s = {server, job, VG_BUF_INIT, 0,
+			server->config.query_timeout_ns
+				? job->received_ns + server->config.query_timeout_ns
+				: 0,
+			true, false};
+	if (!run_statement(server, job, &s, vg_monotonic_ns() + VG_INLINE_BUDGET_NS)) {
+		vg_buf_release(&s.frames);
+		if (w->inline_misses < 6)
+			w->inline_misses++;
+		w->inline_skip = (1u << w->inline_misses) < VG_INLINE_MAX_SKIP
+					 ? (1u << w->inline_misses)
+					 : VG_INLINE_MAX_SKIP;
+		return false;
+	}
+	w->inline_misses = 0;
+	vg_conn_send(job->conn, &s.frames);
+	vg_buf_release(&s.frames);
+	retire_job(job);
+	return true;
 }
 
 /* Loop thread: delivers frames and retires finished jobs. */
@@ -615,17 +727,8 @@ static void on_output(struct ev_loop *loop, ev_async *a, int revents)
 			vg_conn_send(conn, &out->frames);
 		if (out->last && job->sub)
 			vg_subs_history_done(job->sub, out->snapshot, out->result, out->message);
-		if (out->last) {
-			if (job->conn_prev)
-				job->conn_prev->conn_next = job->conn_next;
-			else if (conn->queries == job)
-				conn->queries = job->conn_next;
-			if (job->conn_next)
-				job->conn_next->conn_prev = job->conn_prev;
-			vg_free(job->statement);
-			vg_free(job);
-			vg_conn_unref(conn);
-		}
+		if (out->last)
+			retire_job(job);
 		vg_buf_release(&out->frames);
 		vg_free(out);
 	}

@@ -14,7 +14,8 @@
  *
  * The writer also runs the maintenance passes (retention, sealing idle
  * heads), which are write transactions too, and seals every head once
- * writes have paused for VG_IDLE_SEAL_NS.
+ * writes have paused for VG_IDLE_SEAL_NS, then compacts the file when
+ * most of it is free pages.
  */
 #include "server_int.h"
 
@@ -27,6 +28,12 @@
 
 #define VG_IDLE_SEAL_MIN_POINTS 1
 #define VG_IDLE_SEAL_NS INT64_C(2000000000) /* quiet time before heads are sealed */
+
+/* Compaction after the idle seal: when the free pages are at least this
+ * many bytes and at least the bytes in use, and the store is small enough
+ * that the copy (writes wait for it) takes a moment, not minutes. */
+#define VG_COMPACT_MIN_FREE ((uint64_t)16 << 20)
+#define VG_COMPACT_MAX_USED ((uint64_t)1 << 30)
 
 static void on_done(struct ev_loop *loop, ev_async *w, int revents);
 
@@ -105,6 +112,29 @@ static int commit_group(vg_store_t *store, vg_write_job_t *jobs)
 	return vg_wtxn_commit(txn);
 }
 
+/* LMDB keeps freed pages in its file for reuse; heavy ingest (head blocks
+ * written and freed by every seal) can leave the file several times larger
+ * than the data.  Once writes pause, give that space back. */
+static void compact_if_worthwhile(vg_server_t *server)
+{
+	uint64_t file = 0, used = 0;
+	if (vg_store_space(server->store, &file, &used) != 0)
+		return;
+	uint64_t free_bytes = file - used;
+	if (free_bytes < VG_COMPACT_MIN_FREE || free_bytes < used || used > VG_COMPACT_MAX_USED)
+		return;
+	int64_t start = vg_monotonic_ns();
+	int rc = vg_store_compact(server->store);
+	if (rc) {
+		vg_log(VG_LOG_ERROR, "compaction failed: %s", vg_strerror(rc));
+		return;
+	}
+	vg_store_space(server->store, &file, &used);
+	vg_log(VG_LOG_INFO, "compacted the store: %.1f MB free space given back, file now %.1f MB (%.0f ms)",
+	       (double)free_bytes / 1e6, (double)file / 1e6,
+	       (double)(vg_monotonic_ns() - start) / 1e6);
+}
+
 static void run_maintenance(vg_server_t *server)
 {
 	uint64_t removed = 0;
@@ -116,14 +146,18 @@ static void run_maintenance(vg_server_t *server)
 	rc = vg_store_seal(server->store, VG_IDLE_SEAL_MIN_POINTS);
 	if (rc)
 		vg_log(VG_LOG_ERROR, "sealing failed: %s", vg_strerror(rc));
+	else
+		compact_if_worthwhile(server);
 }
 
 static void *writer_main(void *arg)
 {
 	vg_server_t *server = arg;
 	vg_writer_t *w = &server->writer;
-	bool unsealed = false;     /* writes since the last idle seal */
-	int64_t last_write = 0;    /* CLOCK_MONOTONIC of the last commit */
+	/* Writes since the last idle seal; true at start, for the heads a
+	 * previous run left unsealed. */
+	bool unsealed = true;
+	int64_t last_write = vg_monotonic_ns(); /* CLOCK_MONOTONIC of the last commit */
 	pthread_mutex_lock(&w->lock);
 	for (;;) {
 		while (!w->pending && !w->stopping && !w->maintenance_due) {
@@ -140,6 +174,8 @@ static void *writer_main(void *arg)
 				int rc = vg_store_seal(server->store, VG_IDLE_SEAL_MIN_POINTS);
 				if (rc)
 					vg_log(VG_LOG_ERROR, "sealing failed: %s", vg_strerror(rc));
+				else
+					compact_if_worthwhile(server);
 				unsealed = false;
 			}
 			pthread_mutex_lock(&w->lock);

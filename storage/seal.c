@@ -57,7 +57,7 @@ static int key_list_add(key_list_t *list, const void *key)
 }
 
 /* True when a chunk value of `size` bytes sits in overflow pages it fills
- * to within 1/16: a finished chunk that seals do not merge into again. */
+ * to within 1/16. */
 static bool chunk_fills_pages(size_t size, size_t psize)
 {
 	size_t need = size + VG_OVERFLOW_HEADER;
@@ -65,10 +65,33 @@ static bool chunk_fills_pages(size_t size, size_t psize)
 	return need >= psize && (pages * psize - need) * 16 <= pages * psize;
 }
 
+/* The largest chunk LMDB keeps inside a leaf page beside others (half a
+ * page less the node and key headers, with a margin); a larger one takes
+ * overflow pages of its own. */
+static size_t leaf_value_max(size_t psize) { return (psize - 16) / 2 - 40; }
+
+/* A chunk that seals no longer merge into: it fills its pages and is big
+ * (half the point limit, or half the page limit).  Smaller chunks at the
+ * end of a series are its tail, re-merged with new points until they add
+ * up to a finished chunk. */
+static bool chunk_is_finished(const vg_chunk_header_t *h, size_t size, size_t psize)
+{
+	if (h->count >= VG_CHUNK_MAX_POINTS)
+		return true;
+	size_t pages = (size + VG_OVERFLOW_HEADER + psize - 1) / psize;
+	return chunk_fills_pages(size, psize) &&
+	       (h->count >= VG_CHUNK_MAX_POINTS / 2 || pages >= VG_FIT_PAGES / 2);
+}
+
+/* At most this many tail chunks are gathered back by a seal (a tail is at
+ * most a page-filling chunk and two leaf-sized ones). */
+#define VG_TAIL_CHUNKS 4
+
 /*
  * Lists the chunks of series id overlapping [lo, hi] (inclusive), in time
- * order; with room > 0 also the chunk just before lo when it holds fewer
- * than `room` points (so that it and the new points fill one chunk).
+ * order; with room > 0 also the unfinished chunks just before lo (the
+ * series' tail) while they hold fewer than `room` points together, so that
+ * they and the new points are laid out again.
  */
 static int find_chunks(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t lo, int64_t hi,
 		       size_t room, key_list_t *out)
@@ -82,17 +105,29 @@ static int find_chunks(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64
 	MDB_val k = {12, seek.bytes}, v;
 	int code = 0;
 	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-	/* The chunk before the seek position may reach into [lo, hi]. */
+	/* The chunk before the seek position may reach into [lo, hi]; before
+	 * it may lie the unfinished tail. */
 	MDB_val pk, pv;
 	int prc = rc == 0 ? mdb_cursor_get(cur, &pk, &pv, MDB_PREV)
 			  : mdb_cursor_get(cur, &pk, &pv, MDB_LAST);
-	if (prc == 0 && pk.mv_size == 12 && vg_load_be32(pk.mv_data) == id) {
+	chunk_key_t tail[VG_TAIL_CHUNKS];
+	size_t ntail = 0, tail_points = 0;
+	while (code == 0 && prc == 0 && ntail < VG_TAIL_CHUNKS && pk.mv_size == 12 &&
+	       vg_load_be32(pk.mv_data) == id) {
 		vg_chunk_header_t h;
 		code = vg_chunk_header_read(pv.mv_data, pv.mv_size, &h);
-		if (code == 0 && (h.max_time >= lo ||
-				  (h.count < room && !chunk_fills_pages(pv.mv_size, store->page_size))))
-			code = key_list_add(out, pk.mv_data);
+		if (code)
+			break;
+		bool overlaps = ntail == 0 && h.max_time >= lo;
+		if (!overlaps && (tail_points + h.count >= room ||
+				  chunk_is_finished(&h, pv.mv_size, store->page_size)))
+			break;
+		memcpy(tail[ntail++].bytes, pk.mv_data, 12);
+		tail_points += h.count;
+		prc = mdb_cursor_get(cur, &pk, &pv, MDB_PREV);
 	}
+	while (code == 0 && ntail > 0)
+		code = key_list_add(out, tail[--ntail].bytes);
 	if (code == 0 && rc == 0) {
 		/* Back to the seek position. */
 		k.mv_size = 12;
@@ -141,9 +176,12 @@ static int delete_chunk(vg_wtxn_t *txn, const chunk_key_t *key)
  * Encodes the chunk that starts at run[start], choosing its point count.
  * LMDB keeps a value too large for a leaf page in whole overflow pages, so
  * a chunk that overshoots a page boundary by a little wastes most of a
- * page.  Once a chunk is complete (VG_CHUNK_MAX_POINTS points, or
- * VG_FIT_PAGES pages), its count is cut so that it fills the pages below
- * the boundary instead; the rest starts the next chunk.  The chunk is left in txn->scratch; *n gets its count.
+ * page.  A chunk that is complete (VG_CHUNK_MAX_POINTS points, or
+ * VG_FIT_PAGES pages) or the last of the run (the tail, which would sit in
+ * a part-empty page while the series is idle) is cut so that it fills the
+ * pages below the boundary instead, and the rest starts the next chunk; a
+ * tail smaller than a page becomes two leaf-sized chunks, which share leaf
+ * pages with others.  The chunk is left in txn->scratch; *n gets its count.
  */
 static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size_t *n)
 {
@@ -157,12 +195,16 @@ static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size
 		if (code)
 			return code;
 		size_t need = txn->scratch.len + VG_OVERFLOW_HEADER;
-		/* A chunk still growing (neither full nor large) is left as it
-		 * is: the next seal merges into it. */
 		bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
-		if (!complete || need < psize || chunk_fills_pages(txn->scratch.len, psize) ||
-		    attempt == 3 || count < 64)
+		bool tail = start + count == run->len;
+		if ((!complete && !tail) || txn->scratch.len <= leaf_value_max(psize) ||
+		    chunk_fills_pages(txn->scratch.len, psize) || attempt == 3 || count < 64)
 			break;
+		if (need < psize) {
+			/* Between a leaf value and a page: two leaf values. */
+			count = (count + 1) / 2;
+			continue;
+		}
 		/* Aim just under the page boundary below. */
 		size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
 		size_t shrink = attempt == 0 ? 99 : 97 - 2 * (size_t)attempt;

@@ -21,9 +21,12 @@
 #include "vg_error.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define VG_MAP_MIN ((size_t)1 << 30)
 
@@ -96,23 +99,32 @@ static int grow_map_if_needed(vg_store_t *store)
 	return vg_store_lmdb_error(rc);
 }
 
+/* The named databases of a store (store_int.h gives their layout). */
+static const struct {
+	const char *name;
+	unsigned flags;
+	size_t offset; /* of the handle in vg_store_t */
+} store_dbs[] = {
+	{"meta", 0, offsetof(vg_store_t, dbi_meta)},
+	{"kv", 0, offsetof(vg_store_t, dbi_kv)},
+	{"series", MDB_DUPSORT | MDB_DUPFIXED, offsetof(vg_store_t, dbi_series)},
+	{"ids", MDB_INTEGERKEY, offsetof(vg_store_t, dbi_ids)},
+	{"postings", MDB_DUPSORT | MDB_DUPFIXED, offsetof(vg_store_t, dbi_postings)},
+	{"chunks", 0, offsetof(vg_store_t, dbi_chunks)},
+	{"head", 0, offsetof(vg_store_t, dbi_head)},
+};
+#define VG_STORE_NDBS (sizeof store_dbs / sizeof store_dbs[0])
+
+static MDB_dbi *store_dbi(vg_store_t *store, size_t i)
+{
+	return (MDB_dbi *)((char *)store + store_dbs[i].offset);
+}
+
 static int open_dbs(vg_store_t *store, MDB_txn *txn)
 {
-	struct {
-		const char *name;
-		unsigned flags;
-		MDB_dbi *dbi;
-	} dbs[] = {
-		{"meta", 0, &store->dbi_meta},
-		{"kv", 0, &store->dbi_kv},
-		{"series", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_series},
-		{"ids", MDB_INTEGERKEY, &store->dbi_ids},
-		{"postings", MDB_DUPSORT | MDB_DUPFIXED, &store->dbi_postings},
-		{"chunks", 0, &store->dbi_chunks},
-		{"head", 0, &store->dbi_head},
-	};
-	for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
-		int rc = mdb_dbi_open(txn, dbs[i].name, dbs[i].flags | MDB_CREATE, dbs[i].dbi);
+	for (size_t i = 0; i < VG_STORE_NDBS; i++) {
+		int rc = mdb_dbi_open(txn, store_dbs[i].name, store_dbs[i].flags | MDB_CREATE,
+				      store_dbi(store, i));
 		if (rc)
 			return rc;
 	}
@@ -158,6 +170,44 @@ static int check_format(vg_store_t *store, MDB_txn *txn, char *err, size_t errle
 	return 0;
 }
 
+/* Creates and opens store->env over store->dir with the store's settings;
+ * returns an LMDB code (store->env is NULL on failure). */
+static int env_open(vg_store_t *store)
+{
+	int rc = mdb_env_create(&store->env);
+	if (rc) {
+		store->env = NULL;
+		return rc;
+	}
+	mdb_env_set_maxdbs(store->env, 8);
+	mdb_env_set_maxreaders(store->env, store->max_readers);
+	mdb_env_set_mapsize(store->env, store->map_size);
+	rc = mdb_env_open(store->env, store->dir, store->flags, 0644);
+	if (rc) {
+		mdb_env_close(store->env);
+		store->env = NULL;
+		return rc;
+	}
+	int dead;
+	mdb_reader_check(store->env, &dead);
+	return 0;
+}
+
+#define VG_COMPACT_DIR "compact.tmp"
+
+/* Removes what an interrupted compaction left (its copy is never needed:
+ * until the rename the old file is whole). */
+static void remove_compact_leftover(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR "/data.mdb", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR "/lock.mdb", dir);
+	unlink(path);
+	snprintf(path, sizeof path, "%s/" VG_COMPACT_DIR, dir);
+	rmdir(path);
+}
+
 int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **out, char *err,
 		  size_t errlen)
 {
@@ -182,11 +232,12 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	pthread_mutex_init(&store->write_lock, NULL);
 	pthread_mutex_init(&store->codec_lock, NULL);
 
-	int rc = mdb_env_create(&store->env);
-	if (rc) {
+	store->dir = vg_strndup(dir, strlen(dir));
+	if (!store->dir) {
 		vg_store_close(store);
-		return set_err(err, errlen, vg_store_lmdb_error(rc), "%s: %s", dir, mdb_strerror(rc));
+		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
 	}
+	remove_compact_leftover(dir);
 	char path[4096];
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
 	struct stat st;
@@ -194,19 +245,15 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	store->map_size = opts->map_size ? opts->map_size : VG_MAP_MIN;
 	while (store->map_size < 2 * file_size)
 		store->map_size *= 2;
-	mdb_env_set_maxdbs(store->env, 8);
-	mdb_env_set_maxreaders(store->env, opts->max_readers ? opts->max_readers : 1022);
-	mdb_env_set_mapsize(store->env, store->map_size);
-	unsigned flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync ? 0 : MDB_NOSYNC);
-	rc = mdb_env_open(store->env, dir, flags, 0644);
+	store->max_readers = opts->max_readers ? opts->max_readers : 1022;
+	store->flags = MDB_NOTLS | MDB_NORDAHEAD | (opts->sync ? 0 : MDB_NOSYNC);
+	int rc = env_open(store);
 	if (rc) {
 		int code = vg_store_lmdb_error(rc);
 		set_err(err, errlen, code, "%s: cannot open store: %s", dir, mdb_strerror(rc));
 		vg_store_close(store);
 		return code;
 	}
-	int dead;
-	mdb_reader_check(store->env, &dead);
 	MDB_stat env_stat;
 	mdb_env_stat(store->env, &env_stat);
 	store->page_size = env_stat.ms_psize;
@@ -257,6 +304,7 @@ void vg_store_close(vg_store_t *store)
 	vg_free(store->free_codecs);
 	vg_codec_free(store->write_codec);
 	vg_free(store->heads);
+	vg_free(store->dir);
 	pthread_rwlock_destroy(&store->resize_lock);
 	pthread_mutex_destroy(&store->write_lock);
 	pthread_mutex_destroy(&store->codec_lock);
@@ -310,7 +358,7 @@ int vg_store_write_begin(vg_store_t *store, vg_wtxn_t **out)
 		return code;
 	}
 	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_txn_begin(store->env, NULL, 0, &txn->txn);
+	int rc = store->env ? mdb_txn_begin(store->env, NULL, 0, &txn->txn) : VG_ESTORE;
 	if (rc) {
 		pthread_rwlock_unlock(&store->resize_lock);
 		pthread_mutex_unlock(&store->write_lock);
@@ -435,7 +483,7 @@ int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
 	if (!txn)
 		return VG_ENOMEM;
 	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn->txn);
+	int rc = store->env ? mdb_txn_begin(store->env, NULL, MDB_RDONLY, &txn->txn) : VG_ESTORE;
 	if (rc) {
 		pthread_rwlock_unlock(&store->resize_lock);
 		vg_free(txn);
@@ -446,9 +494,15 @@ int vg_store_read_begin(vg_store_t *store, vg_rtxn_t **out)
 	return 0;
 }
 
-uint64_t vg_rtxn_id(const vg_rtxn_t *txn) { return mdb_txn_id(txn->txn); }
+uint64_t vg_rtxn_id(const vg_rtxn_t *txn)
+{
+	return txn->store->txn_id_base + mdb_txn_id(txn->txn);
+}
 
-uint64_t vg_wtxn_id(const vg_wtxn_t *txn) { return mdb_txn_id(txn->txn); }
+uint64_t vg_wtxn_id(const vg_wtxn_t *txn)
+{
+	return txn->store->txn_id_base + mdb_txn_id(txn->txn);
+}
 
 void vg_rtxn_end(vg_rtxn_t *txn)
 {
@@ -608,15 +662,139 @@ int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
 			   &walk);
 }
 
+/* ---- repacked copies --------------------------------------------------
+ *
+ * A copy of the store written in key order with MDB_APPEND, so that every
+ * B-tree page is full: LMDB's own compacting copy only renumbers pages,
+ * keeping the half-empty leaves that inserts in the middle of a tree leave
+ * behind (chunks are keyed by series, and all series grow at once).  The
+ * copy commits every VG_REPACK_BYTES so no transaction grows without bound,
+ * and is synced once at the end. */
+
+#define VG_REPACK_BYTES ((size_t)32 << 20)
+
+typedef struct {
+	MDB_env *env;
+	MDB_txn *txn;
+	size_t bytes; /* copied since the last commit */
+} repack_t;
+
+static int repack_flush(repack_t *rp, bool again)
+{
+	int rc = mdb_txn_commit(rp->txn);
+	rp->txn = NULL;
+	rp->bytes = 0;
+	if (rc == 0 && again)
+		rc = mdb_txn_begin(rp->env, NULL, 0, &rp->txn);
+	return rc;
+}
+
+/* Copies database i of the snapshot `from` into the copy. */
+static int repack_db(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t i)
+{
+	MDB_dbi dst;
+	unsigned flags = store_dbs[i].flags;
+	int rc = mdb_dbi_open(rp->txn, store_dbs[i].name, flags | MDB_CREATE, &dst);
+	MDB_cursor *in = NULL;
+	if (rc == 0)
+		rc = mdb_cursor_open(from, *store_dbi(store, i), &in);
+	if (rc)
+		return rc;
+	MDB_val k, v;
+	int get = mdb_cursor_get(in, &k, &v, MDB_FIRST);
+	while (rc == 0 && get == 0) {
+		/* A new key is appended; later duplicates of it appended as
+		 * duplicates. */
+		rc = mdb_put(rp->txn, dst, &k, &v, MDB_APPEND);
+		rp->bytes += k.mv_size + v.mv_size;
+		if (flags & MDB_DUPSORT) {
+			for (get = mdb_cursor_get(in, &k, &v, MDB_NEXT_DUP); rc == 0 && get == 0;
+			     get = mdb_cursor_get(in, &k, &v, MDB_NEXT_DUP)) {
+				rc = mdb_put(rp->txn, dst, &k, &v, MDB_APPENDDUP);
+				rp->bytes += v.mv_size;
+			}
+			if (get != MDB_NOTFOUND)
+				break;
+		}
+		if (rc == 0 && rp->bytes >= VG_REPACK_BYTES)
+			rc = repack_flush(rp, true);
+		if (rc == 0)
+			get = mdb_cursor_get(in, &k, &v, (flags & MDB_DUPSORT) ? MDB_NEXT_NODUP : MDB_NEXT);
+	}
+	mdb_cursor_close(in);
+	if (rc)
+		return rc;
+	return get == MDB_NOTFOUND ? 0 : get;
+}
+
+/* Writes a repacked copy of the snapshot `from` as <dir>/data.mdb (dir
+ * must exist and hold no store) and syncs it; returns an LMDB code or
+ * -errno. */
+static int repack_into(vg_store_t *store, MDB_txn *from, const char *dir)
+{
+	repack_t rp = {0};
+	int rc = mdb_env_create(&rp.env);
+	if (rc)
+		return rc;
+	mdb_env_set_maxdbs(rp.env, 8);
+	mdb_env_set_mapsize(rp.env, store->map_size);
+	rc = mdb_env_open(rp.env, dir, MDB_NOSYNC | MDB_NOTLS, 0644);
+	if (rc == 0)
+		rc = mdb_txn_begin(rp.env, NULL, 0, &rp.txn);
+	for (size_t i = 0; rc == 0 && i < VG_STORE_NDBS; i++)
+		rc = repack_db(&rp, store, from, i);
+	if (rc == 0)
+		rc = repack_flush(&rp, false);
+	if (rp.txn)
+		mdb_txn_abort(rp.txn);
+	if (rc == 0)
+		rc = mdb_env_sync(rp.env, 1);
+	mdb_env_close(rp.env);
+	if (rc == 0) {
+		/* The lock file belongs to the copy's environment, not to the
+		 * store: a store opened on the copy makes its own. */
+		char path[4200];
+		snprintf(path, sizeof path, "%s/lock.mdb", dir);
+		unlink(path);
+	}
+	return rc;
+}
+
 int vg_store_backup(vg_store_t *store, const char *dest_dir)
 {
-	pthread_rwlock_rdlock(&store->resize_lock);
-	int rc = mdb_env_copy2(store->env, dest_dir, MDB_CP_COMPACT);
-	pthread_rwlock_unlock(&store->resize_lock);
+	vg_rtxn_t *txn;
+	int code = vg_store_read_begin(store, &txn);
+	if (code)
+		return code;
+	int rc = repack_into(store, txn->txn, dest_dir);
+	vg_rtxn_end(txn);
 	return vg_store_lmdb_error(rc);
 }
 
 /* ---- statistics ------------------------------------------------------ */
+
+/* The file's size and the part in use, as seen by txn.  The free pages are
+ * the entries of LMDB's free database (dbi 0), each a count word followed
+ * by page numbers. */
+static void space_in_txn(vg_rtxn_t *txn, uint64_t *file_bytes, uint64_t *used_bytes)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+	mdb_env_info(txn->store->env, &info);
+	mdb_env_stat(txn->store->env, &st);
+	size_t free_pages = 0;
+	MDB_cursor *cur;
+	MDB_val k, v;
+	if (mdb_cursor_open(txn->txn, 0, &cur) == 0) {
+		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+			if (v.mv_size >= sizeof(size_t))
+				free_pages += *(const size_t *)v.mv_data;
+		mdb_cursor_close(cur);
+	}
+	*file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+	*used_bytes = *file_bytes - (uint64_t)free_pages * st.ms_psize;
+}
 
 int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
 {
@@ -650,22 +828,113 @@ int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
 			}
 		mdb_cursor_close(cur);
 	}
-	/* Free pages: the entries of LMDB's free database (dbi 0 of the
-	 * environment) list page numbers after a count word. */
-	MDB_envinfo info;
-	mdb_env_info(store->env, &info);
-	mdb_env_stat(store->env, &st);
-	size_t free_pages = 0;
-	if (mdb_cursor_open(txn->txn, 0, &cur) == 0) {
-		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
-		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-			if (v.mv_size >= sizeof(size_t))
-				free_pages += *(const size_t *)v.mv_data;
-		mdb_cursor_close(cur);
-	}
-	stats->map_bytes = info.me_mapsize;
-	stats->file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
-	stats->used_bytes = stats->file_bytes - (uint64_t)free_pages * st.ms_psize;
+	stats->map_bytes = store->map_size;
+	space_in_txn(txn, &stats->file_bytes, &stats->used_bytes);
 	vg_rtxn_end(txn);
 	return 0;
+}
+
+int vg_store_space(vg_store_t *store, uint64_t *file_bytes, uint64_t *used_bytes)
+{
+	vg_rtxn_t *txn;
+	int code = vg_store_read_begin(store, &txn);
+	if (code)
+		return code;
+	space_in_txn(txn, file_bytes, used_bytes);
+	vg_rtxn_end(txn);
+	return 0;
+}
+
+/* ---- compaction ------------------------------------------------------ */
+
+/* Writes the file at path to disk, and the directory entry of its dir. */
+static int sync_file_and_dir(const char *path, const char *dir)
+{
+	int fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	int rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	if (rc)
+		return rc;
+	fd = open(dir, O_RDONLY | O_DIRECTORY);
+	if (fd < 0)
+		return -errno;
+	rc = fsync(fd) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int vg_store_compact(vg_store_t *store)
+{
+	char tmp_dir[4096], tmp_file[4200], data_file[4200];
+	snprintf(tmp_dir, sizeof tmp_dir, "%s/" VG_COMPACT_DIR, store->dir);
+	snprintf(tmp_file, sizeof tmp_file, "%s/data.mdb", tmp_dir);
+	snprintf(data_file, sizeof data_file, "%s/data.mdb", store->dir);
+
+	pthread_mutex_lock(&store->write_lock);
+	if (!store->env) {
+		pthread_mutex_unlock(&store->write_lock);
+		return VG_ESTORE;
+	}
+	remove_compact_leftover(store->dir);
+	int code = mkdir(tmp_dir, 0755) ? -errno : 0;
+	if (code == 0) {
+		/* Readers go on meanwhile; the writer lock keeps the data still. */
+		vg_rtxn_t *from;
+		code = vg_store_read_begin(store, &from);
+		if (code == 0) {
+			code = vg_store_lmdb_error(repack_into(store, from->txn, tmp_dir));
+			vg_rtxn_end(from);
+		}
+	}
+	if (code == 0)
+		code = sync_file_and_dir(tmp_file, tmp_dir);
+	if (code) {
+		remove_compact_leftover(store->dir);
+		pthread_mutex_unlock(&store->write_lock);
+		return code;
+	}
+
+	/* The swap: no transaction may be open while the environment changes. */
+	pthread_rwlock_wrlock(&store->resize_lock);
+	MDB_envinfo info;
+	mdb_env_info(store->env, &info);
+	if (rename(tmp_file, data_file) != 0) {
+		code = -errno;
+		pthread_rwlock_unlock(&store->resize_lock);
+		remove_compact_leftover(store->dir);
+		pthread_mutex_unlock(&store->write_lock);
+		return code;
+	}
+	remove_compact_leftover(store->dir);
+	code = sync_file_and_dir(data_file, store->dir);
+	uint64_t last_id = store->txn_id_base + info.me_last_txnid;
+	mdb_env_close(store->env);
+	int rc = env_open(store);
+	MDB_txn *txn = NULL;
+	if (rc == 0)
+		rc = mdb_txn_begin(store->env, NULL, 0, &txn);
+	if (rc == 0)
+		rc = open_dbs(store, txn);
+	if (rc == 0) {
+		rc = mdb_txn_commit(txn);
+		txn = NULL;
+	}
+	if (txn)
+		mdb_txn_abort(txn);
+	if (rc) {
+		if (store->env)
+			mdb_env_close(store->env);
+		store->env = NULL;
+		code = vg_store_lmdb_error(rc);
+	} else {
+		/* The copy restarted LMDB's transaction ids: a reader of it must
+		 * see the id of the last commit, a writer the next one. */
+		mdb_env_info(store->env, &info);
+		store->txn_id_base = last_id - info.me_last_txnid;
+	}
+	pthread_rwlock_unlock(&store->resize_lock);
+	pthread_mutex_unlock(&store->write_lock);
+	return code;
 }

@@ -69,6 +69,12 @@ typedef struct vg_head_undo {
 
 struct vg_store {
 	MDB_env *env;
+	char *dir;       /* the data directory (owned) */
+	unsigned flags;  /* mdb_env_open flags */
+	unsigned max_readers;
+	/* Added to LMDB's transaction ids, which a compacted copy restarts at 1,
+	 * so that the ids the store hands out keep increasing. */
+	uint64_t txn_id_base;
 	MDB_dbi dbi_meta, dbi_kv, dbi_series, dbi_ids, dbi_postings, dbi_chunks, dbi_head;
 	bool sync;
 	size_t map_size;

@@ -121,6 +121,30 @@ int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats);
 int vg_store_backup(vg_store_t *store, const char *dest_dir);
 
 /*
+ * The data file's size and the part of it in use (the rest is free pages
+ * LMDB keeps for reuse), both in bytes.  Cheap: reads the free-page list,
+ * not the data.
+ */
+int vg_store_space(vg_store_t *store, uint64_t *file_bytes, uint64_t *used_bytes);
+
+/*
+ * Gives the free pages back to the file system: writes a compacted copy of
+ * the store beside it (<dir>/compact.tmp/), syncs it, and swaps it in for
+ * the data file.  Writers wait for the whole copy (it runs under the write
+ * lock); readers go on during the copy and wait only for the swap.  Must
+ * not be called with a transaction open in the calling thread.
+ *
+ * Crash-safe: until the copy is renamed over data.mdb the old file is
+ * intact (a leftover compact.tmp/ is removed at the next open); after it,
+ * the copy is complete.  Transaction ids (vg_wtxn_id, vg_rtxn_id) keep
+ * increasing across a compaction.
+ *
+ * Returns 0, or an error; if the store cannot be reopened after the swap
+ * (out of memory, say) every later transaction fails with VG_ESTORE.
+ */
+int vg_store_compact(vg_store_t *store);
+
+/*
  * Seals, in write transactions of their own, every series whose head holds
  * at least `min_points` points (1: all of them).  Called by the server when
  * idle and by benchmarks before measuring size.

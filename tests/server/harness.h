@@ -7,6 +7,11 @@
  * $VIGIL_BUILD_DIR/server/vigild.  The server is started with
  * --listen 127.0.0.1:0 and its port read from its "listening on" log line.
  * Every wait is bounded.
+ *
+ * With VIGIL_TEST_VALGRIND=1 (the ctest label "valgrind" sets it), vigild
+ * runs under valgrind memcheck with its report in <dir>/valgrind.log; any
+ * memcheck error or definite leak makes vigild exit with status 99, which
+ * vg_test_server_stop reports together with the log.
  */
 #ifndef VG_TEST_HARNESS_H
 #define VG_TEST_HARNESS_H
@@ -51,6 +56,19 @@ static inline const char *vg_test_vigild(void)
 	return path;
 }
 
+/* Whether the server is to run under valgrind memcheck. */
+static inline bool vg_test_valgrind(void)
+{
+	const char *on = getenv("VIGIL_TEST_VALGRIND");
+	return on && on[0] && strcmp(on, "0") != 0;
+}
+
+/* How long to wait for things the server does: valgrind slows it ~20x. */
+static inline int64_t vg_test_patience_ms(int64_t ms)
+{
+	return vg_test_valgrind() ? ms * 10 : ms;
+}
+
 /* Starts vigild with data in srv->dir (created if srv->dir is empty) and
  * extra arguments (NULL-terminated). */
 static inline void vg_test_server_start(vg_test_server_t *srv, const char *const *extra)
@@ -59,10 +77,22 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 		vg_test_tmpdir(srv->dir, sizeof srv->dir);
 	char data[300];
 	snprintf(data, sizeof data, "%s/data", srv->dir);
-	const char *argv[32] = {vg_test_vigild(), "--data", data, "--listen", "127.0.0.1:0",
-				"--log-level", "info"};
-	int argc = 7;
-	for (int i = 0; extra && extra[i] && argc < 31; i++)
+	const char *argv[48];
+	int argc = 0;
+	char vlog[300];
+	if (vg_test_valgrind()) {
+		snprintf(vlog, sizeof vlog, "--log-file=%s/valgrind.log", srv->dir);
+		const char *vg[] = {"valgrind", "--quiet", "--error-exitcode=99", "--leak-check=full",
+				    "--show-leak-kinds=definite", "--errors-for-leak-kinds=definite",
+				    "--track-origins=yes", vlog};
+		for (size_t i = 0; i < sizeof vg / sizeof vg[0]; i++)
+			argv[argc++] = vg[i];
+	}
+	const char *base[] = {vg_test_vigild(), "--data", data, "--listen", "127.0.0.1:0",
+			      "--log-level", "info"};
+	for (size_t i = 0; i < sizeof base / sizeof base[0]; i++)
+		argv[argc++] = base[i];
+	for (int i = 0; extra && extra[i] && argc < 47; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
 	int fds[2];
@@ -73,7 +103,7 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 		dup2(fds[1], 2);
 		close(fds[0]);
 		close(fds[1]);
-		execv(argv[0], (char *const *)argv);
+		execvp(argv[0], (char *const *)argv);
 		_exit(127);
 	}
 	close(fds[1]);
@@ -82,7 +112,7 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	/* Read the log until the port shows up (10 s at most). */
 	char log[8192];
 	size_t len = 0;
-	int64_t deadline = vg_test_ms() + 10000;
+	int64_t deadline = vg_test_ms() + vg_test_patience_ms(10000);
 	srv->port = 0;
 	while (!srv->port && vg_test_ms() < deadline) {
 		struct pollfd p = {fds[0], POLLIN, 0};
@@ -107,7 +137,7 @@ static inline int vg_test_server_signal(vg_test_server_t *srv, int sig)
 {
 	kill(srv->pid, sig);
 	int status = 0;
-	int64_t deadline = vg_test_ms() + 10000;
+	int64_t deadline = vg_test_ms() + vg_test_patience_ms(10000);
 	while (vg_test_ms() < deadline) {
 		/* Drain the log so the server never blocks on stderr. */
 		char buf[4096];
@@ -135,7 +165,17 @@ static inline void vg_test_server_stop(vg_test_server_t *srv, bool remove)
 {
 	if (srv->pid) {
 		int status = vg_test_server_signal(srv, SIGTERM);
-		cr_assert_eq(status, 0, "vigild exited with %d", status);
+		char report[4096] = "";
+		if (status != 0 && vg_test_valgrind()) {
+			char path[300];
+			snprintf(path, sizeof path, "%s/valgrind.log", srv->dir);
+			FILE *f = fopen(path, "r");
+			if (f) {
+				report[fread(report, 1, sizeof report - 1, f)] = 0;
+				fclose(f);
+			}
+		}
+		cr_assert_eq(status, 0, "vigild exited with %d\n%s", status, report);
 	}
 	if (remove)
 		vg_test_rmdir(srv->dir);
