@@ -31,6 +31,9 @@ int bench_query_main(int argc, char **argv);
 /* vigil-bench push [--subscribers N] [--background P/S] (push.c) */
 int bench_push_main(int argc, char **argv);
 
+/* vigil-bench compact --dir DIR: seal and compact a stopped server's store (compact.c) */
+int bench_compact_main(int argc, char **argv);
+
 /* vigil-bench http-write|http-query: InfluxDB and VictoriaMetrics over HTTP
  * for bench/peers (peers.c, with the client of http.c) */
 int bench_http_write_main(int argc, char **argv);
