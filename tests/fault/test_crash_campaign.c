@@ -42,7 +42,10 @@ static int64_t wall_ns(void)
 }
 
 /* The value a writer gives time t: exact in a double, sums too. */
-static double value_at(int64_t t) { return (double)(t % 1000003); }
+static double value_at(int64_t t)
+{
+	return (double)(t % 1000003);
+}
 
 static void *xrealloc(void *p, size_t n)
 {
@@ -98,8 +101,8 @@ static void *writer_main(void *p)
 			values[i] = value_at(times[i]);
 		}
 		vg_batch_clear(b);
-		cr_assert_eq(vg_batch_add_points(b, "crash", &tag, 1, "v", times, values, PER_BATCH),
-			     0);
+		cr_assert_eq(
+		    vg_batch_add_points(b, "crash", &tag, 1, "v", times, values, PER_BATCH), 0);
 		uint64_t points;
 		if (vg_client_write(c, b, &points) != 0) {
 			w->inflight = times[0];
@@ -161,7 +164,7 @@ static void *subscriber_main(void *p)
 	if (vg_client_connect(s->addr, 5000, &c, err, sizeof err) == 0) {
 		uint64_t id;
 		if (vg_client_subscribe(c, "SUBSCRIBE SELECT v FROM crash GROUP BY writer", on_push,
-					s, &id) == 0) {
+		                        s, &id) == 0) {
 			atomic_store(&s->subscribed, true);
 			/* Rows until the server dies (the library then tries to
 			 * reconnect) and the test says stop. */
@@ -176,11 +179,11 @@ static void *subscriber_main(void *p)
 
 /* Stored points of one writer from `since` on, in time order. */
 static size_t stored_points(vg_client_t *c, int writer, int64_t since, int64_t **times,
-			    double **values)
+                            double **values)
 {
 	char q[160];
 	snprintf(q, sizeof q, "SELECT v FROM crash WHERE writer = 'w%d' AND time >= %lld", writer,
-		 (long long)since);
+	         (long long)since);
 	vg_result_t *r;
 	int rc = vg_client_query(c, q, &r);
 	*times = NULL;
@@ -200,7 +203,7 @@ static size_t stored_points(vg_client_t *c, int writer, int64_t since, int64_t *
 			(*times)[k] = vg_result_time(set, i);
 			cr_assert(vg_result_float(set, i, 1, &(*values)[k]));
 			cr_assert(k == 0 || (*times)[k] > (*times)[k - 1], "writer %d: time order",
-				  writer);
+			          writer);
 		}
 	}
 	vg_result_free(r);
@@ -223,20 +226,20 @@ static size_t find_time(const int64_t *times, size_t n, int64_t t)
 /* Checks writer w's acknowledged points from `since` on against the store;
  * returns the number verified. */
 static size_t verify_writer(vg_client_t *c, const writer_t *w, int64_t since,
-			    const subscriber_t *sub)
+                            const subscriber_t *sub)
 {
 	int64_t *times;
 	double *values;
 	size_t n = stored_points(c, w->index, since, &times, &values);
 	for (size_t i = 0; i < n; i++)
 		cr_assert_eq(values[i], value_at(times[i]), "w%d t=%lld: stored %g, written %g",
-			     w->index, (long long)times[i], values[i], value_at(times[i]));
+		             w->index, (long long)times[i], values[i], value_at(times[i]));
 	size_t verified = 0;
 	for (size_t a = find_time(w->acked, w->nacked, since); a < w->nacked; a++) {
 		size_t at = find_time(times, n, w->acked[a]);
 		cr_assert(at < n && times[at] == w->acked[a],
-			  "w%d: acknowledged point t=%lld is missing after the restart", w->index,
-			  (long long)w->acked[a]);
+		          "w%d: acknowledged point t=%lld is missing after the restart", w->index,
+		          (long long)w->acked[a]);
 		verified++;
 	}
 	for (size_t i = 0; sub && i < sub->n; i++) {
@@ -245,14 +248,17 @@ static size_t verify_writer(vg_client_t *c, const writer_t *w, int64_t since,
 			continue;
 		size_t at = find_time(times, n, p->t);
 		cr_assert(at < n && times[at] == p->t && values[at] == p->v,
-			  "w%d: pushed point t=%lld is not stored", w->index, (long long)p->t);
+		          "w%d: pushed point t=%lld is not stored", w->index, (long long)p->t);
 	}
 	free(times);
 	free(values);
 	return verified;
 }
 
-static int64_t window_of(int64_t t) { return t - t % SEC; }
+static int64_t window_of(int64_t t)
+{
+	return t - t % SEC;
+}
 
 static bool is_late_window(const writer_t *w, int64_t start)
 {
@@ -262,7 +268,7 @@ static bool is_late_window(const writer_t *w, int64_t start)
 
 /* Target rows of writer w: times, counts and sums. */
 static size_t target_rows(vg_client_t *c, int writer, int64_t **times, double **counts,
-			  double **sums)
+                          double **sums)
 {
 	char q[160];
 	snprintf(q, sizeof q, "SELECT n, s FROM crash_1s WHERE writer = 'w%d'", writer);
@@ -292,7 +298,7 @@ static size_t target_rows(vg_client_t *c, int writer, int64_t **times, double **
  * target row with their count and sum, and no other window has one.
  * Returns the windows verified; *skipped counts the late ones. */
 static size_t verify_windows(vg_client_t *c, const writer_t *w, int64_t first, int64_t until,
-			     size_t *skipped)
+                             size_t *skipped)
 {
 	int64_t *times, *tt;
 	double *values, *counts, *sums;
@@ -312,7 +318,7 @@ static size_t verify_windows(vg_client_t *c, const writer_t *w, int64_t first, i
 		/* Windows in between without source points have no row. */
 		for (; j < nt && tt[j] < start; j++)
 			cr_assert_fail("w%d: window %lld written without source points", w->index,
-				       (long long)tt[j]);
+			               (long long)tt[j]);
 		if (late) {
 			++*skipped;
 			if (j < nt && tt[j] == start)
@@ -320,11 +326,11 @@ static size_t verify_windows(vg_client_t *c, const writer_t *w, int64_t first, i
 			continue;
 		}
 		cr_assert(j < nt && tt[j] == start, "w%d: window %lld (%g points) is missing",
-			  w->index, (long long)start, count);
+		          w->index, (long long)start, count);
 		cr_assert_eq(counts[j], count, "w%d window %lld: count %g, source has %g", w->index,
-			     (long long)start, counts[j], count);
+		             (long long)start, counts[j], count);
 		cr_assert_eq(sums[j], sum, "w%d window %lld: sum %g, source has %g", w->index,
-			     (long long)start, sums[j], sum);
+		             (long long)start, sums[j], sum);
 		j++;
 		verified++;
 	}
@@ -360,20 +366,21 @@ Test(crash_campaign, sigkill_loses_no_acknowledged_point_and_no_cq_window, .time
 		vg_client_t *c = NULL;
 		char err[VG_CLIENT_ERRLEN];
 		cr_assert_eq(vg_client_connect(srv.addr, 5000, &c, err, sizeof err), 0,
-			     "round %u: %s", round, err);
+		             "round %u: %s", round, err);
 		vg_result_t *r;
 		if (round == 0) {
 			cq_first = window_of(wall_ns()) + SEC;
-			cr_assert_eq(vg_client_query(c,
-						     "CREATE CONTINUOUS QUERY crash_cq AS SELECT "
-						     "count(v) AS n, sum(v) AS s INTO crash_1s FROM "
-						     "crash GROUP BY time(1s), writer",
-						     &r),
-				     0, "%s", vg_client_errstr(c));
+			cr_assert_eq(
+			    vg_client_query(c,
+			                    "CREATE CONTINUOUS QUERY crash_cq AS SELECT "
+			                    "count(v) AS n, sum(v) AS s INTO crash_1s FROM "
+			                    "crash GROUP BY time(1s), writer",
+			                    &r),
+			    0, "%s", vg_client_errstr(c));
 			vg_result_free(r);
 		} else {
 			cr_assert_eq(vg_client_query(c, "SHOW CONTINUOUS QUERIES", &r), 0, "%s",
-				     vg_client_errstr(c));
+			             vg_client_errstr(c));
 			cr_assert_eq(vg_result_set_count(r), 1, "round %u: the CQ is gone", round);
 			vg_result_free(r);
 		}
@@ -408,14 +415,14 @@ Test(crash_campaign, sigkill_loses_no_acknowledged_point_and_no_cq_window, .time
 			if (w->inflight && killed_at - w->inflight > LATE_NS)
 				for (int k = 0; k < PER_BATCH; k++)
 					push_time(&w->late, &w->nlate, &w->late_cap,
-						  w->inflight + k * 1000);
+					          w->inflight + k * 1000);
 		}
 		pthread_join(sub_thread, NULL);
 
 		/* Restart and check this round's points and pushes. */
 		vg_test_server_start(&srv, NULL);
 		cr_assert_eq(vg_client_connect(srv.addr, 5000, &c, err, sizeof err), 0,
-			     "round %u: %s", round, err);
+		             "round %u: %s", round, err);
 		for (int i = 0; i < WRITERS; i++)
 			points_verified += verify_writer(c, &writers[i], round_start, &sub);
 		pushed_verified += sub.n;

@@ -49,8 +49,8 @@ typedef struct {
 	int index;
 	vg_buf_t in, out;
 	size_t out_sent;
-	bool ready;        /* HelloOk and SubscribeOk seen */
-	bool in_flight;    /* a write awaits its WriteOk */
+	bool ready;     /* HelloOk and SubscribeOk seen */
+	bool in_flight; /* a write awaits its WriteOk */
 	int64_t next_write_ms;
 	uint64_t seq;
 	uint64_t acked_points, pushed_points;
@@ -77,7 +77,7 @@ static void flush(conn_t *c)
 {
 	while (c->out_sent < c->out.len) {
 		ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		                 MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n <= 0)
 			break;
 		c->out_sent += (size_t)n;
@@ -187,18 +187,19 @@ static void on_frame(conn_t *c, Vigil__V1__Envelope *env, stats_t *st)
 		cr_assert_eq(c->kind, NEVER_READER, "client %d: subscription ended", c->index);
 		cr_assert_not_null(env->subscription_end->error);
 		cr_assert_eq(env->subscription_end->error->code,
-			     VIGIL__V1__ERROR_CODE__ERROR_OVERFLOW);
+		             VIGIL__V1__ERROR_CODE__ERROR_OVERFLOW);
 		c->overflowed = true;
 		break;
 	case VIGIL__V1__ENVELOPE__BODY_ERROR:
-		if (c->kind == STALLER && env->error->code == VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT &&
+		if (c->kind == STALLER &&
+		    env->error->code == VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT &&
 		    strstr(env->error->message, "--frame-timeout")) {
 			c->timed_out = true;
 			break;
 		}
 		if (st->regular_errors++ == 0)
 			snprintf(st->first_error, sizeof st->first_error, "client %d (kind %d): %s",
-				 c->index, c->kind, env->error->message);
+			         c->index, c->kind, env->error->message);
 		break;
 	default:
 		cr_assert_fail("client %d: unexpected frame %d", c->index, env->body_case);
@@ -235,7 +236,7 @@ static void on_readable(conn_t *c, stats_t *st)
 /* One poll() round over the connections; reads never-readers only when
  * `drain`. */
 static void poll_round(conn_t *conns, size_t n, struct pollfd *pfds, bool writing, bool drain,
-		       stats_t *st)
+                       stats_t *st)
 {
 	int64_t now = vg_test_ms();
 	for (size_t i = 0; i < n; i++) {
@@ -247,7 +248,7 @@ static void poll_round(conn_t *conns, size_t n, struct pollfd *pfds, bool writin
 			flush(c);
 		pfds[i].fd = c->closed ? -1 : c->fd;
 		pfds[i].events = (c->kind != NEVER_READER || drain ? POLLIN : 0) |
-				 (c->out.len > c->out_sent ? POLLOUT : 0);
+		                 (c->out.len > c->out_sent ? POLLOUT : 0);
 		pfds[i].revents = 0;
 	}
 	int ready = poll(pfds, (nfds_t)n, 20);
@@ -272,7 +273,7 @@ static void raise_fd_limit(size_t need)
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	cr_assert_geq(rl.rlim_cur, need, "open files limit %llu < %zu",
-		      (unsigned long long)rl.rlim_cur, need);
+	              (unsigned long long)rl.rlim_cur, need);
 }
 
 Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .timeout = 3600)
@@ -285,7 +286,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 	char limit[16];
 	snprintf(limit, sizeof limit, "%zu", n);
 	const char *args[] = {"--max-connections", limit, "--frame-timeout", "2s", "--max-output",
-			      MAX_OUTPUT, NULL};
+	                      MAX_OUTPUT,          NULL};
 	vg_test_server_t srv = {0};
 	vg_test_server_start(&srv, args);
 	long rss_start = vg_test_proc_kib(srv.pid, "VmRSS");
@@ -308,7 +309,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 		if (c->kind == REGULAR) {
 			char stmt[96];
 			snprintf(stmt, sizeof stmt, "SUBSCRIBE SELECT v FROM load WHERE c = 'c%d'",
-				 c->index);
+			         c->index);
 			queue_subscribe(c, stmt);
 		} else if (c->kind == NEVER_READER) {
 			queue_subscribe(c, "SUBSCRIBE SELECT v FROM burst");
@@ -326,7 +327,8 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 			ready += conns[i].ready;
 		if (ready == nregular)
 			break;
-		cr_assert_lt(vg_test_ms(), deadline, "%zu of %u clients subscribed", ready, nregular);
+		cr_assert_lt(vg_test_ms(), deadline, "%zu of %u clients subscribed", ready,
+		             nregular);
 		poll_round(conns, n, pfds, false, false, &st);
 		vg_test_server_wait_log(&srv, "\001", 0); /* drain the log */
 	}
@@ -337,7 +339,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 		int fd = vg_test_connect(srv.port);
 		vg_buf_t in = VG_BUF_INIT;
 		cr_assert_eq(vg_test_expect_error(fd, &in, 0, true, "too many connections"),
-			     VIGIL__V1__ERROR_CODE__ERROR_LIMIT);
+		             VIGIL__V1__ERROR_CODE__ERROR_LIMIT);
 		vg_test_expect_closed(fd);
 		close(fd);
 		vg_buf_release(&in);
@@ -363,7 +365,8 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 		bool settled = true;
 		for (size_t i = 0; i < n; i++) {
 			const conn_t *c = &conns[i];
-			if ((c->kind == REGULAR && (c->in_flight || c->pushed_points < c->acked_points)) ||
+			if ((c->kind == REGULAR &&
+			     (c->in_flight || c->pushed_points < c->acked_points)) ||
 			    (c->kind == NEVER_READER && !c->overflowed && !c->closed))
 				settled = false;
 		}
@@ -382,8 +385,9 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 			cr_assert(!c->closed, "client %d was closed", c->index);
 			cr_assert(!c->in_flight, "client %d: a write never acknowledged", c->index);
 			cr_assert_eq(c->pushed_points, c->acked_points,
-				     "client %d: %lu points acknowledged, %lu pushed", c->index,
-				     (unsigned long)c->acked_points, (unsigned long)c->pushed_points);
+			             "client %d: %lu points acknowledged, %lu pushed", c->index,
+			             (unsigned long)c->acked_points,
+			             (unsigned long)c->pushed_points);
 			acked += c->acked_points;
 			writes += c->seq;
 		}
@@ -391,11 +395,11 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 		overflowed += c->kind == NEVER_READER && c->overflowed;
 	}
 	cr_assert_eq(st.regular_errors, 0, "%zu errors; the first: %s", st.regular_errors,
-		     st.first_error);
+	             st.first_error);
 	cr_assert_eq(timed_out, STALLERS, "%zu of %d stallers closed with a timeout", timed_out,
-		     STALLERS);
+	             STALLERS);
 	cr_assert_eq(overflowed, NEVER_READERS, "%zu of %d never-readers got OVERFLOW", overflowed,
-		     NEVER_READERS);
+	             NEVER_READERS);
 
 	/* Room for one more: a fresh client's query is answered. */
 	close(conns[0].fd);
@@ -413,7 +417,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 	int64_t q0 = vg_test_ms();
 	vg_result_t *r;
 	cr_assert_eq(vg_client_query(client, "SELECT count(v) FROM load", &r), 0, "%s",
-		     vg_client_errstr(client));
+	             vg_client_errstr(client));
 	int64_t query_ms = vg_test_ms() - q0;
 	double count = -1;
 	cr_assert_eq(vg_result_set_count(r), 1);
@@ -421,7 +425,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 	vg_result_free(r);
 	vg_client_close(client);
 	cr_assert_eq(count, (double)acked, "stored %g points, %lu acknowledged", count,
-		     (unsigned long)acked);
+	             (unsigned long)acked);
 
 	printf("load: %u writing+subscribed clients, %d stallers, %d never-readers, %d extra "
 	       "refused; connected in %.1f s, held %.1f s; %lu writes (%lu points) acknowledged "
@@ -432,7 +436,7 @@ Test(load, connections_writing_and_subscribing_with_stallers_and_non_readers, .t
 	fflush(stdout);
 #if !defined(__SANITIZE_ADDRESS__)
 	cr_assert_lt(hwm, (long)max_rss_mb * 1024, "server peak RSS %ld KiB over %u MiB", hwm,
-		     max_rss_mb);
+	             max_rss_mb);
 #else
 	(void)max_rss_mb;
 #endif

@@ -32,7 +32,7 @@ static void expect_body(int fd, vg_buf_t *in, uint64_t id, int body)
 	Vigil__V1__Envelope *env = vg_test_recv(fd, in);
 	cr_assert_not_null(env, "connection closed");
 	cr_assert_eq(env->body_case, body, "body %d, want %d: %s", env->body_case, body,
-		     env->body_case == VIGIL__V1__ENVELOPE__BODY_ERROR ? env->error->message : "");
+	             env->body_case == VIGIL__V1__ENVELOPE__BODY_ERROR ? env->error->message : "");
 	cr_assert_eq(env->id, id);
 	vg_frame_free_envelope(env);
 }
@@ -56,7 +56,7 @@ Test(limits, a_half_sent_frame_is_closed_after_the_frame_timeout, .timeout = 60)
 	uint8_t partial[4 + 10] = {0, 0, 0, 100};
 	vg_test_send_all(fd, partial, sizeof partial);
 	cr_assert_eq(vg_test_expect_error(fd, &in, 0, true, "--frame-timeout"),
-		     VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT);
+	             VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT);
 	vg_test_expect_closed(fd);
 	close(fd);
 	/* Everyone else is served. */
@@ -79,7 +79,7 @@ Test(limits, an_idle_connection_is_closed_and_a_subscriber_is_kept, .timeout = 6
 	vg_test_send_subscribe(sub, 5, "SUBSCRIBE SELECT v FROM idle_m", false, 0);
 	expect_body(sub, &sin, 5, VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE_OK);
 	cr_assert_eq(vg_test_expect_error(idle, &in, 0, true, "--idle-timeout"),
-		     VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT);
+	             VIGIL__V1__ERROR_CODE__ERROR_TIMEOUT);
 	vg_test_expect_closed(idle);
 	close(idle);
 	/* Well past the timeout the subscriber still gets pushes. */
@@ -112,8 +112,8 @@ static int stalled_subscriber(const vg_test_server_t *srv, vg_buf_t *in)
 /* Writes POINTS-point batches until the server logs `needle` (each write
  * waits for its acknowledgement or the log line); returns the number of
  * writes sent, *acked how many were acknowledged. */
-static uint64_t write_until_logged(vg_test_server_t *srv, int fd, vg_buf_t *in,
-				   const char *needle, uint64_t *acked)
+static uint64_t write_until_logged(vg_test_server_t *srv, int fd, vg_buf_t *in, const char *needle,
+                                   uint64_t *acked)
 {
 	static int64_t t[POINTS];
 	static double v[POINTS];
@@ -137,7 +137,7 @@ static uint64_t write_until_logged(vg_test_server_t *srv, int fd, vg_buf_t *in,
 			}
 		}
 		cr_assert_eq(*acked, sent, "write %lu neither acknowledged nor logged",
-			     (unsigned long)k);
+		             (unsigned long)k);
 	}
 	cr_assert_fail("%lu writes and no '%s' in the log", (unsigned long)sent, needle);
 	return sent;
@@ -175,14 +175,14 @@ Test(limits, buffers_over_the_global_cap_end_subscriptions_with_overflow, .timeo
 		if (env->body_case == VIGIL__V1__ENVELOPE__BODY_SUBSCRIPTION_END) {
 			cr_assert_not_null(env->subscription_end->error);
 			cr_assert_eq(env->subscription_end->error->code,
-				     VIGIL__V1__ERROR_CODE__ERROR_OVERFLOW);
+			             VIGIL__V1__ERROR_CODE__ERROR_OVERFLOW);
 			cr_assert(strstr(env->subscription_end->error->message, "--max-buffered"),
-				  "%s", env->subscription_end->error->message);
+			          "%s", env->subscription_end->error->message);
 			vg_frame_free_envelope(env);
 			break;
 		}
 		cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_PUSH, "body %d",
-			     env->body_case);
+		             env->body_case);
 		vg_frame_free_envelope(env);
 	}
 	/* Drained: reading resumed and every write is acknowledged. */
@@ -211,7 +211,7 @@ Test(limits, a_client_that_never_reads_is_closed_at_the_global_cap, .timeout = 6
 	uint64_t sent = write_until_logged(&srv, writer, &win, "over --max-buffered", &acked);
 	/* The subscriber never reads: shed after the grace period. */
 	cr_assert(vg_test_server_wait_log(&srv, "left the most output unread", 10000),
-		  "the non-reader was not closed");
+	          "the non-reader was not closed");
 	for (uint64_t k = acked; k < sent; k++)
 		expect_body(writer, &win, 100 + k, VIGIL__V1__ENVELOPE__BODY_WRITE_OK);
 	ping_ok(writer, &win, 9);
