@@ -14,6 +14,27 @@
  * connection whose unsent output passes --max-output is closed with a
  * LIMIT error (workers pause at a lower high-water mark, so only a client
  * that stops reading pushes or acknowledgements gets there).
+ *
+ * Limits on clients that hold memory or descriptors without doing work:
+ *   - a frame started must be complete within --frame-timeout (a client
+ *     that sends half a frame and stalls is closed with a TIMEOUT error);
+ *   - a connection with no request, no output draining, no subscription
+ *     and no statement or write in flight for --idle-timeout is closed
+ *     with a TIMEOUT error (subscribers wait for pushes: never idle);
+ *   - every connection's buffers (capacity of in + out) are counted in
+ *     server->buffered.  At --max-buffered the server stops reading from
+ *     every connection, pushes to connections that have unsent output end
+ *     their subscription with OVERFLOW (subs.c) and workers pause on such
+ *     connections (worker.c).  Once the buffers have stayed over the cap
+ *     for VG_SHED_GRACE_S, the buffers timer closes, one per tick, the
+ *     connection with the most unsent output among those whose socket took
+ *     nothing for that long, with a LIMIT error (the grace lets a client
+ *     that is slow but reading, or that is just now told OVERFLOW, drain).
+ *     Below three quarters of the cap reading resumes.  The frame timer
+ *     runs on through a pause: partial frames of stalled clients are part
+ *     of what must drain.
+ * Empty buffers are freed (input) or kept small (output), so an idle
+ * connection costs its struct and a socket, not 64 KiB.
  */
 #include "server_int.h"
 
@@ -28,9 +49,27 @@
 #include <unistd.h>
 
 #define VG_READ_CHUNK 65536
+#define VG_OUT_KEEP 65536        /* an empty output buffer larger than this is freed */
+#define VG_BUFFERS_TICK_S 0.1
+#define VG_SHED_GRACE_S 2.0
 
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
+static void on_frame_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+
+/* Brings server->buffered up to date with this connection's buffers. */
+static void account(vg_conn_t *conn)
+{
+	size_t now = atomic_load(&conn->closed) ? 0 : conn->in.cap + conn->out.cap;
+	if (now > conn->accounted)
+		atomic_fetch_add(&conn->server->buffered, now - conn->accounted);
+	else if (now < conn->accounted)
+		atomic_fetch_sub(&conn->server->buffered, conn->accounted - now);
+	conn->accounted = now;
+}
+
+static inline double seconds(int64_t ns) { return (double)ns / 1e9; }
 
 void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
 {
@@ -49,7 +88,17 @@ void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
 	conn->deferred_tail = &conn->deferred;
 	ev_io_init(&conn->read_watcher, on_read, fd, EV_READ);
 	ev_io_init(&conn->write_watcher, on_write, fd, EV_WRITE);
-	ev_io_start(server->loop, &conn->read_watcher);
+	ev_init(&conn->frame_timer, on_frame_timeout);
+	ev_init(&conn->idle_timer, on_idle_timeout);
+	conn->last_active = conn->last_output = ev_now(server->loop);
+	if (server->config.idle_timeout_ns > 0) {
+		conn->idle_timer.repeat = seconds(server->config.idle_timeout_ns);
+		ev_timer_again(server->loop, &conn->idle_timer);
+	}
+	if (server->reading_paused)
+		conn->read_paused = true;
+	else
+		ev_io_start(server->loop, &conn->read_watcher);
 	conn->next = server->conns;
 	if (server->conns)
 		server->conns->prev = conn;
@@ -81,8 +130,11 @@ void vg_conn_close(vg_conn_t *conn)
 	atomic_store(&conn->closed, true);
 	ev_io_stop(server->loop, &conn->read_watcher);
 	ev_io_stop(server->loop, &conn->write_watcher);
+	ev_timer_stop(server->loop, &conn->frame_timer);
+	ev_timer_stop(server->loop, &conn->idle_timer);
 	close(conn->fd);
 	conn->fd = -1;
+	account(conn); /* counts 0 from now on; the buffers go with the struct */
 	for (vg_query_job_t *job = conn->queries; job; job = job->conn_next)
 		atomic_store(&job->cancel, true);
 	vg_subs_conn_closed(conn);
@@ -103,6 +155,144 @@ void vg_conn_close(vg_conn_t *conn)
 void vg_conn_stop_reading(vg_conn_t *conn)
 {
 	ev_io_stop(conn->server->loop, &conn->read_watcher);
+	conn->read_paused = false;
+}
+
+/* Sends a fatal error and closes now: the frame goes out only if nothing
+ * else is waiting and the socket takes it (the client may not be reading
+ * at all), so that it never lands in the middle of another frame. */
+static void close_with_error(vg_conn_t *conn, int code, const char *message)
+{
+	vg_log(VG_LOG_WARN, "%s: %s", conn->peer, message);
+	if (conn->out_sent == conn->out.len) {
+		vg_buf_t err = VG_BUF_INIT;
+		if (vg_frame_append_error(&err, 0, code, message, 0, 0, true) == 0)
+			(void)send(conn->fd, err.data, err.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		vg_buf_release(&err);
+	}
+	vg_conn_close(conn);
+}
+
+static void on_frame_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	(void)loop;
+	vg_conn_t *conn = container_of(w, vg_conn_t, frame_timer);
+	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "frame not completed within %g s (%zu bytes of it received; --frame-timeout); "
+		 "closing",
+		 seconds(conn->server->config.frame_timeout_ns), conn->in.len);
+	close_with_error(conn, VG_ETIMEOUT, msg);
+}
+
+/* Work the client waits for: such a connection is never idle. */
+static bool conn_is_busy(const vg_conn_t *conn)
+{
+	return conn->subs || conn->queries || conn->writes_pending || conn->deferred;
+}
+
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	vg_conn_t *conn = container_of(w, vg_conn_t, idle_timer);
+	double timeout = seconds(conn->server->config.idle_timeout_ns);
+	double now = ev_now(loop);
+	if (conn_is_busy(conn))
+		conn->last_active = now;
+	double quiet = now - conn->last_active;
+	if (quiet < timeout) {
+		w->repeat = timeout - quiet;
+		ev_timer_again(loop, w);
+		return;
+	}
+	char msg[160];
+	snprintf(msg, sizeof msg, "idle for %g s with no request (--idle-timeout); closing", timeout);
+	close_with_error(conn, VG_ETIMEOUT, msg);
+}
+
+/* Keeps the frame timer running exactly while a partial frame is
+ * buffered; `fresh`: a new frame began since the last call. */
+static void update_frame_timer(vg_conn_t *conn, bool fresh)
+{
+	vg_server_t *server = conn->server;
+	if (server->config.frame_timeout_ns <= 0 || atomic_load(&conn->closed))
+		return;
+	if (conn->in.len == 0) {
+		ev_timer_stop(server->loop, &conn->frame_timer);
+		return;
+	}
+	if (fresh)
+		ev_timer_stop(server->loop, &conn->frame_timer);
+	if (!ev_is_active(&conn->frame_timer)) {
+		ev_timer_set(&conn->frame_timer, seconds(server->config.frame_timeout_ns), 0.);
+		ev_timer_start(server->loop, &conn->frame_timer);
+	}
+}
+
+/* Stops reading from every connection: the buffers are at the cap. */
+static void pause_reading(vg_server_t *server)
+{
+	if (server->reading_paused)
+		return;
+	server->reading_paused = true;
+	vg_log(VG_LOG_WARN,
+	       "connection buffers hold %zu bytes, at --max-buffered %zu: not reading requests "
+	       "until they drain",
+	       atomic_load(&server->buffered), server->config.max_buffered);
+	for (vg_conn_t *c = server->conns; c; c = c->next)
+		if (ev_is_active(&c->read_watcher)) {
+			ev_io_stop(server->loop, &c->read_watcher);
+			c->read_paused = true;
+		}
+	ev_timer_set(&server->buffers_timer, VG_BUFFERS_TICK_S, VG_BUFFERS_TICK_S);
+	ev_timer_start(server->loop, &server->buffers_timer);
+}
+
+void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	vg_server_t *server = container_of(w, vg_server_t, buffers_timer);
+	size_t cap = server->config.max_buffered;
+	double now = ev_now(loop);
+	if (vg_server_over_buffered(server)) {
+		if (server->over_since == 0)
+			server->over_since = now;
+		if (now - server->over_since < VG_SHED_GRACE_S)
+			return;
+		vg_conn_t *largest = NULL;
+		size_t most = 0;
+		for (vg_conn_t *c = server->conns; c; c = c->next) {
+			size_t unsent = c->out.len - c->out_sent;
+			if (unsent > most && now - c->last_output >= VG_SHED_GRACE_S) {
+				largest = c;
+				most = unsent;
+			}
+		}
+		if (largest) {
+			char msg[220];
+			snprintf(msg, sizeof msg,
+				 "the server's connection buffers are over --max-buffered %zu bytes and "
+				 "this client left the most output unread (%zu bytes) for %g s; closing",
+				 cap, most, VG_SHED_GRACE_S);
+			close_with_error(largest, VG_ELIMIT, msg);
+		}
+		return;
+	}
+	server->over_since = 0;
+	if (atomic_load(&server->buffered) > cap / 4 * 3)
+		return;
+	server->reading_paused = false;
+	ev_timer_stop(loop, w);
+	vg_log(VG_LOG_INFO, "connection buffers down to %zu bytes: reading again",
+	       atomic_load(&server->buffered));
+	for (vg_conn_t *c = server->conns; c; c = c->next)
+		if (c->read_paused) {
+			c->read_paused = false;
+			if (!server->shutting_down && !c->close_after_flush)
+				ev_io_start(loop, &c->read_watcher);
+		}
+	vg_workers_signal_drained(server);
 }
 
 /*
@@ -120,6 +310,7 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 				 conn->out.len - conn->out_sent, MSG_NOSIGNAL);
 		if (n > 0) {
 			conn->out_sent += (size_t)n;
+			conn->last_active = conn->last_output = ev_now(server->loop);
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -138,6 +329,9 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 	if (conn->out_sent == conn->out.len) {
 		conn->out.len = 0;
 		conn->out_sent = 0;
+		if (conn->out.cap > VG_OUT_KEEP)
+			vg_buf_release(&conn->out);
+		account(conn);
 		ev_io_stop(server->loop, &conn->write_watcher);
 		atomic_store(&conn->out_len, 0);
 		if (conn->close_after_flush) {
@@ -154,6 +348,7 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 			conn->out_sent = 0;
 		}
 		atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
+		account(conn);
 		ev_io_start(server->loop, &conn->write_watcher);
 	}
 	size_t high = vg_output_high_water(&server->config);
@@ -204,6 +399,7 @@ void vg_conn_send_unbounded(vg_conn_t *conn, const vg_buf_t *frames)
 		return;
 	}
 	atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
+	account(conn);
 	flush_out(conn, false);
 }
 
@@ -374,6 +570,7 @@ static void handle_ping(vg_conn_t *conn, Vigil__V1__Envelope *env)
 static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 {
 	Vigil__V1__Envelope *env = *envp;
+	conn->last_active = ev_now(conn->server->loop);
 	if (env->body_case == VIGIL__V1__ENVELOPE__BODY_HELLO) {
 		if (conn->hello_done)
 			vg_conn_send_error(conn, env->id, VG_EPROTO,
@@ -415,8 +612,9 @@ static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 	}
 }
 
-/* Parses and dispatches every complete frame in conn->in. */
-static void process_input(vg_conn_t *conn)
+/* Parses and dispatches every complete frame in conn->in; true when any
+ * frame was consumed. */
+static bool process_input(vg_conn_t *conn)
 {
 	size_t max_frame = conn->server->config.max_frame;
 	size_t offset = 0;
@@ -435,7 +633,7 @@ static void process_input(vg_conn_t *conn)
 				 payload, max_frame);
 			vg_log(VG_LOG_WARN, "%s: %s", conn->peer, msg);
 			vg_conn_send_error(conn, 0, VG_ELIMIT, msg, true);
-			return;
+			return false;
 		}
 		if (avail < VG_FRAME_HEADER + payload)
 			break;
@@ -460,6 +658,7 @@ static void process_input(vg_conn_t *conn)
 	}
 	if (offset)
 		vg_buf_consume(&conn->in, offset);
+	return offset > 0;
 }
 
 static void read_available(vg_conn_t *conn);
@@ -473,6 +672,11 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	 * reading is over. */
 	conn->refs++;
 	read_available(conn);
+	if (!atomic_load(&conn->closed) && conn->in.len == 0)
+		vg_buf_release(&conn->in);
+	account(conn);
+	if (vg_server_over_buffered(conn->server))
+		pause_reading(conn->server);
 	vg_conn_unref(conn);
 }
 
@@ -486,9 +690,14 @@ static void read_available(vg_conn_t *conn)
 		}
 		ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, VG_READ_CHUNK, 0);
 		if (n > 0) {
+			bool fresh = conn->in.len == 0;
 			conn->in.len += (size_t)n;
-			process_input(conn);
+			fresh = process_input(conn) || fresh;
 			if (atomic_load(&conn->closed) || conn->close_after_flush)
+				return;
+			update_frame_timer(conn, fresh);
+			account(conn);
+			if (vg_server_over_buffered(conn->server))
 				return;
 			if ((size_t)n < VG_READ_CHUNK)
 				return;

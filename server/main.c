@@ -3,8 +3,13 @@
  *
  *   vigild [--data DIR] [--listen HOST:PORT] [--unix PATH] [--sync full|none]
  *          [--retention DUR] [--max-connections N] [--max-frame BYTES]
- *          [--max-output BYTES] [--query-timeout DUR] [--log-level LEVEL]
+ *          [--max-output BYTES] [--max-buffered BYTES] [--frame-timeout DUR]
+ *          [--idle-timeout DUR] [--query-timeout DUR] [--log-level LEVEL]
  *
+ * At start the soft limit on open files is raised to the hard limit, so
+ * that --max-connections is not cut short by a default of 1024
+ * descriptors; the effective value is logged, with a warning when it is
+ * below what --max-connections needs.
  * Exit status: 0 after a clean shutdown, 1 when the store or the listeners
  * cannot be set up, 2 for a usage error.
  */
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void usage(FILE *out)
 {
@@ -35,6 +41,10 @@ static void usage(FILE *out)
 		"  --max-connections N    (default 1024)\n"
 		"  --max-frame BYTES      largest request frame (default %u)\n"
 		"  --max-output BYTES     buffered output per connection (default 64 MiB)\n"
+		"  --max-buffered BYTES   input + output buffered for all connections (default 1 GiB)\n"
+		"  --frame-timeout DUR    a started frame must complete within it (default 30s; 0s: none)\n"
+		"  --idle-timeout DUR     close connections with no request and nothing open\n"
+		"                         (default 10m; 0s: none)\n"
 		"  --query-timeout DUR    server-side limit per statement (default 60s; 0s: none)\n"
 		"  --log-level LEVEL      error|warn|info|debug (default info)\n",
 		16u << 20);
@@ -64,6 +74,35 @@ static int parse_duration_arg(const char *flag, const char *s, int64_t *ns, bool
 	return -1;
 }
 
+/* Descriptors beyond the connections: listeners, the store, the log. */
+#define VG_FD_RESERVE 64
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit and logs the result. */
+static void raise_fd_limit(unsigned max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		vg_log(VG_LOG_WARN, "cannot read the open files limit: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t before = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			vg_log(VG_LOG_WARN, "cannot raise the open files limit from %llu: %s",
+			       (unsigned long long)before, strerror(errno));
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	vg_log(VG_LOG_INFO, "open files limit %llu", (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)max_connections + VG_FD_RESERVE)
+		vg_log(VG_LOG_WARN,
+		       "open files limit %llu is below --max-connections %u + %d: connections "
+		       "past it will fail to be accepted",
+		       (unsigned long long)rl.rlim_cur, max_connections, VG_FD_RESERVE);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -76,6 +115,9 @@ int main(int argc, char **argv)
 		{"max-frame", required_argument, NULL, 'f'},
 		{"max-output", required_argument, NULL, 'o'},
 		{"query-timeout", required_argument, NULL, 't'},
+		{"max-buffered", required_argument, NULL, 'b'},
+		{"frame-timeout", required_argument, NULL, 'F'},
+		{"idle-timeout", required_argument, NULL, 'I'},
 		{"log-level", required_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
@@ -132,6 +174,22 @@ int main(int argc, char **argv)
 			}
 			config.max_output = n;
 			break;
+		case 'b':
+			if (parse_size(optarg, &n) || n < (1u << 20)) {
+				fprintf(stderr, "vigild: --max-buffered %s: expected at least 1048576\n",
+					optarg);
+				return 2;
+			}
+			config.max_buffered = n;
+			break;
+		case 'F':
+			if (parse_duration_arg("--frame-timeout", optarg, &config.frame_timeout_ns, false))
+				return 2;
+			break;
+		case 'I':
+			if (parse_duration_arg("--idle-timeout", optarg, &config.idle_timeout_ns, false))
+				return 2;
+			break;
 		case 't':
 			if (parse_duration_arg("--query-timeout", optarg, &config.query_timeout_ns, false))
 				return 2;
@@ -158,6 +216,7 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(config.max_connections);
 	/* Cursors and result blocks allocate 64 KiB+ buffers per statement:
 	 * keep freed memory in the process instead of unmapping it and
 	 * faulting it back in on the next query (2-3x on decode-heavy

@@ -58,6 +58,9 @@ void vg_server_config_init(vg_server_config_t *config)
 	config->max_connections = 1024;
 	config->max_frame = VG_DEFAULT_MAX_FRAME;
 	config->max_output = 64u << 20;
+	config->max_buffered = (size_t)1 << 30;
+	config->frame_timeout_ns = INT64_C(30) * 1000000000;
+	config->idle_timeout_ns = INT64_C(600) * 1000000000;
 	config->query_timeout_ns = INT64_C(60) * 1000000000;
 	config->query_threads = 2;
 	config->maintenance_ns = INT64_C(60) * 1000000000;
@@ -225,6 +228,7 @@ static void begin_shutdown(vg_server_t *server, const char *why)
 	}
 	ev_timer_stop(server->loop, &server->maintenance_timer);
 	ev_timer_stop(server->loop, &server->window_timer);
+	ev_timer_stop(server->loop, &server->buffers_timer);
 	for (vg_conn_t *c = server->conns; c; c = c->next) {
 		vg_conn_stop_reading(c);
 		for (vg_query_job_t *job = c->queries; job; job = job->conn_next)
@@ -300,6 +304,7 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	server->store = store;
 	pthread_mutex_init(&server->cq_lock, NULL);
 	server->tcp_fd = server->unix_fd = -1;
+	atomic_init(&server->buffered, 0);
 	server->started_ns = vg_now_ns();
 	server->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	int rc = server->loop ? 0 : VG_ENOMEM;
@@ -349,6 +354,7 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	ev_timer_init(&server->maintenance_timer, on_maintenance, period, period);
 	ev_timer_start(loop, &server->maintenance_timer);
 	ev_timer_init(&server->shutdown_timer, on_shutdown_tick, 0.01, 0.01);
+	ev_init(&server->buffers_timer, vg_conn_check_buffers);
 	ev_timer_init(&server->window_timer, on_window_tick, 0.1, 0.1);
 	ev_timer_start(loop, &server->window_timer);
 	rc = vg_subs_init(server);

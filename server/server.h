@@ -27,6 +27,9 @@ typedef struct vg_server_config {
 	unsigned max_connections;  /* beyond it: an error frame, then close */
 	size_t max_frame;          /* largest request frame accepted, bytes */
 	size_t max_output;         /* buffered output per connection, bytes */
+	size_t max_buffered;       /* input + output buffered for all connections */
+	int64_t frame_timeout_ns;  /* a started frame must complete within it; 0: none */
+	int64_t idle_timeout_ns;   /* no request, no subscription: close; 0: none */
 	int64_t query_timeout_ns;  /* 0: none */
 	unsigned query_threads;    /* worker threads for statements */
 	int64_t maintenance_ns;    /* period of retention and idle sealing */

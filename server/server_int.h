@@ -74,6 +74,12 @@ struct vg_conn {
 	unsigned writes_pending;  /* writes queued, not yet acknowledged */
 	vg_query_job_t *deferred, **deferred_tail; /* statements waiting for them */
 	vg_sub_t *subs;           /* open subscriptions */
+	ev_timer frame_timer;     /* a partial frame must complete in time */
+	ev_timer idle_timer;      /* no request, nothing open: close */
+	double last_active;       /* ev_now() of the last request or output */
+	double last_output;       /* ev_now() of the last bytes the socket took */
+	size_t accounted;         /* in.cap + out.cap as counted in server->buffered */
+	bool read_paused;         /* not read while the server is over --max-buffered */
 	char peer[80];
 	vg_conn_t *prev, *next;
 };
@@ -187,6 +193,12 @@ struct vg_server {
 	ev_timer maintenance_timer;
 	ev_timer window_timer; /* wall-clock closing of subscription windows */
 	ev_timer shutdown_timer;
+	ev_timer buffers_timer; /* runs while reading is paused (conn.c) */
+	/* Bytes of every connection's input and output buffers (loop thread
+	 * writes, workers read) against --max-buffered. */
+	atomic_size_t buffered;
+	bool reading_paused;
+	double over_since; /* ev_now() when the buffers went over the cap; 0: under */
 	vg_conn_t *conns;
 	unsigned nconns;
 	bool shutting_down;
@@ -275,6 +287,14 @@ void vg_conn_unref(vg_conn_t *conn);
 void vg_conn_write_done(vg_conn_t *conn);
 /* Stops reading new requests (shutdown). */
 void vg_conn_stop_reading(vg_conn_t *conn);
+/* True when the connections' buffers together are at --max-buffered. */
+static inline bool vg_server_over_buffered(vg_server_t *server)
+{
+	return atomic_load(&server->buffered) >= server->config.max_buffered;
+}
+/* The buffers timer: sheds the largest unsent output while over the cap
+ * and resumes reading below it (loop thread). */
+void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents);
 
 /* FNV-1a over bytes, for the server's small hash tables. */
 static inline uint64_t vg_hash_bytes(const char *p, size_t n)

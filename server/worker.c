@@ -76,7 +76,8 @@ static int wait_for_room(job_sink_t *s)
 	vg_conn_t *conn = s->job->conn;
 	pthread_mutex_lock(&w->lock);
 	size_t high = vg_output_high_water(&s->server->config);
-	while (atomic_load(&conn->out_len) >= high &&
+	while ((atomic_load(&conn->out_len) >= high ||
+		(atomic_load(&conn->out_len) > 0 && vg_server_over_buffered(s->server))) &&
 	       !atomic_load(&conn->closed) && !atomic_load(&s->job->cancel) && !w->stopping) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);

@@ -14,6 +14,15 @@
  * A write transaction that still hits MDB_MAP_FULL (one transaction larger
  * than half the map) fails with VG_ELIMIT; the next one begins on a larger
  * map, so a retry succeeds.
+ *
+ * Disk full.  The environment is opened without MDB_WRITEMAP: pages are
+ * written with pwrite() at commit, so a full file system fails the commit
+ * (the transaction is dropped, the environment stays usable, a later
+ * commit succeeds once there is room) instead of raising SIGBUS on a
+ * store through the map; growing the map reserves address space only.
+ * LMDB reports a short write as EIO, which is what a full file system
+ * gives as often as ENOSPC; a commit failing with EIO while the file
+ * system has (next to) no room left is reported as -ENOSPC.
  */
 #include "store_int.h"
 
@@ -21,11 +30,12 @@
 #include "vg_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define VG_MAP_MIN ((size_t)1 << 30)
@@ -395,6 +405,22 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 	wtxn_free(txn);
 }
 
+/* Free bytes under which an EIO at commit is taken for a full disk: a
+ * short write leaves less than one write's worth. */
+#define VG_DISK_FULL_SLACK ((uint64_t)1 << 20)
+
+static int commit_error(vg_store_t *store, int rc)
+{
+	if (rc == EIO) {
+		const char *path = NULL;
+		struct statvfs vfs;
+		if (mdb_env_get_path(store->env, &path) == 0 && path && statvfs(path, &vfs) == 0 &&
+		    (uint64_t)vfs.f_bavail * vfs.f_frsize < VG_DISK_FULL_SLACK)
+			return -ENOSPC;
+	}
+	return vg_store_lmdb_error(rc);
+}
+
 int vg_wtxn_commit(vg_wtxn_t *txn)
 {
 	vg_store_t *store = txn->store;
@@ -421,8 +447,9 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 			store->heads[txn->undo[i].id] = txn->undo[i].old;
 		store->next_id = txn->next_id_at_begin;
 	}
+	int failure = rc ? commit_error(store, rc) : 0;
 	wtxn_free(txn);
-	return vg_store_lmdb_error(rc);
+	return failure;
 }
 
 int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id)

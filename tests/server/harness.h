@@ -29,6 +29,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,6 +40,8 @@ typedef struct {
 	char dir[256];
 	char addr[64];
 	int log_fd; /* read end of the server's stderr */
+	char log[4096]; /* log text read but not yet matched (vg_test_server_wait_log) */
+	size_t log_len;
 } vg_test_server_t;
 
 static inline int64_t vg_test_ms(void)
@@ -100,6 +103,8 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	pid_t pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
+		/* A test that dies (timeout, crash) takes its server with it. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		dup2(fds[1], 2);
 		close(fds[0]);
 		close(fds[1]);
@@ -109,6 +114,7 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	close(fds[1]);
 	srv->pid = pid;
 	srv->log_fd = fds[0];
+	srv->log_len = 0;
 	/* Read the log until the port shows up (10 s at most). */
 	char log[8192];
 	size_t len = 0;
@@ -179,6 +185,55 @@ static inline void vg_test_server_stop(vg_test_server_t *srv, bool remove)
 	}
 	if (remove)
 		vg_test_rmdir(srv->dir);
+}
+
+/* Waits (timeout_ms at most, 0: just looks) for `needle` in the server's
+ * log; true when it appeared.  Text before the match is consumed. */
+static inline bool vg_test_server_wait_log(vg_test_server_t *srv, const char *needle,
+					   int timeout_ms)
+{
+	int64_t deadline = vg_test_ms() + timeout_ms;
+	size_t keep = strlen(needle);
+	cr_assert_lt(keep, sizeof srv->log / 2);
+	for (;;) {
+		srv->log[srv->log_len] = 0;
+		char *at = strstr(srv->log, needle);
+		if (at) {
+			size_t used = (size_t)(at - srv->log) + keep;
+			memmove(srv->log, srv->log + used, srv->log_len - used);
+			srv->log_len -= used;
+			return true;
+		}
+		/* Keep only what a match could still start in. */
+		if (srv->log_len > keep) {
+			memmove(srv->log, srv->log + srv->log_len - keep, keep);
+			srv->log_len = keep;
+		}
+		int left = (int)(deadline - vg_test_ms());
+		struct pollfd p = {srv->log_fd, POLLIN, 0};
+		if (poll(&p, 1, left > 0 ? left : 0) <= 0)
+			return false;
+		ssize_t n = read(srv->log_fd, srv->log + srv->log_len, sizeof srv->log - 1 - srv->log_len);
+		if (n <= 0)
+			return false;
+		srv->log_len += (size_t)n;
+	}
+}
+
+/* A "Name:  N kB" line of /proc/<pid>/status (VmRSS, VmHWM) in KiB, or -1. */
+static inline long vg_test_proc_kib(pid_t pid, const char *name)
+{
+	char path[64], line[256];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	FILE *f = fopen(path, "r");
+	long kib = -1;
+	size_t len = strlen(name);
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, name, len) == 0 && line[len] == ':')
+			kib = atol(line + len + 1);
+	if (f)
+		fclose(f);
+	return kib;
 }
 
 /* ---- raw protocol ---------------------------------------------------- */
@@ -257,6 +312,83 @@ static inline void vg_test_hello(int fd, vg_buf_t *in)
 	cr_assert_not_null(reply);
 	cr_assert_eq(reply->body_case, VIGIL__V1__ENVELOPE__BODY_HELLO_OK);
 	vg_frame_free_envelope(reply);
+}
+
+/* Expects an Error frame with this id and fatality whose message holds
+ * `fragment` (NULL: any); returns its code. */
+static inline Vigil__V1__ErrorCode vg_test_expect_error(int fd, vg_buf_t *in, uint64_t id,
+							bool fatal, const char *fragment)
+{
+	Vigil__V1__Envelope *env = vg_test_recv(fd, in);
+	cr_assert_not_null(env, "connection closed before the error frame");
+	cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_ERROR, "got body %d",
+		     env->body_case);
+	cr_assert_eq(env->id, id);
+	cr_assert_eq(env->error->fatal, fatal);
+	if (fragment)
+		cr_assert(strstr(env->error->message, fragment), "message: %s",
+			  env->error->message);
+	Vigil__V1__ErrorCode code = env->error->code;
+	vg_frame_free_envelope(env);
+	return code;
+}
+
+/* Expects the server to close the connection (5 s at most). */
+static inline void vg_test_expect_closed(int fd)
+{
+	char c;
+	struct pollfd p = {fd, POLLIN, 0};
+	cr_assert_gt(poll(&p, 1, 5000), 0, "server did not close");
+	cr_assert_leq(recv(fd, &c, 1, 0), 0, "expected the connection to be closed");
+}
+
+static inline void vg_test_send_subscribe(int fd, uint64_t id, const char *statement,
+					  bool has_since, int64_t since)
+{
+	Vigil__V1__Subscribe sub = VIGIL__V1__SUBSCRIBE__INIT;
+	sub.statement = (char *)statement;
+	sub.has_since = has_since;
+	sub.since = since;
+	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+	env.id = id;
+	env.body_case = VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE;
+	env.subscribe = &sub;
+	vg_test_send_env(fd, &env);
+}
+
+/* Sends (does not wait for) a Write of one block: `measurement`, one tag,
+ * one field with n points. */
+static inline void vg_test_send_points(int fd, uint64_t id, const char *measurement,
+				       const char *tag_key, const char *tag_value,
+				       const char *field, const int64_t *times,
+				       const double *values, size_t n)
+{
+	Vigil__V1__Tag tag = VIGIL__V1__TAG__INIT;
+	tag.key = (char *)tag_key;
+	tag.value = (char *)tag_value;
+	Vigil__V1__Tag *tags[] = {&tag};
+	Vigil__V1__WriteField f = VIGIL__V1__WRITE_FIELD__INIT;
+	f.name = (char *)field;
+	f.n_values = n;
+	f.values = (double *)values;
+	Vigil__V1__WriteField *fields[] = {&f};
+	Vigil__V1__WriteBlock block = VIGIL__V1__WRITE_BLOCK__INIT;
+	block.measurement = (char *)measurement;
+	block.n_tags = 1;
+	block.tags = tags;
+	block.n_times = n;
+	block.times = (int64_t *)times;
+	block.n_fields = 1;
+	block.fields = fields;
+	Vigil__V1__WriteBlock *blocks[] = {&block};
+	Vigil__V1__Write write = VIGIL__V1__WRITE__INIT;
+	write.n_blocks = 1;
+	write.blocks = blocks;
+	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+	env.id = id;
+	env.body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+	env.write = &write;
+	vg_test_send_env(fd, &env);
 }
 
 #endif
