@@ -180,12 +180,19 @@ static void pkey_tag(pkey_t *k, vg_str_t m, vg_str_t key, const vg_str_t *value)
 	k->len = (size_t)(p - k->bytes);
 }
 
+/* Ids are handed out in increasing order, so a new series' id is the
+ * largest under each of its postings keys: MDB_APPENDDUP puts it at the end
+ * of the key's duplicates without searching them (and refuses, should the
+ * order ever not hold, in which case the ordinary put sorts it in). */
 static int posting_put(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
 {
 	uint8_t v[4];
 	vg_store_be32(v, id);
 	MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
-	return vg_store_lmdb_error(mdb_put(txn, dbi, &key, &val, 0));
+	int rc = mdb_put(txn, dbi, &key, &val, MDB_APPENDDUP);
+	if (rc == MDB_KEYEXIST)
+		rc = mdb_put(txn, dbi, &key, &val, 0);
+	return vg_store_lmdb_error(rc);
 }
 
 static int posting_del(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
