@@ -104,7 +104,10 @@ static int remove_entry(const char *path, const struct stat *st, int flag, struc
 	return remove(path);
 }
 
-static void remove_tree(const char *dir) { nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS); }
+static void remove_tree(const char *dir)
+{
+	nftw(dir, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
 
 /* A loopback port free right now (vigild binds it a moment later). */
 static int free_port(void)
@@ -234,7 +237,7 @@ static uint64_t cpu_ticks(pid_t pid)
 	char *p = strrchr(buf, ')');
 	unsigned long utime = 0, stime = 0;
 	if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime,
-			&stime) == 2)
+	                &stime) == 2)
 		return (uint64_t)utime + stime;
 	return 0;
 }
@@ -272,7 +275,8 @@ static void *send_thread(void *p)
 	size_t sent = 0;
 	while (sent < s->nbatches || vg_client_pending_writes(s->client)) {
 		uint64_t id, points;
-		if (sent < s->nbatches && vg_client_pending_writes(s->client) < (size_t)s->pipeline) {
+		if (sent < s->nbatches &&
+		    vg_client_pending_writes(s->client) < (size_t)s->pipeline) {
 			if ((s->rc = vg_client_write_async(s->client, s->batches[sent++], &id)))
 				break;
 			continue;
@@ -288,7 +292,7 @@ static void *send_thread(void *p)
 /* Sends batches over the clients (batch b on client b % nclients, so each
  * client sends in time order) and returns the wall time, or -1. */
 static double send_all(vg_client_t **clients, int nclients, int pipeline, vg_batch_t **batches,
-		       size_t nbatches)
+                       size_t nbatches)
 {
 	sender_t senders[MAX_CONNS];
 	pthread_t threads[MAX_CONNS];
@@ -326,7 +330,7 @@ static double value_at(const vg_dataset_t *d, size_t e, size_t j)
 /* Builds batches for rounds [j0, j1) (one point per series per round,
  * time-major), batch_series series per batch.  Returns the count or 0. */
 static size_t build_rounds(const vg_dataset_t *d, size_t j0, size_t j1, size_t batch_series,
-			   vg_batch_t ***out)
+                           vg_batch_t ***out)
 {
 	size_t n = d->nentities;
 	size_t per_round = (n + batch_series - 1) / batch_series;
@@ -343,10 +347,11 @@ static size_t build_rounds(const vg_dataset_t *d, size_t j0, size_t j1, size_t b
 			for (size_t e = s0; e < n && e < s0 + batch_series; e++) {
 				vg_tag_t tags[2];
 				for (size_t i = 0; i < d->ntag_keys && i < 2; i++)
-					tags[i] = (vg_tag_t){d->tag_keys[i], vg_dataset_tag_value(d, e, i)};
+					tags[i] = (vg_tag_t){d->tag_keys[i],
+					                     vg_dataset_tag_value(d, e, i)};
 				double v = value_at(d, e, j);
-				if (vg_batch_add_points(batches[k], d->measurement, tags, d->ntag_keys,
-							d->fields[0], &t, &v, 1))
+				if (vg_batch_add_points(batches[k], d->measurement, tags,
+				                        d->ntag_keys, d->fields[0], &t, &v, 1))
 					goto fail;
 			}
 			k++;
@@ -371,7 +376,7 @@ static void free_batches(vg_batch_t **batches, size_t n)
 /* Sends rounds [j0, j1) in groups of about min_points points; adds the
  * time to *elapsed and the points to *points.  Returns 0 or -1. */
 static int send_rounds(const scale_opts_t *o, vg_client_t **clients, const vg_dataset_t *d,
-		       size_t j0, size_t j1, double *elapsed, uint64_t *points)
+                       size_t j0, size_t j1, double *elapsed, uint64_t *points)
 {
 	size_t per_group = (size_t)(o->min_points / d->nentities);
 	per_group = per_group ? per_group : 1;
@@ -395,7 +400,7 @@ static int send_rounds(const scale_opts_t *o, vg_client_t **clients, const vg_da
 
 /* p50 and p99 (ms) of `runs` runs of the statements build() makes. */
 static int time_queries(vg_client_t *c, const scale_opts_t *o, const vg_dataset_t *d, bool host,
-			double *p50, double *p99)
+                        double *p50, double *p99)
 {
 	double *lat = calloc((size_t)o->runs, sizeof *lat);
 	if (!lat)
@@ -407,12 +412,13 @@ static int time_queries(vg_client_t *c, const scale_opts_t *o, const vg_dataset_
 		size_t e = (size_t)vg_rng_below(&rng, d->nentities);
 		char stmt[256];
 		if (host)
-			snprintf(stmt, sizeof stmt, "SELECT mean(value) FROM scale WHERE host = '%s'",
-				 vg_dataset_tag_value(d, e, 0));
+			snprintf(stmt, sizeof stmt,
+			         "SELECT mean(value) FROM scale WHERE host = '%s'",
+			         vg_dataset_tag_value(d, e, 0));
 		else
 			snprintf(stmt, sizeof stmt,
-				 "SELECT value FROM scale WHERE host = '%s' AND metric = '%s'",
-				 vg_dataset_tag_value(d, e, 0), vg_dataset_tag_value(d, e, 1));
+			         "SELECT value FROM scale WHERE host = '%s' AND metric = '%s'",
+			         vg_dataset_tag_value(d, e, 0), vg_dataset_tag_value(d, e, 1));
 		vg_result_t *r;
 		double t0 = now_s();
 		rc = vg_client_query(c, stmt, &r);
@@ -438,9 +444,9 @@ static int time_queries(vg_client_t *c, const scale_opts_t *o, const vg_dataset_
 
 static void print_header(void)
 {
-	printf("%9s %12s %12s %9s %9s %9s %9s %9s %8s %8s %9s\n", "series", "create/s", "ingest pt/s",
-	       "q1 p50", "q1 p99", "q100 p50", "q100 p99", "RSS B/s", "anon B/s", "file B/s",
-	       "HWM MB");
+	printf("%9s %12s %12s %9s %9s %9s %9s %9s %8s %8s %9s\n", "series", "create/s",
+	       "ingest pt/s", "q1 p50", "q1 p99", "q100 p50", "q100 p99", "RSS B/s", "anon B/s",
+	       "file B/s", "HWM MB");
 }
 
 static int run_one(const scale_opts_t *o, uint64_t n)
@@ -496,15 +502,16 @@ static int run_one(const scale_opts_t *o, uint64_t n)
 		m2 = memory_of(srv.pid);
 	if (srv.pid) {
 		double dn = (double)n;
-		printf("%9" PRIu64 " %12.0f %12.0f %9.3f %9.3f %9.3f %9.3f %9.0f %8.0f %8.0f %9.1f\n", n,
-		       (double)p_create / t_create, (double)p_ingest / t_ingest, q1[0], q1[1], q100[0],
-		       q100[1], ((double)m1.rss - (double)m0.rss) / dn,
+		printf("%9" PRIu64
+		       " %12.0f %12.0f %9.3f %9.3f %9.3f %9.3f %9.0f %8.0f %8.0f %9.1f\n",
+		       n, (double)p_create / t_create, (double)p_ingest / t_ingest, q1[0], q1[1],
+		       q100[0], q100[1], ((double)m1.rss - (double)m0.rss) / dn,
 		       ((double)m1.anon - (double)m0.anon) / dn,
 		       ((double)m1.file - (double)m0.file) / dn, (double)m2.hwm / 1048576.0);
 	} else {
 		printf("%9" PRIu64 " %12.0f %12.0f %9.3f %9.3f %9.3f %9.3f %9s %8s %8s %9s\n", n,
-		       (double)p_create / t_create, (double)p_ingest / t_ingest, q1[0], q1[1], q100[0],
-		       q100[1], "-", "-", "-", "-");
+		       (double)p_create / t_create, (double)p_ingest / t_ingest, q1[0], q1[1],
+		       q100[0], q100[1], "-", "-", "-", "-");
 	}
 	fflush(stdout);
 	status = BENCH_EXIT_OK;
@@ -545,10 +552,11 @@ static int run_startup(const scale_opts_t *o, const char *store_dir, int runs)
 	}
 	if (status == BENCH_EXIT_OK) {
 		qsort(t, (size_t)runs, sizeof *t, compare_double);
-		printf("start-up over %d series x %d points: median %.1f ms (min %.1f, max %.1f, %d "
-		       "runs; warm page cache), RSS when ready %.1f MB\n",
-		       STARTUP_SERIES, STARTUP_POINTS, t[runs / 2] * 1e3, t[0] * 1e3,
-		       t[runs - 1] * 1e3, runs, (double)rss / 1048576.0);
+		printf(
+		    "start-up over %d series x %d points: median %.1f ms (min %.1f, max %.1f, %d "
+		    "runs; warm page cache), RSS when ready %.1f MB\n",
+		    STARTUP_SERIES, STARTUP_POINTS, t[runs / 2] * 1e3, t[0] * 1e3,
+		    t[runs - 1] * 1e3, runs, (double)rss / 1048576.0);
 	}
 	free(t);
 	return status;
@@ -574,33 +582,34 @@ static void default_vigild(char *out, size_t len)
 
 static void usage(FILE *out)
 {
-	fprintf(out,
-		"usage: vigil-bench scale [--series N,N,...] [--sync full|none] [--connections N]\n"
-		"         [--batch-series N] [--pipeline N] [--min-points N] [--runs N] [--warmup N]\n"
-		"         [--vigild PATH | --addr HOST:PORT] [--dir DIR]\n"
-		"         [--startup] [--startup-only] [--startup-runs N] [--store DIR]\n");
+	fprintf(
+	    out,
+	    "usage: vigil-bench scale [--series N,N,...] [--sync full|none] [--connections N]\n"
+	    "         [--batch-series N] [--pipeline N] [--min-points N] [--runs N] [--warmup N]\n"
+	    "         [--vigild PATH | --addr HOST:PORT] [--dir DIR]\n"
+	    "         [--startup] [--startup-only] [--startup-runs N] [--store DIR]\n");
 }
 
 int bench_scale_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-		{"series", required_argument, NULL, 'n'},
-		{"sync", required_argument, NULL, 's'},
-		{"connections", required_argument, NULL, 'c'},
-		{"batch-series", required_argument, NULL, 'b'},
-		{"pipeline", required_argument, NULL, 'P'},
-		{"min-points", required_argument, NULL, 'm'},
-		{"runs", required_argument, NULL, 'r'},
-		{"warmup", required_argument, NULL, 'w'},
-		{"vigild", required_argument, NULL, 'v'},
-		{"addr", required_argument, NULL, 'a'},
-		{"dir", required_argument, NULL, 'd'},
-		{"startup", no_argument, NULL, 'S'},
-		{"startup-only", no_argument, NULL, 'O'},
-		{"startup-runs", required_argument, NULL, 'R'},
-		{"store", required_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"series", required_argument, NULL, 'n'},
+	    {"sync", required_argument, NULL, 's'},
+	    {"connections", required_argument, NULL, 'c'},
+	    {"batch-series", required_argument, NULL, 'b'},
+	    {"pipeline", required_argument, NULL, 'P'},
+	    {"min-points", required_argument, NULL, 'm'},
+	    {"runs", required_argument, NULL, 'r'},
+	    {"warmup", required_argument, NULL, 'w'},
+	    {"vigild", required_argument, NULL, 'v'},
+	    {"addr", required_argument, NULL, 'a'},
+	    {"dir", required_argument, NULL, 'd'},
+	    {"startup", no_argument, NULL, 'S'},
+	    {"startup-only", no_argument, NULL, 'O'},
+	    {"startup-runs", required_argument, NULL, 'R'},
+	    {"store", required_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	char vigild[PATH_MAX + 32];
 	default_vigild(vigild, sizeof vigild);
@@ -672,7 +681,8 @@ int bench_scale_main(int argc, char **argv)
 		return BENCH_EXIT_USAGE;
 	}
 	if (startup && o.addr) {
-		fprintf(stderr, "vigil-bench scale: --startup starts its own vigild; drop --addr\n");
+		fprintf(stderr,
+		        "vigil-bench scale: --startup starts its own vigild; drop --addr\n");
 		return BENCH_EXIT_USAGE;
 	}
 	signal(SIGPIPE, SIG_IGN);
@@ -687,8 +697,9 @@ int bench_scale_main(int argc, char **argv)
 			char *end;
 			uint64_t n = strtoull(p, &end, 10);
 			if (end == p || n == 0) {
-				fprintf(stderr, "vigil-bench scale: --series %s: expected N,N,...\n",
-					series);
+				fprintf(stderr,
+				        "vigil-bench scale: --series %s: expected N,N,...\n",
+				        series);
 				return BENCH_EXIT_USAGE;
 			}
 			status = run_one(&o, n);

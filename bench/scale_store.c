@@ -87,7 +87,7 @@ int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints)
 			snprintf(host, sizeof host, "host_%zu", e / 100);
 			snprintf(metric, sizeof metric, "m%zu", e % 100);
 			vg_tag_t tags[2] = {{{"host", 4}, {host, strlen(host)}},
-					    {{"metric", 6}, {metric, strlen(metric)}}};
+			                    {{"metric", 6}, {metric, strlen(metric)}}};
 			vg_series_key_t key = {{"scale", 5}, tags, 2, {"value", 5}};
 			double v = (double)vg_rng_below(&rng, 1000) / 10;
 			for (size_t j = 0; j < npoints; j++) {
@@ -111,7 +111,8 @@ int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints)
 	free(times);
 	free(values);
 	if (rc) {
-		fprintf(stderr, "vigil-bench scale: building the start-up store: %s\n", vg_strerror(rc));
+		fprintf(stderr, "vigil-bench scale: building the start-up store: %s\n",
+		        vg_strerror(rc));
 		return -1;
 	}
 	FILE *f = fopen(marker, "w");
@@ -121,4 +122,3 @@ int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints)
 	fclose(f);
 	return 0;
 }
-

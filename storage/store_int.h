@@ -176,7 +176,8 @@ int vg_run_reserve(vg_run_t *run, size_t n);
 /* dst = merge of older run a and newer run b (b wins on equal times). */
 int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst);
 
-/* Appends a head block of n points (sorted and deduplicated here). */
+/* Appends a head block of n points (sorted and deduplicated here), or
+ * extends the newest block when they all follow it (see head.c). */
 int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times,
 		   const double *values, size_t n);
 /* Gathers the head points of series id within [t0, t1) into out (replaced),
