@@ -522,6 +522,12 @@ out:
 	if (srv.pid) {
 		server_stop(&srv);
 		remove_tree(dir);
+		if (status == BENCH_EXIT_OK) {
+			/* The server's log (kept when a run fails). */
+			char log[PATH_MAX + 16];
+			snprintf(log, sizeof log, "%s.log", dir);
+			remove(log);
+		}
 	}
 	vg_dataset_free(d);
 	return status;
