@@ -281,8 +281,8 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 		return code;
 	}
 	int code = check_format(store, txn, err, errlen, dir);
-	if (code == 0)
-		code = vg_head_load(store, txn);
+	/* No head is read here (see VG_HEAD_UNKNOWN). */
+	store->heads_unknown_below = store->next_id;
 	if (code == 0)
 		code = vg_codec_new(&store->write_codec);
 	if (code == 0) {
@@ -462,7 +462,8 @@ int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id)
 	vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
 	if (!heads)
 		return VG_ENOMEM;
-	memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
+	for (size_t i = store->heads_cap; i < cap; i++)
+		heads[i] = (vg_head_state_t){0, i < store->heads_unknown_below ? VG_HEAD_UNKNOWN : 0};
 	store->heads = heads;
 	store->heads_cap = cap;
 	return 0;
@@ -472,6 +473,8 @@ int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
 	int code = vg_store_heads_reserve(store, id);
+	if (code == 0 && store->heads[id].next_seq == VG_HEAD_UNKNOWN)
+		code = vg_head_read_state(txn->txn, store, id, &store->heads[id]);
 	if (code)
 		return code;
 	if (txn->nundo == txn->undo_cap) {
