@@ -204,6 +204,94 @@ static inline Vigil__V1__Envelope *vg_test_recv(int fd, vg_buf_t *in)
 	}
 }
 
+/* Sends Hello (id 1) with `token` (NULL: none) and returns the reply, for
+ * the caller to free with vg_frame_free_envelope(); NULL if the server
+ * closed first. */
+static inline Vigil__V1__Envelope *vg_test_hello_token(int fd, vg_buf_t *in, const char *token)
+{
+	Vigil__V1__Hello hello = VIGIL__V1__HELLO__INIT;
+	hello.protocol_version = VG_PROTOCOL_VERSION;
+	hello.client_name = (char *)"harness";
+	if (token)
+		hello.token = (char *)token;
+	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+	env.id = 1;
+	env.body_case = VIGIL__V1__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	vg_test_send_env(fd, &env);
+	return vg_test_recv(fd, in);
+}
+
+/* Appends what the server logged since the last call (or since it
+ * started) to buf (cap bytes, kept NUL-terminated); waits up to 200 ms
+ * for the first bytes.  Returns the new length. */
+static inline size_t vg_test_server_log(vg_test_server_t *srv, char *buf, size_t len, size_t cap)
+{
+	struct pollfd p = {srv->log_fd, POLLIN, 0};
+	poll(&p, 1, 200);
+	for (;;) {
+		if (len + 1 >= cap)
+			break;
+		ssize_t n = read(srv->log_fd, buf + len, cap - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	return len;
+}
+
+/* Runs vigild with `args` (NULL-terminated, after the program name) that
+ * make it exit at start-up; returns its exit status (-1 if it was still
+ * running after 10 s, when it is killed) and its stderr in err. */
+static inline int vg_test_vigild_exit(const char *const *args, char *err, size_t errlen)
+{
+	const char *argv[32] = {vg_test_vigild()};
+	int argc = 1;
+	for (int i = 0; args[i] && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	size_t len = 0;
+	int64_t deadline = vg_test_ms() + 10000;
+	for (;;) {
+		struct pollfd p = {fds[0], POLLIN, 0};
+		int left = (int)(deadline - vg_test_ms());
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		ssize_t n = read(fds[0], err + len, errlen - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len + 1 >= errlen)
+			break;
+	}
+	err[len] = 0;
+	close(fds[0]);
+	int status = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (vg_test_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		struct timespec ms = {0, 5000000};
+		nanosleep(&ms, NULL);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
 static inline void vg_test_hello(int fd, vg_buf_t *in)
 {
 	Vigil__V1__Hello hello = VIGIL__V1__HELLO__INIT;
