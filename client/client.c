@@ -127,14 +127,14 @@ struct vg_client {
 	int closed_code;
 	char closed_reason[VG_CLIENT_ERRSTR];
 	char errstr[VG_CLIENT_ERRSTR];
-	size_t frame_bytes; /* size of the frame read last, prefix included */
-	vg_subs_t *subs;    /* owned by subscribe.c; NULL until the first subscribe */
-	char *token;        /* owned; sent in every Hello, or NULL */
+	size_t frame_bytes;        /* size of the frame read last, prefix included */
+	vg_subs_t *subs;           /* owned by subscribe.c; NULL until the first subscribe */
+	char *token;               /* owned; sent in every Hello, or NULL */
 	vg_tls_context_t *tls_ctx; /* owned; set: TCP connections use TLS */
-	char *tls_name;     /* owned; the name the certificate must carry, or NULL */
-	vg_tls_t *tls;      /* the session of the current connection */
-	short recv_wait;    /* poll events a read waits for (POLLIN; TLS: maybe POLLOUT) */
-	short send_wait;    /* poll events a write waits for (POLLOUT; TLS: maybe POLLIN) */
+	char *tls_name;            /* owned; the name the certificate must carry, or NULL */
+	vg_tls_t *tls;             /* the session of the current connection */
+	short recv_wait;           /* poll events a read waits for (POLLIN; TLS: maybe POLLOUT) */
+	short send_wait;           /* poll events a write waits for (POLLOUT; TLS: maybe POLLIN) */
 };
 
 /* ---- errors ------------------------------------------------------------------ */

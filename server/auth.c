@@ -61,7 +61,10 @@ static int digest(const char *token, size_t len, unsigned char out[DIGEST_LEN])
 	return 0;
 }
 
-static bool token_char(unsigned char ch) { return ch > 0x20 && ch < 0x7f; }
+static bool token_char(unsigned char ch)
+{
+	return ch > 0x20 && ch < 0x7f;
+}
 
 void vg_auth_free(vg_auth_t *auth)
 {
@@ -73,11 +76,14 @@ void vg_auth_free(vg_auth_t *auth)
 	vg_free(auth);
 }
 
-size_t vg_auth_count(const vg_auth_t *auth) { return auth ? auth->n : 0; }
+size_t vg_auth_count(const vg_auth_t *auth)
+{
+	return auth ? auth->n : 0;
+}
 
 /* Parses one line that is neither blank nor a comment. */
 static int parse_line(vg_auth_t *auth, const char *line, size_t len, unsigned lineno,
-		      const char *name, char *err, size_t errlen)
+                      const char *name, char *err, size_t errlen)
 {
 	const char *words[3];
 	size_t lens[3];
@@ -99,15 +105,15 @@ static int parse_line(vg_auth_t *auth, const char *line, size_t len, unsigned li
 	}
 	if (nwords != 2) {
 		snprintf(err, errlen, "%s:%u: expected '<role> <token>', found %s", name, lineno,
-			 nwords > 2 ? "more than two words" : "one word");
+		         nwords > 2 ? "more than two words" : "one word");
 		return VG_EINVAL;
 	}
 	vg_role_t r0 = role_parse(words[0], lens[0]), r1 = role_parse(words[1], lens[1]);
 	if (!r0 && !r1) {
 		snprintf(err, errlen,
-			 "%s:%u: neither word is a role: expected read, write or admin and a "
-			 "token",
-			 name, lineno);
+		         "%s:%u: neither word is a role: expected read, write or admin and a "
+		         "token",
+		         name, lineno);
 		return VG_EINVAL;
 	}
 	vg_role_t role = r0 ? r0 : r1;
@@ -115,15 +121,15 @@ static int parse_line(vg_auth_t *auth, const char *line, size_t len, unsigned li
 	size_t tlen = r0 ? lens[1] : lens[0];
 	if (tlen < VG_AUTH_TOKEN_MIN || tlen > VG_AUTH_TOKEN_MAX) {
 		snprintf(err, errlen, "%s:%u: the token has %zu characters; %d to %d are required",
-			 name, lineno, tlen, VG_AUTH_TOKEN_MIN, VG_AUTH_TOKEN_MAX);
+		         name, lineno, tlen, VG_AUTH_TOKEN_MIN, VG_AUTH_TOKEN_MAX);
 		return VG_EINVAL;
 	}
 	for (size_t i = 0; i < tlen; i++)
 		if (!token_char((unsigned char)token[i])) {
 			snprintf(err, errlen,
-				 "%s:%u: the token has a character that is not printable ASCII "
-				 "(at position %zu)",
-				 name, lineno, i + 1);
+			         "%s:%u: the token has a character that is not printable ASCII "
+			         "(at position %zu)",
+			         name, lineno, i + 1);
 			return VG_EINVAL;
 		}
 	unsigned char d[DIGEST_LEN];
@@ -134,7 +140,7 @@ static int parse_line(vg_auth_t *auth, const char *line, size_t len, unsigned li
 	for (size_t i = 0; i < auth->n; i++)
 		if (memcmp(auth->entries[i].digest, d, DIGEST_LEN) == 0) {
 			snprintf(err, errlen, "%s:%u: duplicate token (first on line %u)", name,
-				 lineno, auth->entries[i].line);
+			         lineno, auth->entries[i].line);
 			return VG_EINVAL;
 		}
 	if (auth->n == auth->cap) {
@@ -160,7 +166,7 @@ static int parse_line(vg_auth_t *auth, const char *line, size_t len, unsigned li
 }
 
 int vg_auth_parse(const char *text, size_t len, const char *name, vg_auth_t **out, char *err,
-		  size_t errlen)
+                  size_t errlen)
 {
 	*out = NULL;
 	vg_auth_t *auth = vg_calloc(1, sizeof *auth);
@@ -221,7 +227,7 @@ int vg_auth_load(const char *path, vg_auth_t **out, bool *loose, char *err, size
 	}
 	if ((size_t)st.st_size > VG_AUTH_FILE_MAX) {
 		snprintf(err, errlen, "--auth-file %s: %lld bytes, more than the limit of %u", path,
-			 (long long)st.st_size, VG_AUTH_FILE_MAX);
+		         (long long)st.st_size, VG_AUTH_FILE_MAX);
 		close(fd);
 		return VG_ELIMIT;
 	}
@@ -242,7 +248,7 @@ int vg_auth_load(const char *path, vg_auth_t **out, bool *loose, char *err, size
 		if (n <= 0) {
 			rc = n < 0 ? -errno : VG_EINVAL;
 			snprintf(err, errlen, "--auth-file %s: %s", path,
-				 n < 0 ? strerror(errno) : "the file shrank while being read");
+			         n < 0 ? strerror(errno) : "the file shrank while being read");
 			break;
 		}
 		got += (size_t)n;
@@ -263,7 +269,8 @@ vg_role_t vg_auth_check(const vg_auth_t *auth, const char *token, size_t len)
 	unsigned found = 0;
 	for (size_t i = 0; i < auth->n; i++) {
 		/* mask: all ones on a match, zero otherwise, without a branch. */
-		unsigned equal = (unsigned)(CRYPTO_memcmp(auth->entries[i].digest, d, DIGEST_LEN) == 0);
+		unsigned equal =
+		    (unsigned)(CRYPTO_memcmp(auth->entries[i].digest, d, DIGEST_LEN) == 0);
 		unsigned mask = 0u - equal;
 		found |= mask & (unsigned)auth->entries[i].role;
 	}
@@ -306,6 +313,6 @@ int vg_auth_permit(vg_role_t role, vg_role_t need, const char *what, char *err, 
 	if (role >= need)
 		return 0;
 	snprintf(err, errlen, "permission denied: %s needs the %s role; this connection has %s",
-		 what, vg_role_name(need), vg_role_name(role));
+	         what, vg_role_name(need), vg_role_name(role));
 	return VG_EPERM;
 }

@@ -54,7 +54,7 @@ typedef struct vg_auth vg_auth_t;
  * "name:line: reason" in err, or VG_ENOMEM.
  */
 int vg_auth_parse(const char *text, size_t len, const char *name, vg_auth_t **out, char *err,
-		  size_t errlen);
+                  size_t errlen);
 
 /*
  * Reads and parses the file at `path` (at most VG_AUTH_FILE_MAX bytes).

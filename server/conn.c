@@ -415,13 +415,20 @@ static void handle_hello(vg_conn_t *conn, Vigil__V1__Envelope *env)
 		vg_conn_send_error(conn, env->id, VG_EVERSION, msg, true);
 		return;
 	}
-	const char *client = hello->client_name ? hello->client_name : "";
+	/* client_name is free text from the network: the log gets at most 64
+	 * printable ASCII characters of it. */
+	char client[65];
+	const char *name = hello->client_name ? hello->client_name : "";
+	size_t n = 0;
+	for (; name[n] && n < sizeof client - 1; n++)
+		client[n] = name[n] >= 0x20 && name[n] < 0x7f ? name[n] : '?';
+	client[n] = '\0';
 	vg_auth_t *auth = conn->server->auth;
 	if (auth) {
 		const char *token = hello->token ? hello->token : "";
 		vg_role_t role = vg_auth_check(auth, token, strlen(token));
 		if (role == VG_ROLE_NONE) {
-			vg_log(VG_LOG_WARN, "%s: authentication failed (%s token, client '%.64s')",
+			vg_log(VG_LOG_WARN, "%s: authentication failed (%s token, client '%s')",
 			       conn->peer, *token ? "unknown" : "no", client);
 			vg_conn_send_error(conn, env->id, VG_EAUTH,
 					   *token ? "authentication failed: unknown token"
@@ -431,7 +438,7 @@ static void handle_hello(vg_conn_t *conn, Vigil__V1__Envelope *env)
 			return;
 		}
 		conn->role = role;
-		vg_log(VG_LOG_INFO, "%s: authenticated with the %s role (client '%.64s')",
+		vg_log(VG_LOG_INFO, "%s: authenticated with the %s role (client '%s')",
 		       conn->peer, vg_role_name(role), client);
 	} else if (*client) {
 		vg_log(VG_LOG_DEBUG, "%s: hello from '%s'", conn->peer, client);
@@ -578,11 +585,12 @@ static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 					   "the first request on a connection must be Hello", false);
 		return;
 	}
-	char why[160];
+	char why[160], what[48];
 	const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(
 		&vigil__v1__envelope__descriptor, (unsigned)env->body_case);
-	if (vg_auth_permit(conn->role, vg_role_for_request(env->body_case),
-			   field ? field->name : "this request", why, sizeof why)) {
+	snprintf(what, sizeof what, "a %s request", field ? field->name : "this");
+	if (vg_auth_permit(conn->role, vg_role_for_request(env->body_case), what, why,
+			   sizeof why)) {
 		vg_log(VG_LOG_INFO, "%s: %s", conn->peer, why);
 		vg_conn_send_error(conn, env->id, VG_EPERM, why, false);
 		return;

@@ -122,13 +122,14 @@ static int context_new(const SSL_METHOD *method, vg_tls_context_t **out, char *e
 		return VG_ETLS;
 	}
 	SSL_CTX_set_options(c->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF | SSL_OP_NO_RENEGOTIATION);
-	SSL_CTX_set_mode(c->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+	SSL_CTX_set_mode(c->ctx,
+	                 SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	*out = c;
 	return 0;
 }
 
 int vg_tls_server_context(const char *cert_file, const char *key_file, vg_tls_context_t **out,
-			  char *err, size_t errlen)
+                          char *err, size_t errlen)
 {
 	vg_tls_context_t *c;
 	int rc = context_new(TLS_server_method(), &c, err, errlen);
@@ -161,7 +162,7 @@ int vg_tls_client_context(const char *ca_file, vg_tls_context_t **out, char *err
 	c->guard_sigpipe = true;
 	SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
 	int ok = ca_file ? SSL_CTX_load_verify_locations(c->ctx, ca_file, NULL)
-			 : SSL_CTX_set_default_verify_paths(c->ctx);
+	                 : SSL_CTX_set_default_verify_paths(c->ctx);
 	if (ok != 1) {
 		char why[200];
 		queued_reason(why, sizeof why, "unknown reason");
@@ -169,7 +170,7 @@ int vg_tls_client_context(const char *ca_file, vg_tls_context_t **out, char *err
 			snprintf(err, errlen, "TLS: cannot load the CA file %s: %s", ca_file, why);
 		else
 			snprintf(err, errlen, "TLS: cannot load the system's CA certificates: %s",
-				 why);
+			         why);
 		vg_tls_context_free(c);
 		return VG_ETLS;
 	}
@@ -192,7 +193,7 @@ static bool is_ip_literal(const char *host)
 }
 
 int vg_tls_new(vg_tls_context_t *ctx, int fd, const char *host, vg_tls_t **out, char *err,
-	       size_t errlen)
+               size_t errlen)
 {
 	vg_tls_t *t = vg_calloc(1, sizeof *t);
 	if (!t) {
@@ -274,7 +275,7 @@ static int failure(vg_tls_t *t, int ret, bool reading, int *want)
 	long verify = SSL_get_verify_result(t->ssl);
 	if (verify != X509_V_OK) {
 		snprintf(t->errstr, sizeof t->errstr, "certificate verify failed: %s",
-			 X509_verify_cert_error_string(verify));
+		         X509_verify_cert_error_string(verify));
 		ERR_clear_error();
 	} else {
 		queued_reason(t->errstr, sizeof t->errstr, "TLS failure");
@@ -293,8 +294,8 @@ static int operate(vg_tls_t *t, int op, void *buf, size_t len, int *want)
 	ERR_clear_error();
 	errno = 0;
 	int ret = op == OP_HANDSHAKE ? SSL_do_handshake(t->ssl)
-		  : op == OP_READ    ? SSL_read(t->ssl, buf, n)
-				     : SSL_write(t->ssl, buf, n);
+	          : op == OP_READ    ? SSL_read(t->ssl, buf, n)
+	                             : SSL_write(t->ssl, buf, n);
 	int rc = ret > 0 ? ret : failure(t, ret, op == OP_READ, want);
 	sigpipe_end(&g, rc == -EPIPE);
 	return rc;

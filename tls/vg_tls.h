@@ -51,7 +51,7 @@ enum { VG_TLS_WANT_READ = 1, VG_TLS_WANT_WRITE = 2 };
  * does not match the certificate); VG_ENOMEM.
  */
 int vg_tls_server_context(const char *cert_file, const char *key_file, vg_tls_context_t **out,
-			  char *err, size_t errlen);
+                          char *err, size_t errlen);
 
 /*
  * A client context that trusts the CA certificates of `ca_file` (PEM), or
@@ -71,7 +71,7 @@ void vg_tls_context_free(vg_tls_context_t *ctx);
  * server context.  Returns 0 and *out, VG_ENOMEM or VG_ETLS (err set).
  */
 int vg_tls_new(vg_tls_context_t *ctx, int fd, const char *host, vg_tls_t **out, char *err,
-	       size_t errlen);
+               size_t errlen);
 
 /* Sends close_notify once, best effort, and frees the session; NULL is
  * allowed.  Never waits. */

@@ -44,11 +44,11 @@ static vg_role_t check(const vg_auth_t *auth, const char *token)
 Test(auth_file, accepts_both_orders_comments_blank_lines_and_crlf)
 {
 	vg_auth_t *auth = parse_ok("# tokens\n"
-				   "\n"
-				   "read " T_READ "\n"
-				   "   # indented comment\n"
-				   "\t" T_WRITE "\twrite\r\n"
-				   "admin   " T_ADMIN); /* no final newline */
+	                           "\n"
+	                           "read " T_READ "\n"
+	                           "   # indented comment\n"
+	                           "\t" T_WRITE "\twrite\r\n"
+	                           "admin   " T_ADMIN); /* no final newline */
 	cr_assert_eq(vg_auth_count(auth), 3);
 	cr_assert_eq(check(auth, T_READ), VG_ROLE_READ);
 	cr_assert_eq(check(auth, T_WRITE), VG_ROLE_WRITE);
@@ -73,28 +73,28 @@ Test(auth_file, unknown_wrong_and_empty_tokens_have_no_role)
 Test(auth_file, rejects_a_line_with_one_word)
 {
 	parse_fails("read " T_READ "\n# c\n" T_WRITE "\n",
-		    "auth.txt:3: expected '<role> <token>', found one word");
+	            "auth.txt:3: expected '<role> <token>', found one word");
 }
 
 Test(auth_file, rejects_a_line_with_three_words)
 {
 	parse_fails("read " T_READ " extra\n",
-		    "auth.txt:1: expected '<role> <token>', found more than two words");
+	            "auth.txt:1: expected '<role> <token>', found more than two words");
 }
 
 Test(auth_file, rejects_a_line_without_a_role_and_does_not_quote_it)
 {
 	parse_fails("\n\nreader " T_READ "\n",
-		    "auth.txt:3: neither word is a role: expected read, write or admin and a "
-		    "token");
+	            "auth.txt:3: neither word is a role: expected read, write or admin and a "
+	            "token");
 }
 
 Test(auth_file, rejects_a_short_token)
 {
 	parse_fails("read " T_READ "\nwrite short-token\n",
-		    "auth.txt:2: the token has 11 characters; 16 to 1024 are required");
+	            "auth.txt:2: the token has 11 characters; 16 to 1024 are required");
 	parse_fails("admin 0123456789abcde\n",
-		    "auth.txt:1: the token has 15 characters; 16 to 1024 are required");
+	            "auth.txt:1: the token has 15 characters; 16 to 1024 are required");
 	/* 16 is enough. */
 	vg_auth_free(parse_ok("admin 0123456789abcdef\n"));
 }
@@ -110,21 +110,22 @@ Test(auth_file, rejects_a_token_over_the_maximum)
 Test(auth_file, rejects_a_non_ascii_token)
 {
 	parse_fails("read 0123456789\xc3\xa9"
-		    "abcdef\n",
-		    "auth.txt:1: the token has a character that is not printable ASCII (at "
-		    "position 11)");
+	            "abcdef\n",
+	            "auth.txt:1: the token has a character that is not printable ASCII (at "
+	            "position 11)");
 }
 
 Test(auth_file, rejects_a_duplicate_token_even_with_another_role)
 {
 	parse_fails("read " T_READ "\nwrite " T_WRITE "\n\nadmin " T_READ "\n",
-		    "auth.txt:4: duplicate token (first on line 1)");
+	            "auth.txt:4: duplicate token (first on line 1)");
 }
 
 Test(auth_file, rejects_a_file_without_tokens)
 {
 	parse_fails("", "auth.txt: no tokens (expected lines of '<role> <token>')");
-	parse_fails("# only comments\n\n", "auth.txt: no tokens (expected lines of '<role> <token>')");
+	parse_fails("# only comments\n\n",
+	            "auth.txt: no tokens (expected lines of '<role> <token>')");
 }
 
 static void write_file(const char *path, const char *text, mode_t mode)
@@ -171,24 +172,17 @@ Test(roles, statements_need_the_documented_role)
 		vg_statement_kind_t kind;
 		vg_role_t role;
 	} table[] = {
-	    {VG_STMT_SELECT, VG_ROLE_READ},
-	    {VG_STMT_SUBSCRIBE, VG_ROLE_READ},
-	    {VG_STMT_SHOW_CQS, VG_ROLE_READ},
-	    {VG_STMT_SHOW_MEASUREMENTS, VG_ROLE_READ},
-	    {VG_STMT_SHOW_SERIES, VG_ROLE_READ},
-	    {VG_STMT_SHOW_TAG_KEYS, VG_ROLE_READ},
-	    {VG_STMT_SHOW_TAG_VALUES, VG_ROLE_READ},
-	    {VG_STMT_SHOW_FIELD_KEYS, VG_ROLE_READ},
-	    {VG_STMT_SHOW_STATS, VG_ROLE_READ},
-	    {VG_STMT_SHOW_RETENTION, VG_ROLE_READ},
-	    {VG_STMT_DELETE, VG_ROLE_WRITE},
-	    {VG_STMT_CREATE_CQ, VG_ROLE_ADMIN},
-	    {VG_STMT_DROP_CQ, VG_ROLE_ADMIN},
-	    {VG_STMT_SET_RETENTION, VG_ROLE_ADMIN},
+	    {VG_STMT_SELECT, VG_ROLE_READ},          {VG_STMT_SUBSCRIBE, VG_ROLE_READ},
+	    {VG_STMT_SHOW_CQS, VG_ROLE_READ},        {VG_STMT_SHOW_MEASUREMENTS, VG_ROLE_READ},
+	    {VG_STMT_SHOW_SERIES, VG_ROLE_READ},     {VG_STMT_SHOW_TAG_KEYS, VG_ROLE_READ},
+	    {VG_STMT_SHOW_TAG_VALUES, VG_ROLE_READ}, {VG_STMT_SHOW_FIELD_KEYS, VG_ROLE_READ},
+	    {VG_STMT_SHOW_STATS, VG_ROLE_READ},      {VG_STMT_SHOW_RETENTION, VG_ROLE_READ},
+	    {VG_STMT_DELETE, VG_ROLE_WRITE},         {VG_STMT_CREATE_CQ, VG_ROLE_ADMIN},
+	    {VG_STMT_DROP_CQ, VG_ROLE_ADMIN},        {VG_STMT_SET_RETENTION, VG_ROLE_ADMIN},
 	};
 	for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
 		cr_assert_eq(vg_role_for_statement(table[i].kind), table[i].role, "%s",
-			     vg_statement_kind_name(table[i].kind));
+		             vg_statement_kind_name(table[i].kind));
 	cr_assert_eq(vg_role_for_request(VIGIL__V1__ENVELOPE__BODY_WRITE), VG_ROLE_WRITE);
 	cr_assert_eq(vg_role_for_request(VIGIL__V1__ENVELOPE__BODY_QUERY), VG_ROLE_READ);
 	cr_assert_eq(vg_role_for_request(VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE), VG_ROLE_READ);
@@ -200,9 +194,12 @@ Test(roles, permit_refuses_below_the_role_and_says_why)
 	char err[160] = "";
 	cr_assert_eq(vg_auth_permit(VG_ROLE_WRITE, VG_ROLE_WRITE, "DELETE", err, sizeof err), 0);
 	cr_assert_eq(vg_auth_permit(VG_ROLE_ADMIN, VG_ROLE_READ, "SELECT", err, sizeof err), 0);
-	cr_assert_eq(vg_auth_permit(VG_ROLE_READ, VG_ROLE_WRITE, "DELETE", err, sizeof err), VG_EPERM);
-	cr_assert_str_eq(err, "permission denied: DELETE needs the write role; this connection has read");
-	cr_assert_eq(vg_auth_permit(VG_ROLE_NONE, VG_ROLE_READ, "query", err, sizeof err), VG_EPERM);
+	cr_assert_eq(vg_auth_permit(VG_ROLE_READ, VG_ROLE_WRITE, "DELETE", err, sizeof err),
+	             VG_EPERM);
+	cr_assert_str_eq(
+	    err, "permission denied: DELETE needs the write role; this connection has read");
+	cr_assert_eq(vg_auth_permit(VG_ROLE_NONE, VG_ROLE_READ, "query", err, sizeof err),
+	             VG_EPERM);
 }
 
 Test(listen, loopback_addresses_are_recognised)

@@ -38,7 +38,10 @@ static void setup(void)
 	vg_test_server_start(&srv, extra);
 }
 
-static void teardown(void) { vg_test_server_stop(&srv, true); }
+static void teardown(void)
+{
+	vg_test_server_stop(&srv, true);
+}
 
 TestSuite(auth, .init = setup, .fini = teardown, .timeout = 60);
 
@@ -95,11 +98,11 @@ static const char *const admin_statements[] = {
     "SET RETENTION 30d ON cpu",
 };
 static const char *const admin_names[] = {"CREATE CONTINUOUS QUERY", "DROP CONTINUOUS QUERY",
-					  "SET RETENTION"};
+                                          "SET RETENTION"};
 static const char *const read_statements[] = {
-    "SELECT v FROM cpu",     "SHOW MEASUREMENTS",  "SHOW SERIES",
-    "SHOW TAG KEYS",         "SHOW FIELD KEYS",    "SHOW TAG VALUES WITH KEY = host",
-    "SHOW STATS",            "SHOW RETENTION",     "SHOW CONTINUOUS QUERIES",
+    "SELECT v FROM cpu", "SHOW MEASUREMENTS", "SHOW SERIES",
+    "SHOW TAG KEYS",     "SHOW FIELD KEYS",   "SHOW TAG VALUES WITH KEY = host",
+    "SHOW STATS",        "SHOW RETENTION",    "SHOW CONTINUOUS QUERIES",
 };
 
 static void seed(void)
@@ -115,20 +118,20 @@ Test(auth, read_role_reads_and_subscribes_but_cannot_write_or_administer)
 	vg_client_t *c = connect_as(T_READ);
 	for (size_t i = 0; i < sizeof read_statements / sizeof read_statements[0]; i++)
 		cr_assert_eq(run(c, read_statements[i]), 0, "%s: %s", read_statements[i],
-			     vg_client_errstr(c));
+		             vg_client_errstr(c));
 	uint64_t sub = 0;
 	cr_assert_eq(vg_client_subscribe(c, "SUBSCRIBE SELECT v FROM cpu", noop_cb, NULL, &sub), 0,
-		     "%s", vg_client_errstr(c));
+	             "%s", vg_client_errstr(c));
 	assert_refused(c, write_point(c, "cpu", 2000, 2),
-		       "permission denied: a write request needs the write role; this connection "
-		       "has read");
+	               "permission denied: a write request needs the write role; this connection "
+	               "has read");
 	assert_refused(c, run(c, "DELETE FROM cpu"),
-		       "permission denied: DELETE needs the write role; this connection has read");
+	               "permission denied: DELETE needs the write role; this connection has read");
 	for (size_t i = 0; i < 3; i++) {
 		char want[160];
 		snprintf(want, sizeof want,
-			 "permission denied: %s needs the admin role; this connection has read",
-			 admin_names[i]);
+		         "permission denied: %s needs the admin role; this connection has read",
+		         admin_names[i]);
 		assert_refused(c, run(c, admin_statements[i]), want);
 	}
 	vg_client_close(c);
@@ -148,13 +151,13 @@ Test(auth, write_role_writes_and_deletes_but_cannot_administer)
 	cr_assert_eq(write_point(c, "cpu", 1000, 1), 0, "%s", vg_client_errstr(c));
 	for (size_t i = 0; i < sizeof read_statements / sizeof read_statements[0]; i++)
 		cr_assert_eq(run(c, read_statements[i]), 0, "%s: %s", read_statements[i],
-			     vg_client_errstr(c));
+		             vg_client_errstr(c));
 	cr_assert_eq(run(c, "DELETE FROM cpu WHERE host = 'a'"), 0, "%s", vg_client_errstr(c));
 	for (size_t i = 0; i < 3; i++) {
 		char want[160];
 		snprintf(want, sizeof want,
-			 "permission denied: %s needs the admin role; this connection has write",
-			 admin_names[i]);
+		         "permission denied: %s needs the admin role; this connection has write",
+		         admin_names[i]);
 		assert_refused(c, run(c, admin_statements[i]), want);
 	}
 	vg_client_close(c);
@@ -166,10 +169,10 @@ Test(auth, admin_role_may_do_everything)
 	cr_assert_eq(write_point(c, "cpu", 1000, 1), 0, "%s", vg_client_errstr(c));
 	for (size_t i = 0; i < sizeof read_statements / sizeof read_statements[0]; i++)
 		cr_assert_eq(run(c, read_statements[i]), 0, "%s: %s", read_statements[i],
-			     vg_client_errstr(c));
+		             vg_client_errstr(c));
 	for (size_t i = 0; i < 3; i++)
 		cr_assert_eq(run(c, admin_statements[i]), 0, "%s: %s", admin_statements[i],
-			     vg_client_errstr(c));
+		             vg_client_errstr(c));
 	cr_assert_eq(run(c, "DELETE FROM cpu"), 0, "%s", vg_client_errstr(c));
 	vg_client_close(c);
 }
@@ -245,7 +248,7 @@ Test(auth, every_request_before_a_successful_hello_is_refused)
 	cr_assert_eq(reply->error->code, VIGIL__V1__ERROR_CODE__ERROR_UNAUTHENTICATED);
 	cr_assert_not(reply->error->fatal);
 	cr_assert_str_eq(reply->error->message, "authentication required: the first request on a "
-						"connection must be Hello with a token");
+	                                        "connection must be Hello with a token");
 	vg_frame_free_envelope(reply);
 	/* ... and a query are refused, ... */
 	Vigil__V1__Query query = VIGIL__V1__QUERY__INIT;
@@ -266,7 +269,7 @@ Test(auth, every_request_before_a_successful_hello_is_refused)
 	env.id = 9;
 	reply = request(fd, &in, &env);
 	cr_assert_eq(reply->body_case, VIGIL__V1__ENVELOPE__BODY_RESULT_END,
-		     "SHOW MEASUREMENTS found a measurement");
+	             "SHOW MEASUREMENTS found a measurement");
 	vg_frame_free_envelope(reply);
 	close(fd);
 	vg_buf_release(&in);
@@ -297,61 +300,19 @@ Test(auth, tokens_never_reach_the_log)
 
 /* ---- the CLI ---------------------------------------------------------- */
 
-typedef struct {
-	int status;
-	char out[8192];
-	char err[8192];
-} run_t;
-
-/* Runs vigil with args, VIGIL_TOKEN set to env_token (NULL: unset). */
-static void run_vigil(run_t *r, const char *env_token, const char *const *args)
+/* Runs vigil against the server, VIGIL_TOKEN set to env_token (NULL:
+ * unset). */
+static void run_vigil(vg_test_run_t *r, const char *env_token, const char *const *args)
 {
-	char path[1024];
-	const char *dir = getenv("VIGIL_BUILD_DIR");
-	snprintf(path, sizeof path, "%s/client/vigil", dir ? dir : ".");
-	char out_path[400], err_path[400];
-	snprintf(out_path, sizeof out_path, "%s/stdout", srv.dir);
-	snprintf(err_path, sizeof err_path, "%s/stderr", srv.dir);
-	const char *argv[32] = {path, "--addr", srv.addr};
-	int argc = 3;
-	for (int i = 0; args[i]; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		if (env_token)
-			setenv("VIGIL_TOKEN", env_token, 1);
-		else
-			unsetenv("VIGIL_TOKEN");
-		if (!freopen("/dev/null", "r", stdin) || !freopen(out_path, "w", stdout) ||
-		    !freopen(err_path, "w", stderr))
-			_exit(126);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-	memset(r->out, 0, sizeof r->out);
-	memset(r->err, 0, sizeof r->err);
-	FILE *f = fopen(out_path, "r");
-	cr_assert_not_null(f);
-	size_t n = fread(r->out, 1, sizeof r->out - 1, f);
-	(void)n;
-	fclose(f);
-	f = fopen(err_path, "r");
-	cr_assert_not_null(f);
-	n = fread(r->err, 1, sizeof r->err - 1, f);
-	fclose(f);
+	vg_test_run_vigil(r, srv.dir, srv.addr, env_token, args);
 }
 
 Test(auth, cli_takes_the_token_from_the_flag_or_the_environment)
 {
 	seed();
-	run_t r;
-	const char *flag[] = {"--token", T_READ, "query", "SELECT v FROM cpu", "--format", "csv",
-			      NULL};
+	vg_test_run_t r;
+	const char *flag[] = {"--token",  T_READ, "query", "SELECT v FROM cpu",
+	                      "--format", "csv",  NULL};
 	run_vigil(&r, NULL, flag);
 	cr_assert_eq(r.status, 0, "%s", r.err);
 	cr_assert_str_eq(r.out, "time,v\n1000,1.5\n");
@@ -366,7 +327,7 @@ Test(auth, cli_takes_the_token_from_the_flag_or_the_environment)
 
 Test(auth, cli_reports_a_missing_token_and_a_refused_statement)
 {
-	run_t r;
+	vg_test_run_t r;
 	const char *plain[] = {"query", "SHOW MEASUREMENTS", NULL};
 	run_vigil(&r, NULL, plain);
 	cr_assert_eq(r.status, 1);
@@ -415,7 +376,8 @@ Test(startup, insecure_or_an_auth_file_pass_the_exposed_listen_check)
 	cr_assert_not_null(f);
 	fputs("read " T_READ "\n", f);
 	fclose(f);
-	const char *with_auth[] = {"--data", data, "--listen", "0.0.0.0:0", "--auth-file", auth, NULL};
+	const char *with_auth[] = {"--data",      data, "--listen", "0.0.0.0:0",
+	                           "--auth-file", auth, NULL};
 	cr_assert_eq(vg_test_vigild_exit(with_auth, err, sizeof err), 1, "%s", err);
 	cr_assert_not(strstr(err, "refusing"), "%s", err);
 	vg_test_rmdir(dir);
@@ -435,7 +397,7 @@ Test(startup, a_bad_auth_file_stops_vigild_with_its_line)
 	cr_assert_eq(vg_test_vigild_exit(args, err, sizeof err), 1, "%s", err);
 	char want[400];
 	snprintf(want, sizeof want,
-		 "%s:3: neither word is a role: expected read, write or admin and a token", auth);
+	         "%s:3: neither word is a role: expected read, write or admin and a token", auth);
 	cr_assert(strstr(err, want), "%s", err);
 	cr_assert_not(strstr(err, "short-secret"), "%s", err);
 	vg_test_rmdir(dir);

@@ -29,22 +29,22 @@ static void make_certificates(const char *dir)
 	const char *ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
 	char fmt[1024];
 	snprintf(fmt, sizeof fmt,
-		 "cd %%s && openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 "
-		 "-subj /CN=vigil-test-ca >/dev/null 2>&1",
-		 ec);
+	         "cd %%s && openssl req -x509 %s -keyout ca.key -out ca.crt -days 2 "
+	         "-subj /CN=vigil-test-ca >/dev/null 2>&1",
+	         ec);
 	sh(fmt, dir);
 	snprintf(fmt, sizeof fmt,
-		 "cd %%s && openssl req -x509 %s -keyout other.key -out other-ca.crt -days 2 "
-		 "-subj /CN=vigil-other-ca >/dev/null 2>&1",
-		 ec);
+	         "cd %%s && openssl req -x509 %s -keyout other.key -out other-ca.crt -days 2 "
+	         "-subj /CN=vigil-other-ca >/dev/null 2>&1",
+	         ec);
 	sh(fmt, dir);
 	snprintf(fmt, sizeof fmt,
-		 "cd %%s && openssl req %s -keyout server.key -out server.csr "
-		 "-subj /CN=localhost >/dev/null 2>&1 && "
-		 "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.cnf && "
-		 "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
-		 "-out server.crt -days 2 -extfile san.cnf >/dev/null 2>&1",
-		 ec);
+	         "cd %%s && openssl req %s -keyout server.key -out server.csr "
+	         "-subj /CN=localhost >/dev/null 2>&1 && "
+	         "printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\\n' > san.cnf && "
+	         "openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial "
+	         "-out server.crt -days 2 -extfile san.cnf >/dev/null 2>&1",
+	         ec);
 	sh(fmt, dir);
 	snprintf(ca, sizeof ca, "%s/ca.crt", dir);
 	snprintf(other_ca, sizeof other_ca, "%s/other-ca.crt", dir);
@@ -64,13 +64,16 @@ static void setup(void)
 	vg_test_server_start(&srv, extra);
 }
 
-static void teardown(void) { vg_test_server_stop(&srv, true); }
+static void teardown(void)
+{
+	vg_test_server_stop(&srv, true);
+}
 
 TestSuite(tls, .init = setup, .fini = teardown, .timeout = 90);
 
 /* Connects with TLS trusting ca_file; returns the code, err filled. */
 static int tls_connect(const char *addr, const char *ca_file, const char *name, vg_client_t **c,
-		       char *err, size_t errlen)
+                       char *err, size_t errlen)
 {
 	vg_client_options_t o;
 	vg_client_options_init(&o);
@@ -113,7 +116,7 @@ Test(tls, write_query_and_subscribe_round_trip)
 	seen_t seen = {0, 0};
 	uint64_t id;
 	cr_assert_eq(vg_client_subscribe(sub, "SUBSCRIBE SELECT v FROM cpu", on_event, &seen, &id),
-		     0, "%s", vg_client_errstr(sub));
+	             0, "%s", vg_client_errstr(sub));
 	vg_client_t *c = good_client();
 	vg_batch_t *b;
 	cr_assert_eq(vg_batch_new(&b), 0);
@@ -193,9 +196,9 @@ Test(tls, an_untrusted_certificate_fails_clearly_and_the_server_goes_on)
 	cr_assert_null(c);
 	char want[200];
 	snprintf(want, sizeof want,
-		 "%s: TLS handshake failed: certificate verify failed: unable to get local issuer "
-		 "certificate",
-		 srv.addr);
+	         "%s: TLS handshake failed: certificate verify failed: unable to get local issuer "
+	         "certificate",
+	         srv.addr);
 	cr_assert_str_eq(err, want);
 	vg_client_close(good_client());
 }
@@ -231,7 +234,7 @@ Test(tls, a_plain_client_gets_a_plain_error_and_the_server_goes_on)
 	cr_assert_eq(reply->error->code, VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
 	cr_assert(reply->error->fatal);
 	cr_assert(strstr(reply->error->message, "this port speaks TLS only"), "%s",
-		  reply->error->message);
+	          reply->error->message);
 	vg_frame_free_envelope(reply);
 	cr_assert_null(vg_test_recv(fd, &in));
 	close(fd);
@@ -276,48 +279,26 @@ Test(tls, the_unix_socket_stays_plain)
 	cr_assert(strstr(err, "TLS is for TCP addresses"), "%s", err);
 }
 
-static int run_vigil(const char *const *args, char *err, size_t errlen)
+static const vg_test_run_t *run_vigil(const char *const *args)
 {
-	char path[1024], err_path[500];
-	const char *dir = getenv("VIGIL_BUILD_DIR");
-	snprintf(path, sizeof path, "%s/client/vigil", dir ? dir : ".");
-	snprintf(err_path, sizeof err_path, "%s/stderr", srv.dir);
-	const char *argv[32] = {path, "--addr", srv.addr};
-	int argc = 3;
-	for (int i = 0; args[i]; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		unsetenv("VIGIL_TOKEN");
-		if (!freopen("/dev/null", "r", stdin) || !freopen("/dev/null", "w", stdout) ||
-		    !freopen(err_path, "w", stderr))
-			_exit(126);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	FILE *f = fopen(err_path, "r");
-	cr_assert_not_null(f);
-	size_t n = fread(err, 1, errlen - 1, f);
-	err[n] = 0;
-	fclose(f);
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	static vg_test_run_t r;
+	vg_test_run_vigil(&r, srv.dir, srv.addr, NULL, args);
+	return &r;
 }
 
 Test(tls, cli_connects_with_tls_ca_and_refuses_an_unknown_ca)
 {
-	char err[4096];
 	const char *ok[] = {"--tls-ca", ca, "query", "SHOW MEASUREMENTS", NULL};
-	cr_assert_eq(run_vigil(ok, err, sizeof err), 0, "%s", err);
+	const vg_test_run_t *r = run_vigil(ok);
+	cr_assert_eq(r->status, 0, "%s", r->err);
 	/* A token for a server without an auth file is ignored. */
 	const char *token[] = {"--tls-ca", ca, "--token", "unused-token-0123456789", "stats", NULL};
-	cr_assert_eq(run_vigil(token, err, sizeof err), 0, "%s", err);
+	r = run_vigil(token);
+	cr_assert_eq(r->status, 0, "%s", r->err);
 	const char *system_cas[] = {"--tls", "query", "SHOW MEASUREMENTS", NULL};
-	cr_assert_eq(run_vigil(system_cas, err, sizeof err), 1);
-	cr_assert(strstr(err, "certificate verify failed"), "%s", err);
+	r = run_vigil(system_cas);
+	cr_assert_eq(r->status, 1);
+	cr_assert(strstr(r->err, "certificate verify failed"), "%s", r->err);
 }
 
 TestSuite(tls_startup, .timeout = 60);
@@ -328,12 +309,12 @@ Test(tls_startup, a_bad_certificate_or_half_a_pair_stops_vigild)
 	vg_test_tmpdir(dir, sizeof dir);
 	snprintf(missing, sizeof missing, "%s/missing.crt", dir);
 	snprintf(data, sizeof data, "%s/data", dir);
-	const char *half[] = {"--data", data, "--listen", "127.0.0.1:0", "--tls-cert", missing, NULL};
+	const char *half[] = {"--data",     data,    "--listen", "127.0.0.1:0",
+	                      "--tls-cert", missing, NULL};
 	cr_assert_eq(vg_test_vigild_exit(half, err, sizeof err), 2, "%s", err);
 	cr_assert(strstr(err, "TLS needs both --tls-cert and --tls-key"), "%s", err);
-	const char *bad[] = {"--data",     data,    "--listen",  "127.0.0.1:0",
-			     "--tls-cert", missing, "--tls-key", missing,
-			     NULL};
+	const char *bad[] = {"--data", data,        "--listen", "127.0.0.1:0", "--tls-cert",
+	                     missing,  "--tls-key", missing,    NULL};
 	cr_assert_eq(vg_test_vigild_exit(bad, err, sizeof err), 1, "%s", err);
 	char want[400];
 	snprintf(want, sizeof want, "TLS: cannot load the certificate chain %s", missing);
