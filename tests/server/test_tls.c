@@ -302,6 +302,14 @@ Test(tls, cli_connects_with_tls_ca_and_refuses_an_unknown_ca)
 }
 
 TestSuite(tls_startup, .timeout = 60);
+/* Stops the server a failed assertion left running. */
+static void stop_if_running(void)
+{
+	if (srv.pid)
+		vg_test_server_stop(&srv, true);
+}
+
+TestSuite(tls_auth, .fini = stop_if_running, .timeout = 90);
 
 Test(tls_startup, a_bad_certificate_or_half_a_pair_stops_vigild)
 {
@@ -320,4 +328,84 @@ Test(tls_startup, a_bad_certificate_or_half_a_pair_stops_vigild)
 	snprintf(want, sizeof want, "TLS: cannot load the certificate chain %s", missing);
 	cr_assert(strstr(err, want), "%s", err);
 	vg_test_rmdir(dir);
+}
+
+/* ---- TLS and tokens together, across a reconnection --------------------- */
+
+#define T_READ "read-token-0123456789"
+#define T_WRITE "write-token-0123456789"
+
+static void start_secure(vg_test_server_t *s, const char *auth, const char *listen)
+{
+	const char *extra[] = {
+	    "--auth-file", auth, "--tls-cert", cert, "--tls-key", key, listen ? "--listen" : NULL,
+	    listen,        NULL};
+	vg_test_server_start(s, extra);
+}
+
+static int write_one(const char *token, int64_t t, double v)
+{
+	vg_client_options_t o;
+	vg_client_options_init(&o);
+	o.timeout_ms = 5000;
+	o.token = token;
+	o.tls = true;
+	o.tls_ca_file = ca;
+	vg_client_t *c = NULL;
+	char err[VG_CLIENT_ERRLEN];
+	int rc = vg_client_connect_with(srv.addr, &o, &c, err, sizeof err);
+	cr_assert_eq(rc, 0, "%s", err);
+	vg_batch_t *b;
+	cr_assert_eq(vg_batch_new(&b), 0);
+	cr_assert_eq(vg_batch_add(b, "hr", NULL, 0, "v", t, v), 0);
+	rc = vg_client_write(c, b, NULL);
+	vg_batch_free(b);
+	vg_client_close(c);
+	return rc;
+}
+
+Test(tls_auth, a_subscription_resumes_over_tls_with_its_token)
+{
+	memset(&srv, 0, sizeof srv);
+	vg_test_tmpdir(srv.dir, sizeof srv.dir);
+	make_certificates(srv.dir);
+	char auth[500];
+	snprintf(auth, sizeof auth, "%s/auth", srv.dir);
+	FILE *f = fopen(auth, "w");
+	cr_assert_not_null(f);
+	fputs("read " T_READ "\nwrite " T_WRITE "\n", f);
+	fclose(f);
+	start_secure(&srv, auth, NULL);
+	vg_client_options_t o;
+	vg_client_options_init(&o);
+	o.timeout_ms = 5000;
+	o.token = T_READ;
+	o.tls = true;
+	o.tls_ca_file = ca;
+	vg_client_t *sub = NULL;
+	char err[VG_CLIENT_ERRLEN];
+	cr_assert_eq(vg_client_connect_with(srv.addr, &o, &sub, err, sizeof err), 0, "%s", err);
+	seen_t seen = {0, 0};
+	uint64_t id;
+	cr_assert_eq(vg_client_subscribe(sub, "SUBSCRIBE SELECT v FROM hr", on_event, &seen, &id),
+	             0, "%s", vg_client_errstr(sub));
+	cr_assert_eq(write_one(T_WRITE, 1000, 1), 0);
+	int64_t deadline = vg_test_ms() + 5000;
+	while (seen.rows < 1 && vg_test_ms() < deadline)
+		vg_client_process(sub, 100);
+	cr_assert_eq(seen.rows, 1);
+	/* The server restarts on the same port: the client reconnects with
+	 * TLS and its token, and the subscription resumes. */
+	char listen[64];
+	snprintf(listen, sizeof listen, "127.0.0.1:%d", srv.port);
+	vg_test_server_stop(&srv, false);
+	start_secure(&srv, auth, listen);
+	cr_assert_eq(write_one(T_WRITE, 2000, 2), 0);
+	deadline = vg_test_ms() + 10000;
+	while (seen.rows < 2 && vg_test_ms() < deadline)
+		vg_client_process(sub, 100);
+	cr_assert_eq(seen.rows, 2, "%s", vg_client_errstr(sub));
+	cr_assert_eq(seen.last, 2);
+	vg_client_close(sub);
+	vg_test_server_stop(&srv, true);
 }
