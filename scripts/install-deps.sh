@@ -7,7 +7,7 @@ packages=(
   build-essential cmake pkg-config
   liblmdb-dev libev-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libcriterion-dev libedit-dev
-  valgrind
+  libssl-dev openssl valgrind
 )
 
 missing=()

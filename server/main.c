@@ -5,13 +5,15 @@
  *          [--retention DUR] [--max-connections N] [--max-frame BYTES]
  *          [--max-output BYTES] [--max-buffered BYTES] [--frame-timeout DUR]
  *          [--idle-timeout DUR] [--query-timeout DUR] [--log-level LEVEL]
+ *          [--auth-file FILE] [--tls-cert FILE --tls-key FILE] [--insecure]
  *
  * At start the soft limit on open files is raised to the hard limit, so
  * that --max-connections is not cut short by a default of 1024
  * descriptors; the effective value is logged, with a warning when it is
  * below what --max-connections needs.
- * Exit status: 0 after a clean shutdown, 1 when the store or the listeners
- * cannot be set up, 2 for a usage error.
+ * Exit status: 0 after a clean shutdown, 1 when the store, the auth file,
+ * the certificate or the listeners cannot be set up, 2 for a usage error
+ * (including a non-loopback --listen without --auth-file or --insecure).
  */
 #include "log.h"
 #include "server.h"
@@ -24,6 +26,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,7 +49,12 @@ static void usage(FILE *out)
 		"  --idle-timeout DUR     close connections with no request and nothing open\n"
 		"                         (default 10m; 0s: none)\n"
 		"  --query-timeout DUR    server-side limit per statement (default 60s; 0s: none)\n"
-		"  --log-level LEVEL      error|warn|info|debug (default info)\n",
+		"  --log-level LEVEL      error|warn|info|debug (default info)\n"
+		"  --auth-file FILE       tokens and roles; without it every client may do "
+		"everything\n"
+		"  --tls-cert FILE        PEM certificate chain: the TCP listener speaks TLS only\n"
+		"  --tls-key FILE         PEM private key of --tls-cert\n"
+		"  --insecure             allow a non-loopback --listen without --auth-file\n",
 		16u << 20);
 }
 
@@ -119,6 +127,10 @@ int main(int argc, char **argv)
 		{"frame-timeout", required_argument, NULL, 'F'},
 		{"idle-timeout", required_argument, NULL, 'I'},
 		{"log-level", required_argument, NULL, 'v'},
+		{"auth-file", required_argument, NULL, 'a'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"insecure", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -128,6 +140,7 @@ int main(int argc, char **argv)
 	vg_store_options_init(&store_opts);
 	const char *data = "./vigil-data";
 	int64_t retention = -1;
+	bool insecure = false;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		size_t n;
@@ -202,6 +215,18 @@ int main(int argc, char **argv)
 			}
 			vg_log_set_level(level);
 			break;
+		case 'a':
+			config.auth_file = optarg;
+			break;
+		case 'C':
+			config.tls_cert = optarg;
+			break;
+		case 'K':
+			config.tls_key = optarg;
+			break;
+		case 'S':
+			insecure = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -215,6 +240,30 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!config.tls_cert != !config.tls_key) {
+		fprintf(stderr, "vigild: TLS needs both --tls-cert and --tls-key\n");
+		return 2;
+	}
+	bool exposed = config.listen && *config.listen &&
+		       !vg_server_listen_is_loopback(config.listen);
+	if (exposed && !config.auth_file && !insecure) {
+		fprintf(stderr,
+			"vigild: refusing to listen on %s without authentication: anyone who can "
+			"reach that address could read, change and delete every series.\n"
+			"Give --auth-file FILE (tokens with roles; see README, Security), or "
+			"--insecure if only trusted hosts can reach it, or listen on a loopback "
+			"address (127.0.0.1, ::1, localhost).\n",
+			config.listen);
+		return 2;
+	}
+	if (exposed && !config.auth_file)
+		vg_log(VG_LOG_WARN, "--insecure: listening on %s without authentication",
+		       config.listen);
+	else if (exposed && !config.tls_cert)
+		vg_log(VG_LOG_WARN,
+		       "listening on %s without TLS: tokens and data cross the network in "
+		       "clear text (--tls-cert, --tls-key)",
+		       config.listen);
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(config.max_connections);
 	/* Cursors and result blocks allocate 64 KiB+ buffers per statement:

@@ -20,7 +20,9 @@
 
 #include "server.h"
 
+#include "auth.h"
 #include "vg_buf.h"
+#include "vg_tls.h"
 #include "vg_proto.h"
 #include "vg_query.h"
 
@@ -68,7 +70,16 @@ struct vg_conn {
 	atomic_size_t out_len;    /* unsent bytes, mirrored for workers */
 	atomic_bool closed;       /* socket gone: workers stop */
 	bool hello_done;
+	vg_role_t role;           /* what the connection may do (auth.h) */
 	bool close_after_flush;   /* fatal error sent: close once flushed */
+	bool reading;             /* requests are read (false: shutdown, fatal error) */
+	/* TLS (NULL for plain connections).  A TLS read may need the socket
+	 * writable and a write may need it readable: the flags say which
+	 * operation waits on the other watcher. */
+	vg_tls_t *tls;
+	bool tls_checked;         /* the first byte was seen to be TLS */
+	bool read_wants_write;
+	bool write_wants_read;
 	int refs;                 /* 1 for the socket + 1 per job in flight */
 	vg_query_job_t *queries;  /* running statements, for Cancel */
 	unsigned writes_pending;  /* writes queued, not yet acknowledged */
@@ -132,6 +143,7 @@ struct vg_query_job {
 	uint64_t request_id;
 	char *statement;
 	size_t statement_len;
+	vg_role_t role;                   /* the connection's, for the statement check */
 	atomic_bool cancel;
 	int64_t received_ns;
 	vg_sub_t *sub;                    /* set: the SINCE part of a subscription */
@@ -183,6 +195,8 @@ void vg_workers_signal_drained(vg_server_t *server);
 struct vg_server {
 	vg_server_config_t config;
 	vg_store_t *store;
+	vg_auth_t *auth;        /* NULL: no --auth-file, every request allowed */
+	vg_tls_context_t *tls;  /* NULL: the TCP listener is plain */
 	struct ev_loop *loop;
 	int tcp_fd, unix_fd;
 	int port;
@@ -270,7 +284,9 @@ const vg_select_t *vg_sub_raw_select(const vg_sub_t *sub);
 void vg_subs_history_points(vg_sub_t *sub, const vg_buf_t *frames);
 
 /* conn.c */
-void vg_conn_accept(vg_server_t *server, int fd, const char *peer);
+/* Takes over an accepted socket; tls (borrowed from the server) makes it a
+ * TLS connection. */
+void vg_conn_accept(vg_server_t *server, int fd, const char *peer, vg_tls_context_t *tls);
 /* Appends a frame to the connection's output and starts writing. */
 void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames);
 void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *message, bool fatal);

@@ -508,6 +508,15 @@ static bool run_statement(vg_server_t *server, vg_query_job_t *job, job_sink_t *
 	}
 	bool over_budget = false;
 	if (rc == 0) {
+		/* The statement half of the access check (conn.c checks the
+		 * request): its kind is known only now. */
+		vg_statement_kind_t kind = vg_statement_kind(st);
+		rc = vg_auth_permit(job->role, vg_role_for_statement(kind),
+				    vg_statement_kind_name(kind), qerr.message, sizeof qerr.message);
+		if (rc)
+			vg_log(VG_LOG_INFO, "%s: %s", job->conn->peer, qerr.message);
+	}
+	if (rc == 0) {
 		vg_stat_pair_t pairs[16];
 		vg_exec_options_t opts;
 		vg_exec_options_init(&opts);

@@ -72,6 +72,29 @@ static inline int64_t vg_test_patience_ms(int64_t ms)
 	return vg_test_valgrind() ? ms * 10 : ms;
 }
 
+/* Starts argv[0] (looked up in PATH when it has no slash) with argv
+ * (NULL-terminated), its stderr into a pipe whose read end is *err_fd.
+ * The child is killed if the test process dies (timeout, crash), so it
+ * never holds ctest's output open.  Returns the pid. */
+static inline pid_t vg_test_spawn(const char *const *argv, int *err_fd)
+{
+	int fds[2];
+	cr_assert_eq(pipe(fds), 0);
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(fds[1], 2);
+		close(fds[0]);
+		close(fds[1]);
+		execvp(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fds[1]);
+	*err_fd = fds[0];
+	return pid;
+}
+
 /* Starts vigild with data in srv->dir (created if srv->dir is empty) and
  * extra arguments (NULL-terminated). */
 static inline void vg_test_server_start(vg_test_server_t *srv, const char *const *extra)
@@ -98,22 +121,9 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	for (int i = 0; extra && extra[i] && argc < 47; i++)
 		argv[argc++] = extra[i];
 	argv[argc] = NULL;
-	int fds[2];
-	cr_assert_eq(pipe(fds), 0);
-	pid_t pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		/* A test that dies (timeout, crash) takes its server with it. */
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		dup2(fds[1], 2);
-		close(fds[0]);
-		close(fds[1]);
-		execvp(argv[0], (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	srv->pid = pid;
-	srv->log_fd = fds[0];
+	int log_fd;
+	srv->pid = vg_test_spawn(argv, &log_fd);
+	srv->log_fd = log_fd;
 	srv->log_len = 0;
 	/* Read the log until the port shows up (10 s at most). */
 	char log[8192];
@@ -121,10 +131,10 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	int64_t deadline = vg_test_ms() + vg_test_patience_ms(10000);
 	srv->port = 0;
 	while (!srv->port && vg_test_ms() < deadline) {
-		struct pollfd p = {fds[0], POLLIN, 0};
+		struct pollfd p = {log_fd, POLLIN, 0};
 		if (poll(&p, 1, 100) <= 0)
 			continue;
-		ssize_t n = read(fds[0], log + len, sizeof log - 1 - len);
+		ssize_t n = read(log_fd, log + len, sizeof log - 1 - len);
 		if (n <= 0)
 			break;
 		len += (size_t)n;
@@ -135,7 +145,7 @@ static inline void vg_test_server_start(vg_test_server_t *srv, const char *const
 	}
 	cr_assert_gt(srv->port, 0, "vigild did not start: %.*s", (int)len, log);
 	snprintf(srv->addr, sizeof srv->addr, "127.0.0.1:%d", srv->port);
-	fcntl(fds[0], F_SETFL, O_NONBLOCK);
+	fcntl(log_fd, F_SETFL, O_NONBLOCK);
 }
 
 /* Sends sig and waits (10 s at most); returns the exit status or -1. */
@@ -296,6 +306,134 @@ static inline Vigil__V1__Envelope *vg_test_recv(int fd, vg_buf_t *in)
 		if (n <= 0)
 			return NULL;
 		in->len += (size_t)n;
+	}
+}
+
+/* Sends Hello (id 1) with `token` (NULL: none) and returns the reply, for
+ * the caller to free with vg_frame_free_envelope(); NULL if the server
+ * closed first. */
+static inline Vigil__V1__Envelope *vg_test_hello_token(int fd, vg_buf_t *in, const char *token)
+{
+	Vigil__V1__Hello hello = VIGIL__V1__HELLO__INIT;
+	hello.protocol_version = VG_PROTOCOL_VERSION;
+	hello.client_name = (char *)"harness";
+	if (token)
+		hello.token = (char *)token;
+	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
+	env.id = 1;
+	env.body_case = VIGIL__V1__ENVELOPE__BODY_HELLO;
+	env.hello = &hello;
+	vg_test_send_env(fd, &env);
+	return vg_test_recv(fd, in);
+}
+
+/* Appends what the server logged since the last call (or since it
+ * started) to buf (cap bytes, kept NUL-terminated); waits up to 200 ms
+ * for the first bytes.  Returns the new length. */
+static inline size_t vg_test_server_log(vg_test_server_t *srv, char *buf, size_t len, size_t cap)
+{
+	struct pollfd p = {srv->log_fd, POLLIN, 0};
+	poll(&p, 1, 200);
+	for (;;) {
+		if (len + 1 >= cap)
+			break;
+		ssize_t n = read(srv->log_fd, buf + len, cap - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	buf[len] = 0;
+	return len;
+}
+
+/* Runs vigild with `args` (NULL-terminated, after the program name) that
+ * make it exit at start-up; returns its exit status (-1 if it was still
+ * running after 10 s, when it is killed) and its stderr in err. */
+static inline int vg_test_vigild_exit(const char *const *args, char *err, size_t errlen)
+{
+	const char *argv[32] = {vg_test_vigild()};
+	int argc = 1;
+	for (int i = 0; args[i] && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	int err_fd;
+	pid_t pid = vg_test_spawn(argv, &err_fd);
+	size_t len = 0;
+	int64_t deadline = vg_test_ms() + 10000;
+	for (;;) {
+		struct pollfd p = {err_fd, POLLIN, 0};
+		int left = (int)(deadline - vg_test_ms());
+		if (left <= 0 || poll(&p, 1, left) <= 0)
+			break;
+		ssize_t n = read(err_fd, err + len, errlen - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len + 1 >= errlen)
+			break;
+	}
+	err[len] = 0;
+	close(err_fd);
+	int status = 0;
+	while (waitpid(pid, &status, WNOHANG) == 0) {
+		if (vg_test_ms() > deadline) {
+			kill(pid, SIGKILL);
+			waitpid(pid, &status, 0);
+			return -1;
+		}
+		struct timespec ms = {0, 5000000};
+		nanosleep(&ms, NULL);
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* What a run of the vigil CLI printed and returned. */
+typedef struct {
+	int status;
+	char out[16384];
+	char err[16384];
+} vg_test_run_t;
+
+/* Runs $VIGIL_BUILD_DIR/client/vigil --addr addr args... with stdin from
+ * /dev/null and VIGIL_TOKEN set to `token` (NULL: unset); its output goes
+ * through files in `dir`. */
+static inline void vg_test_run_vigil(vg_test_run_t *r, const char *dir, const char *addr,
+				     const char *token, const char *const *args)
+{
+	char path[1024], out_path[400], err_path[400];
+	const char *build = getenv("VIGIL_BUILD_DIR");
+	snprintf(path, sizeof path, "%s/client/vigil", build ? build : ".");
+	snprintf(out_path, sizeof out_path, "%s/vigil.stdout", dir);
+	snprintf(err_path, sizeof err_path, "%s/vigil.stderr", dir);
+	const char *argv[32] = {path, "--addr", addr};
+	int argc = 3;
+	for (int i = 0; args[i] && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	pid_t pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		if (token)
+			setenv("VIGIL_TOKEN", token, 1);
+		else
+			unsetenv("VIGIL_TOKEN");
+		if (!freopen("/dev/null", "r", stdin) || !freopen(out_path, "w", stdout) ||
+		    !freopen(err_path, "w", stderr))
+			_exit(126);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	const char *paths[2] = {out_path, err_path};
+	char *bufs[2] = {r->out, r->err};
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(paths[i], "r");
+		cr_assert_not_null(f);
+		size_t n = fread(bufs[i], 1, sizeof r->out - 1, f);
+		bufs[i][n] = 0;
+		fclose(f);
 	}
 }
 
