@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -218,6 +219,32 @@ static void remove_compact_leftover(const char *dir)
 	rmdir(path);
 }
 
+/*
+ * One process at a time: LMDB itself lets processes share an environment,
+ * but compaction replaces the data file, and two servers would each keep
+ * their own head bookkeeping.  The lock is an flock() on <dir>/vigil.lock,
+ * released by the kernel when the process ends however it ends.
+ */
+static int lock_dir(vg_store_t *store, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/vigil.lock", store->dir);
+	store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (store->lock_fd < 0)
+		return set_err(err, errlen, -errno, "%s: cannot open its lock file: %s", store->dir,
+			       strerror(errno));
+	if (flock(store->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			return set_err(err, errlen, -EBUSY, "%s: %s", store->dir,
+				       "the data directory is in use by another process (is another "
+				       "vigild running on it?)");
+		return set_err(err, errlen, -e, "%s: cannot lock the data directory: %s",
+			       store->dir, strerror(e));
+	}
+	return 0;
+}
+
 int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **out, char *err,
 		  size_t errlen)
 {
@@ -232,6 +259,7 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	vg_store_t *store = vg_calloc(1, sizeof *store);
 	if (!store)
 		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
+	store->lock_fd = -1;
 	store->sync = opts->sync;
 	store->next_id = 1;
 	pthread_rwlockattr_t attr;
@@ -246,6 +274,11 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	if (!store->dir) {
 		vg_store_close(store);
 		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
+	}
+	int locked = lock_dir(store, err, errlen);
+	if (locked) {
+		vg_store_close(store);
+		return locked;
 	}
 	remove_compact_leftover(dir);
 	char path[4096];
@@ -315,6 +348,8 @@ void vg_store_close(vg_store_t *store)
 	vg_codec_free(store->write_codec);
 	vg_free(store->heads);
 	vg_free(store->dir);
+	if (store->lock_fd >= 0)
+		close(store->lock_fd); /* releases the flock */
 	pthread_rwlock_destroy(&store->resize_lock);
 	pthread_mutex_destroy(&store->write_lock);
 	pthread_mutex_destroy(&store->codec_lock);

@@ -85,6 +85,7 @@ typedef struct vg_head_undo {
 struct vg_store {
 	MDB_env *env;
 	char *dir;       /* the data directory (owned) */
+	int lock_fd;     /* <dir>/vigil.lock, flock()ed exclusively while open */
 	unsigned flags;  /* mdb_env_open flags */
 	unsigned max_readers;
 	/* Added to LMDB's transaction ids, which a compacted copy restarts at 1,

@@ -9,6 +9,7 @@
 #include "vg_error.h"
 #include "vg_store.h"
 
+#include <errno.h>
 #include <lmdb.h>
 
 #include <math.h>
@@ -472,5 +473,24 @@ Test(store, map_grows_on_demand)
 	cr_assert_gt(st.map_bytes, 1 << 20);
 	cr_assert_eq(st.chunk_points + st.head_points, 800000);
 	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
+/* A data directory belongs to one process at a time (compaction replaces
+ * the data file under anyone else).  flock() locks belong to the open file,
+ * so a second open in this process stands for a second process. */
+Test(store, a_data_directory_is_opened_by_one_store_at_a_time)
+{
+	char dir[256];
+	vg_test_tmpdir(dir, sizeof dir);
+	vg_store_t *first, *second = NULL;
+	char err[256] = "";
+	cr_assert_eq(vg_store_open(dir, NULL, &first, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(vg_store_open(dir, NULL, &second, err, sizeof err), -EBUSY);
+	cr_assert_null(second);
+	cr_assert(strstr(err, "in use by another process"), "%s", err);
+	vg_store_close(first);
+	cr_assert_eq(vg_store_open(dir, NULL, &second, err, sizeof err), 0, "%s", err);
+	vg_store_close(second);
 	vg_test_rmdir(dir);
 }
