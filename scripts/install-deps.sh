@@ -7,6 +7,7 @@ packages=(
   build-essential cmake pkg-config
   liblmdb-dev libev-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libcriterion-dev libedit-dev
+  clang libclang-rt-14-dev  # the fuzz build: clang, libFuzzer and the sanitizer runtimes
 )
 
 missing=()

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Installs what is missing, then builds and runs the whole test suite twice:
-# a normal build with -Werror, and an AddressSanitizer + UBSan build.
+# a normal build with -Werror, and an AddressSanitizer + UBSan build; then
+# builds the libFuzzer harnesses with clang and runs each for a bounded time
+# over its seed corpus (ctest label `fuzz`; scripts/fuzz does long runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -19,3 +21,8 @@ run_suite build -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== sanitizer build (build-asan/) =="
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan -DCMAKE_BUILD_TYPE=Debug -DVG_SANITIZE=ON
+echo "== fuzz build (build-fuzz/, clang + libFuzzer + ASan + UBSan) =="
+CC=clang cmake -S . -B build-fuzz -DVG_WERROR=ON -DVG_FUZZ=ON -DVG_TESTS=OFF -DVG_BENCH=OFF \
+	-DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build-fuzz --target vg_fuzz -j"$jobs"
+(cd build-fuzz && ctest -L fuzz --output-on-failure -j2)

@@ -271,6 +271,12 @@ void vg_conn_unref(vg_conn_t *conn);
 void vg_conn_write_done(vg_conn_t *conn);
 /* Stops reading new requests (shutdown). */
 void vg_conn_stop_reading(vg_conn_t *conn);
+/* Checks every block of a write before anything is queued, so the writer
+ * only meets storage failures: vg_write_block_check() on each block, and no
+ * timestamp INT64_MAX (a scan range [t0, t1) cannot include it).  Returns 0,
+ * VG_EINVAL with the reason in err, or VG_ENOMEM.  Pure: fuzz/fuzz_frame.c
+ * calls it on decoded envelopes. */
+int vg_conn_check_write(const Vigil__V1__Write *write, char *err, size_t errlen);
 
 /* FNV-1a over bytes, for the server's small hash tables. */
 static inline uint64_t vg_hash_bytes(const char *p, size_t n)
