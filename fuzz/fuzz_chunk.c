@@ -78,7 +78,8 @@ static void reseal(uint8_t *chunk, size_t len)
 {
 	memcpy(chunk, "VGC1", 4);
 	chunk[4] = VG_CHUNK_VERSION;
-	put_le32(chunk + 76, vg_crc32c(0, chunk + VG_CHUNK_HEADER_SIZE, len - VG_CHUNK_HEADER_SIZE));
+	put_le32(chunk + 76,
+	         vg_crc32c(0, chunk + VG_CHUNK_HEADER_SIZE, len - VG_CHUNK_HEADER_SIZE));
 	put_le32(chunk + 80, vg_crc32c(0, chunk, 80));
 }
 
@@ -95,7 +96,8 @@ static void round_trip(const int64_t *t, const double *v, size_t n)
 	require(h.count == n && h.min_time == t[0] && h.max_time == t[n - 1]);
 	require(bits(h.first_value) == bits(v[0]) && bits(h.last_value) == bits(v[n - 1]));
 	size_t count = 0;
-	rc = vg_chunk_decode(codec, buf.data, buf.len, times2, values2, VG_CHUNK_MAX_POINTS, &count);
+	rc =
+	    vg_chunk_decode(codec, buf.data, buf.len, times2, values2, VG_CHUNK_MAX_POINTS, &count);
 	require(rc == 0 && count == n);
 	for (size_t i = 0; i < n; i++)
 		require(times2[i] == t[i] && bits(values2[i]) == bits(v[i]));
@@ -109,7 +111,8 @@ static void decode(const uint8_t *chunk, size_t len, size_t capacity)
 	vg_chunk_header_t h;
 	int hrc = vg_chunk_header_read(chunk, len, &h);
 	if (rc != 0) {
-		require(rc == VG_ECORRUPT || rc == VG_EVERSION || rc == VG_ELIMIT || rc == VG_ENOMEM);
+		require(rc == VG_ECORRUPT || rc == VG_EVERSION || rc == VG_ELIMIT ||
+		        rc == VG_ENOMEM);
 		require(count == (size_t)-1);
 		if (rc == VG_ELIMIT)
 			require(hrc == 0 && h.count > capacity);
@@ -136,7 +139,7 @@ static void decode_payload(const uint8_t *data, size_t size, size_t capacity)
 	require(chunk != NULL);
 	memcpy(chunk, data, VG_CHUNK_HEADER_SIZE);
 	size_t packed = ZSTD_compress2(cctx, chunk + VG_CHUNK_HEADER_SIZE, bound,
-				       data + VG_CHUNK_HEADER_SIZE, raw_len);
+	                               data + VG_CHUNK_HEADER_SIZE, raw_len);
 	require(!ZSTD_isError(packed));
 	put_le32(chunk + 72, (uint32_t)raw_len);
 	reseal(chunk, VG_CHUNK_HEADER_SIZE + packed);
@@ -182,8 +185,9 @@ static void derive_points(const uint8_t *p, size_t size)
 			pos += 8;
 			break;
 		default: {
-			static const uint64_t specials[] = {0x7ff8000000000123ull, 0xfff0000000000000ull,
-							    0x8000000000000000ull, 0x0000000000000001ull};
+			static const uint64_t specials[] = {
+			    0x7ff8000000000123ull, 0xfff0000000000000ull, 0x8000000000000000ull,
+			    0x0000000000000001ull};
 			uint64_t b = specials[c & 3];
 			memcpy(&v, &b, sizeof v);
 			break;

@@ -145,7 +145,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint64_t id = 0;
 			char msg[256];
 			vg_frame_diagnose(p, VG_FRAME_HEADER + payload, max_frame, &id, msg,
-					  sizeof msg);
+			                  sizeof msg);
 			require(msg[0] != '\0');
 			continue;
 		}

@@ -35,7 +35,8 @@ static void check_view(vg_lp_view_t v, const char *line, size_t len, const vg_bu
 {
 	const uint8_t *p = (const uint8_t *)v.ptr;
 	bool in_line = v.ptr >= line && v.ptr + v.len <= line + len;
-	bool in_scratch = scratch->data && p >= scratch->data && p + v.len <= scratch->data + scratch->len;
+	bool in_scratch =
+	    scratch->data && p >= scratch->data && p + v.len <= scratch->data + scratch->len;
 	require(v.len > 0 && (in_line || in_scratch));
 }
 
@@ -92,8 +93,7 @@ static void check_as_write(const vg_lp_line_t *l)
 		vg_free(fields[i].name);
 }
 
-static void check_line(const vg_lp_line_t *l, const char *line, size_t len,
-		       const vg_buf_t *scratch)
+static void check_line(const vg_lp_line_t *l, const char *line, size_t len, const vg_buf_t *scratch)
 {
 	require(l->tag_count <= VG_LP_MAX_TAGS);
 	require(l->field_count >= 1 && l->field_count <= VG_LP_MAX_FIELDS);
@@ -114,7 +114,7 @@ static void parse_line(const char *line, size_t len, vg_buf_t *scratch)
 	char err[VG_LP_ERRSTR_SIZE];
 	const int64_t default_time = 1767225600000000000;
 	int rc = vg_lp_parse(&parsed, line, len, VG_LP_PRECISION_NS, default_time, scratch, err,
-			     sizeof err);
+	                     sizeof err);
 	require(rc == 0 || rc == VG_LP_SKIPPED || rc == VG_EINVAL || rc == VG_ENOMEM);
 	require(memchr(err, 0, sizeof err) != NULL);
 	if (rc == VG_EINVAL)
@@ -126,7 +126,7 @@ static void parse_line(const char *line, size_t len, vg_buf_t *scratch)
 	int64_t ns = parsed.timestamp;
 
 	rc = vg_lp_parse(&parsed, line, len, VG_LP_PRECISION_S, default_time, scratch, err,
-			 sizeof err);
+	                 sizeof err);
 	require(rc == 0 || rc == VG_EINVAL || rc == VG_ENOMEM);
 	if (rc != 0)
 		return;
@@ -150,11 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t line_len = 0, consumed = 0;
 		int rc = vg_lp_next_line(text + offset, size - offset, false, &line_len, &consumed);
 		if (rc == VG_EAGAIN)
-			rc = vg_lp_next_line(text + offset, size - offset, true, &line_len, &consumed);
+			rc = vg_lp_next_line(text + offset, size - offset, true, &line_len,
+			                     &consumed);
 		if (rc == VG_ELIMIT || rc == VG_EAGAIN)
 			break;
 		require(rc == 0 && consumed > 0 && line_len <= consumed &&
-			consumed <= size - offset);
+		        consumed <= size - offset);
 		parse_line(text + offset, line_len, &scratch);
 		offset += consumed;
 	}

@@ -75,7 +75,8 @@ static void check_select(const vg_select_t *sel)
 	for (size_t i = 0; i < sel->ngroup_tags; i++)
 		check_str(sel->group_tags[i]);
 	require(sel->interval_ns >= 0);
-	require(sel->interval_ns == 0 || (sel->offset_ns >= 0 && sel->offset_ns < sel->interval_ns));
+	require(sel->interval_ns == 0 ||
+	        (sel->offset_ns >= 0 && sel->offset_ns < sel->interval_ns));
 
 	int64_t now = 1767225600000000000; /* 2026-01-01T00:00:00Z */
 	int64_t t0, t1;
@@ -115,7 +116,7 @@ static vg_store_t *store;
 static char store_dir[64];
 
 static void put(const char *m, const vg_tag_t *tags, size_t ntags, const char *field,
-		const int64_t *times, const double *values, size_t n)
+                const int64_t *times, const double *values, size_t n)
 {
 	vg_wtxn_t *txn;
 	require(vg_store_write_begin(store, &txn) == 0);
@@ -201,7 +202,7 @@ static int begin_set(void *ctx, const vg_result_set_t *set)
 }
 
 static int rows(void *ctx, const int64_t *times, const vg_result_column_t *columns, size_t ncols,
-		size_t nrows)
+                size_t nrows)
 {
 	sink_state_t *st = ctx;
 	require(st->in_set && ncols == st->ncolumns && nrows >= 1);

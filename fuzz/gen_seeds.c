@@ -84,7 +84,7 @@ static void gen_frames(void)
 	double user[] = {12.5, 13.0, NAN};
 	double idle[] = {80.0, -0.0, INFINITY};
 	Vigil__V1__WriteField f_user = VIGIL__V1__WRITE_FIELD__INIT,
-			      f_idle = VIGIL__V1__WRITE_FIELD__INIT;
+	                      f_idle = VIGIL__V1__WRITE_FIELD__INIT;
 	f_user.name = "usage_user";
 	f_user.n_values = 3;
 	f_user.values = user;
@@ -146,7 +146,7 @@ static void gen_frames(void)
 
 	Vigil__V1__Subscribe sub = VIGIL__V1__SUBSCRIBE__INIT;
 	sub.statement = "SUBSCRIBE SELECT max(heart_rate) FROM vitals WHERE patient = 'p1' "
-			"GROUP BY time(10s) SINCE now() - 1m LATENESS 2s";
+	                "GROUP BY time(10s) SINCE now() - 1m LATENESS 2s";
 	env.id = 20;
 	env.body_case = VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE;
 	env.subscribe = &sub;
@@ -202,8 +202,8 @@ static void gen_frames(void)
 	vg_buf_release(&b);
 
 	/* Refused frames, as raw bytes. */
-	static const uint8_t nul_in_string[] = {0, 0, 0, 9, 0x08, 0x05, 0x22, 0x05,
-						0x0a, 0x03, 'a',  0,    'b'};
+	static const uint8_t nul_in_string[] = {0,    0,    0,    9,   0x08, 0x05, 0x22,
+	                                        0x05, 0x0a, 0x03, 'a', 0,    'b'};
 	write_seed("fuzz_frame", "nul-in-string", nul_in_string, sizeof nul_in_string);
 	static const uint8_t unknown_field[] = {0, 0, 0, 6, 0x08, 0x07, 0xfa, 0x01, 0x01, 0x00};
 	write_seed("fuzz_frame", "unknown-field", unknown_field, sizeof unknown_field);
@@ -254,7 +254,7 @@ static void chunk_seed(const char *name, size_t n)
 	const uint8_t *chunk = b.data + 1;
 	size_t len = b.len - 1;
 	uint32_t raw_len = (uint32_t)chunk[72] | (uint32_t)chunk[73] << 8 |
-			   (uint32_t)chunk[74] << 16 | (uint32_t)chunk[75] << 24;
+	                   (uint32_t)chunk[74] << 16 | (uint32_t)chunk[75] << 24;
 	uint8_t *out = malloc(1 + VG_CHUNK_HEADER_SIZE + raw_len);
 	ZSTD_DCtx *d = ZSTD_createDCtx();
 	if (!out || !d ||
@@ -263,7 +263,7 @@ static void chunk_seed(const char *name, size_t n)
 	out[0] = 2;
 	memcpy(out + 1, chunk, VG_CHUNK_HEADER_SIZE);
 	size_t got = ZSTD_decompressDCtx(d, out + 1 + VG_CHUNK_HEADER_SIZE, raw_len,
-					 chunk + VG_CHUNK_HEADER_SIZE, len - VG_CHUNK_HEADER_SIZE);
+	                                 chunk + VG_CHUNK_HEADER_SIZE, len - VG_CHUNK_HEADER_SIZE);
 	if (ZSTD_isError(got) || got != raw_len)
 		die("cannot decompress a fresh chunk");
 	snprintf(full, sizeof full, "payload-%s", name);
@@ -343,13 +343,13 @@ static void gen_chunks(void)
 
 	/* Mode 3 seeds: point descriptions (see derive_points in fuzz_chunk.c). */
 	static const uint8_t decimals[] = {3,    0,    0,    0,    0,    0,    0,    0,    0x60,
-					   0x05, 0x11, 0x12, 0x13, 0x10, 0xff, 0x11, 0x01, 0x00,
-					   0x00, 0x00, 0x30, 0x31, 0x32, 0x33, 0x11, 0x05};
+	                                   0x05, 0x11, 0x12, 0x13, 0x10, 0xff, 0x11, 0x01, 0x00,
+	                                   0x00, 0x00, 0x30, 0x31, 0x32, 0x33, 0x11, 0x05};
 	write_seed("fuzz_chunk", "points-decimals", decimals, sizeof decimals);
-	static const uint8_t rawvals[] = {3,    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x80,
-					  0x60, 0x8f, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06, 0x07,
-					  0x08, 0x20, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-					  0x7f, 0x40, 0xbe, 0x00, 0x00};
+	static const uint8_t rawvals[] = {3,    0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00,
+	                                  0x80, 0x60, 0x8f, 0x01, 0x02, 0x03, 0x04, 0x05,
+	                                  0x06, 0x07, 0x08, 0x20, 0xff, 0xff, 0xff, 0xff,
+	                                  0xff, 0xff, 0xff, 0x7f, 0x40, 0xbe, 0x00, 0x00};
 	write_seed("fuzz_chunk", "points-raw", rawvals, sizeof rawvals);
 }
 

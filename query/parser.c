@@ -281,7 +281,8 @@ static size_t regex_bracket_end(const char *s, size_t len, size_t i)
 	if (j < len && s[j] == ']')
 		j++; /* a leading ']' is a member */
 	for (; j < len && s[j] != ']'; j++) {
-		if (s[j] == '[' && j + 1 < len && (s[j + 1] == ':' || s[j + 1] == '=' || s[j + 1] == '.')) {
+		if (s[j] == '[' && j + 1 < len &&
+		    (s[j + 1] == ':' || s[j + 1] == '=' || s[j + 1] == '.')) {
 			char kind = s[j + 1];
 			for (j += 2; j + 1 < len && !(s[j] == kind && s[j + 1] == ']'); j++)
 				;
@@ -306,7 +307,8 @@ static int regex_check(const char *s, size_t len, char *why, size_t whylen)
 		switch (s[i]) {
 		case '\\':
 			if (i + 1 < len && s[i + 1] >= '1' && s[i + 1] <= '9') {
-				snprintf(why, whylen, "back-reference \\%c at byte %zu is not supported",
+				snprintf(why, whylen,
+				         "back-reference \\%c at byte %zu is not supported",
 				         s[i + 1], i);
 				return VG_EINVAL;
 			}
@@ -317,7 +319,8 @@ static int regex_check(const char *s, size_t len, char *why, size_t whylen)
 			break;
 		case '(':
 			if (depth == VG_QUERY_MAX_DEPTH) {
-				snprintf(why, whylen, "groups nested deeper than %d", VG_QUERY_MAX_DEPTH);
+				snprintf(why, whylen, "groups nested deeper than %d",
+				         VG_QUERY_MAX_DEPTH);
 				return VG_EINVAL;
 			}
 			depth++;
@@ -356,8 +359,10 @@ static int regex_check(const char *s, size_t len, char *why, size_t whylen)
 		}
 		if (count) {
 			if (repeated) {
-				snprintf(why, whylen,
-				         "repetition operator at byte %zu follows another repetition", i);
+				snprintf(
+				    why, whylen,
+				    "repetition operator at byte %zu follows another repetition",
+				    i);
 				return VG_EINVAL;
 			}
 			repeated = true;
@@ -370,7 +375,8 @@ static int regex_check(const char *s, size_t len, char *why, size_t whylen)
 			last[depth] = atom;
 		}
 		if (seq[depth] > VG_REGEX_MAX_COST) {
-			snprintf(why, whylen, "too many repetitions: it would expand to more than %d atoms",
+			snprintf(why, whylen,
+			         "too many repetitions: it would expand to more than %d atoms",
 			         VG_REGEX_MAX_COST);
 			return VG_EINVAL;
 		}
