@@ -8,6 +8,7 @@ packages=(
   liblmdb-dev libev-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libcriterion-dev libedit-dev
   libssl-dev openssl valgrind
+  clang libclang-rt-14-dev  # the fuzz build: clang, libFuzzer and the sanitizer runtimes
 )
 
 missing=()

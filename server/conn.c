@@ -650,9 +650,7 @@ static void handle_hello(vg_conn_t *conn, Vigil__V1__Envelope *env)
 	send_envelope(conn, &reply);
 }
 
-/* Checks every block of a write before anything is queued, so the writer
- * only meets storage failures.  0, or VG_EINVAL with the reason in err. */
-static int check_write(const Vigil__V1__Write *write, char *err, size_t errlen)
+int vg_conn_check_write(const Vigil__V1__Write *write, char *err, size_t errlen)
 {
 	for (size_t b = 0; b < write->n_blocks; b++) {
 		const Vigil__V1__WriteBlock *block = write->blocks[b];
@@ -676,7 +674,7 @@ static void handle_write(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 {
 	Vigil__V1__Envelope *env = *envp;
 	char err[512];
-	int rc = check_write(env->write, err, sizeof err);
+	int rc = vg_conn_check_write(env->write, err, sizeof err);
 	if (rc) {
 		vg_conn_send_error(conn, env->id, rc, err, false);
 		return;

@@ -311,6 +311,12 @@ static inline bool vg_server_over_buffered(vg_server_t *server)
 /* The buffers timer: sheds the largest unsent output while over the cap
  * and resumes reading below it (loop thread). */
 void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents);
+/* Checks every block of a write before anything is queued, so the writer
+ * only meets storage failures: vg_write_block_check() on each block, and no
+ * timestamp INT64_MAX (a scan range [t0, t1) cannot include it).  Returns 0,
+ * VG_EINVAL with the reason in err, or VG_ENOMEM.  Pure: fuzz/fuzz_frame.c
+ * calls it on decoded envelopes. */
+int vg_conn_check_write(const Vigil__V1__Write *write, char *err, size_t errlen);
 
 /* FNV-1a over bytes, for the server's small hash tables. */
 static inline uint64_t vg_hash_bytes(const char *p, size_t n)

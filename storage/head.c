@@ -93,10 +93,18 @@ int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst)
 			dst->values[n++] = b->values[j++];
 		}
 	}
-	vg_points_copy(dst->times + n, dst->values + n, a->times + i, a->values + i, a->len - i);
-	n += a->len - i;
-	vg_points_copy(dst->times + n, dst->values + n, b->times + j, b->values + j, b->len - j);
-	n += b->len - j;
+	/* The tails only when not empty: an empty run may have NULL arrays,
+	 * and even NULL + 0 is undefined (found by fuzz/fuzz_query.c). */
+	if (i < a->len) {
+		vg_points_copy(dst->times + n, dst->values + n, a->times + i, a->values + i,
+		               a->len - i);
+		n += a->len - i;
+	}
+	if (j < b->len) {
+		vg_points_copy(dst->times + n, dst->values + n, b->times + j, b->values + j,
+		               b->len - j);
+		n += b->len - j;
+	}
 	dst->len = n;
 	return 0;
 }
