@@ -34,7 +34,7 @@
 #include <time.h>
 
 #define VG_ROWS_PER_BLOCK 1024
-#define VG_INLINE_BUDGET_NS 200000 /* loop-thread time a statement may take */
+#define VG_INLINE_BUDGET_NS 500000 /* loop-thread time a statement may take */
 #define VG_INLINE_MAX_SKIP 64       /* statements skipped after repeated misses */
 
 static void on_output(struct ev_loop *loop, ev_async *w, int revents);
