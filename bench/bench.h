@@ -40,4 +40,12 @@ int bench_scale_main(int argc, char **argv);
  * (scale_store.c) */
 int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints);
 
+/* vigil-bench compact --dir DIR: seal and compact a stopped server's store (compact.c) */
+int bench_compact_main(int argc, char **argv);
+
+/* vigil-bench http-write|http-query: InfluxDB and VictoriaMetrics over HTTP
+ * for bench/peers (peers.c, with the client of http.c) */
+int bench_http_write_main(int argc, char **argv);
+int bench_http_query_main(int argc, char **argv);
+
 #endif

@@ -16,6 +16,7 @@
 #include "bench.h"
 
 #include "dataset.h"
+#include "queries.h"
 #include "vigil.h"
 
 #include <getopt.h>
@@ -198,89 +199,6 @@ static int compare_double(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-typedef struct {
-	const char *name;
-	/* Builds the statement for one run. */
-	void (*build)(char *buf, size_t len, vg_rng_t *rng);
-} bench_query_t;
-
-#define HOUR_NS INT64_C(3600000000000)
-
-static int64_t random_start(vg_rng_t *rng, int64_t span)
-{
-	int64_t day = 24 * HOUR_NS;
-	int64_t slots = (day - span) / (60 * INT64_C(1000000000));
-	return VG_DATASET_START_NS + (int64_t)vg_rng_below(rng, (uint64_t)slots) * 60 * INT64_C(1000000000);
-}
-
-static void q_single_1_1_1(char *buf, size_t len, vg_rng_t *rng)
-{
-	int64_t t = random_start(rng, HOUR_NS);
-	snprintf(buf, len,
-		 "SELECT max(usage_user) FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
-		 " AND time < %" PRId64 " GROUP BY time(1m)",
-		 (unsigned)vg_rng_below(rng, 100), t, t + HOUR_NS);
-}
-
-static void q_single_5_1_12(char *buf, size_t len, vg_rng_t *rng)
-{
-	int64_t t = random_start(rng, 12 * HOUR_NS);
-	snprintf(buf, len,
-		 "SELECT max(usage_user), max(usage_system), max(usage_idle), max(usage_nice), "
-		 "max(usage_iowait) FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
-		 " AND time < %" PRId64 " GROUP BY time(1m)",
-		 (unsigned)vg_rng_below(rng, 100), t, t + 12 * HOUR_NS);
-}
-
-static void q_double_groupby_1(char *buf, size_t len, vg_rng_t *rng)
-{
-	int64_t t = random_start(rng, 12 * HOUR_NS);
-	snprintf(buf, len,
-		 "SELECT mean(usage_user) FROM cpu WHERE time >= %" PRId64 " AND time < %" PRId64
-		 " GROUP BY time(1h), hostname",
-		 t, t + 12 * HOUR_NS);
-}
-
-static void q_lastpoint(char *buf, size_t len, vg_rng_t *rng)
-{
-	(void)rng;
-	snprintf(buf, len, "SELECT last(usage_user) FROM cpu GROUP BY hostname");
-}
-
-static void q_high_cpu_1(char *buf, size_t len, vg_rng_t *rng)
-{
-	int64_t t = random_start(rng, 12 * HOUR_NS);
-	snprintf(buf, len,
-		 "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND usage_user > 90 AND "
-		 "time >= %" PRId64 " AND time < %" PRId64,
-		 (unsigned)vg_rng_below(rng, 100), t, t + 12 * HOUR_NS);
-}
-
-static void q_raw_360(char *buf, size_t len, vg_rng_t *rng)
-{
-	int64_t t = random_start(rng, HOUR_NS);
-	snprintf(buf, len,
-		 "SELECT usage_user FROM cpu WHERE hostname = 'host_%u' AND time >= %" PRId64
-		 " AND time < %" PRId64,
-		 (unsigned)vg_rng_below(rng, 100), t, t + HOUR_NS);
-}
-
-static void q_full_scan(char *buf, size_t len, vg_rng_t *rng)
-{
-	(void)rng;
-	snprintf(buf, len, "SELECT mean(usage_user) FROM cpu");
-}
-
-static const bench_query_t queries[] = {
-	{"raw-360", q_raw_360},
-	{"single-groupby-1-1-1", q_single_1_1_1},
-	{"single-groupby-5-1-12", q_single_5_1_12},
-	{"double-groupby-1", q_double_groupby_1},
-	{"lastpoint", q_lastpoint},
-	{"high-cpu-1", q_high_cpu_1},
-	{"full-scan", q_full_scan},
-};
-
 static int query_main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -330,20 +248,23 @@ static int query_main(int argc, char **argv)
 	printf("%-24s %10s %10s %12s %8s %14s\n", "query", "p50 ms", "p99 ms", "server p50", "rows",
 	       "points/s");
 	int status = BENCH_EXIT_OK;
-	for (size_t q = 0; q < sizeof queries / sizeof queries[0]; q++) {
-		if (only && strcmp(only, queries[q].name))
+	for (size_t q = 0; q < BENCH_Q_COUNT; q++) {
+		const bench_query_t *bq = &bench_queries[q];
+		if (only && strcmp(only, bq->name))
 			continue;
 		char stmt[1024];
 		uint64_t rows = 0, scanned = 0;
 		double total = 0;
 		for (int i = -warmup; i < runs; i++) {
-			queries[q].build(stmt, sizeof stmt, &rng);
+			bench_query_args_t qa;
+			bench_query_draw(bq, &rng, &qa);
+			bench_query_influxql(bq, &qa, stmt, sizeof stmt);
 			vg_result_t *r;
 			double t0 = now_s();
 			int rc = vg_client_query(c, stmt, &r);
 			double dt = now_s() - t0;
 			if (rc) {
-				fprintf(stderr, "vigil-bench: %s: %s\n", queries[q].name, vg_client_errstr(c));
+				fprintf(stderr, "vigil-bench: %s: %s\n", bq->name, vg_client_errstr(c));
 				status = BENCH_EXIT_ERROR;
 				break;
 			}
@@ -362,7 +283,7 @@ static int query_main(int argc, char **argv)
 			break;
 		qsort(lat, (size_t)runs, sizeof *lat, compare_double);
 		qsort(srv, (size_t)runs, sizeof *srv, compare_double);
-		printf("%-24s %10.3f %10.3f %12.3f %8" PRIu64 " %14.0f\n", queries[q].name,
+		printf("%-24s %10.3f %10.3f %12.3f %8" PRIu64 " %14.0f\n", bq->name,
 		       lat[runs / 2] * 1e3, lat[(size_t)(runs * 0.99)] * 1e3, srv[runs / 2] * 1e3, rows,
 		       scanned / total);
 		fflush(stdout);
