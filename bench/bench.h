@@ -12,6 +12,8 @@
 #ifndef VG_BENCH_H
 #define VG_BENCH_H
 
+#include <stddef.h>
+
 enum {
 	BENCH_EXIT_OK = 0,
 	BENCH_EXIT_ERROR = 1,
@@ -30,6 +32,13 @@ int bench_query_main(int argc, char **argv);
 
 /* vigil-bench push [--subscribers N] [--background P/S] (push.c) */
 int bench_push_main(int argc, char **argv);
+
+/* vigil-bench scale [--series N,N,...] [--startup] (scale.c) */
+int bench_scale_main(int argc, char **argv);
+/* Writes nseries x npoints sealed scale series into the store at dir unless
+ * a complete one is there already; 0 or -1 (message on stderr).
+ * (scale_store.c) */
+int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints);
 
 /* vigil-bench compact --dir DIR: seal and compact a stopped server's store (compact.c) */
 int bench_compact_main(int argc, char **argv);

@@ -23,6 +23,7 @@ static const bench_command_t commands[] = {
     {"ingest", bench_ingest_main, "binary-protocol ingest into a running vigild"},
     {"query", bench_query_main, "BENCH.md query latencies against a running vigild"},
     {"push", bench_push_main, "subscription push latency under background ingest"},
+    {"scale", bench_scale_main, "cost per series from 1 k to 1 M series, and start-up"},
     {"compact", bench_compact_main, "seal and compact a stopped server's data directory"},
     {"http-write", bench_http_write_main, "line protocol into a peer over HTTP (bench/peers)"},
     {"http-query", bench_http_query_main, "BENCH.md queries against a peer over HTTP"},

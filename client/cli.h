@@ -24,6 +24,9 @@ typedef struct cli_global {
 	const char *addr;      /* "host:port" */
 	const char *unix_path; /* set: connect there instead */
 	int timeout_ms;
+	const char *token;     /* --token, else $VIGIL_TOKEN; NULL: none */
+	bool tls;              /* --tls (implied by --tls-ca) */
+	const char *tls_ca;    /* --tls-ca FILE; NULL: the system's CAs */
 } cli_global_t;
 
 /* Connects per the global options; prints the error and returns NULL. */

@@ -47,6 +47,16 @@
  * and every error the server reports for one request leave the connection
  * usable.
  *
+ * Transport.  Bytes go through transport_recv() / transport_send(): plain
+ * socket calls, or a TLS session (tls/vg_tls.h) when the client was made
+ * with the tls option.  A TLS operation may wait for the other direction
+ * (a read for writability, a write for readability), so each side keeps
+ * the poll events it waits for (recv_wait, send_wait), and decrypted bytes
+ * inside the session count as input that poll() cannot see
+ * (vg_client_has_buffered_frame()).  The handshake runs inside the
+ * connect deadline, before the Hello, and verifies the certificate and the
+ * host name; the token rides in the Hello.
+ *
  * Reconnection.  vg_client_reopen() connects the same client object again
  * (same address, fresh buffers, request ids continuing so that no id is
  * ever reused); subscribe.c calls it from vg_client_process() to resume
@@ -58,12 +68,15 @@
 #include "client_int.h"
 
 #include "vg_alloc.h"
+#include "vg_tls.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,8 +128,14 @@ struct vg_client {
 	int closed_code;
 	char closed_reason[VG_CLIENT_ERRSTR];
 	char errstr[VG_CLIENT_ERRSTR];
-	size_t frame_bytes; /* size of the frame read last, prefix included */
-	vg_subs_t *subs;    /* owned by subscribe.c; NULL until the first subscribe */
+	size_t frame_bytes;        /* size of the frame read last, prefix included */
+	vg_subs_t *subs;           /* owned by subscribe.c; NULL until the first subscribe */
+	char *token;               /* owned; sent in every Hello, or NULL */
+	vg_tls_context_t *tls_ctx; /* owned; set: TCP connections use TLS */
+	char *tls_name;            /* owned; the name the certificate must carry, or NULL */
+	vg_tls_t *tls;             /* the session of the current connection */
+	short recv_wait;           /* poll events a read waits for (POLLIN; TLS: maybe POLLOUT) */
+	short send_wait;           /* poll events a write waits for (POLLOUT; TLS: maybe POLLIN) */
 };
 
 /* ---- errors ------------------------------------------------------------------ */
@@ -133,13 +152,21 @@ static int set_err(vg_client_t *c, int code, const char *fmt, ...)
 	return code;
 }
 
-/* Closes the connection for good, with the current errstr as the reason. */
-static int close_conn(vg_client_t *c, int code)
+/* Ends the TLS session (one close_notify attempt) and closes the socket. */
+static void drop_transport(vg_client_t *c)
 {
+	vg_tls_free(c->tls);
+	c->tls = NULL;
 	if (c->fd >= 0) {
 		close(c->fd);
 		c->fd = -1;
 	}
+}
+
+/* Closes the connection for good, with the current errstr as the reason. */
+static int close_conn(vg_client_t *c, int code)
+{
+	drop_transport(c);
 	if (!c->closed_code) {
 		c->closed_code = code;
 		snprintf(c->closed_reason, sizeof c->closed_reason, "%s", c->errstr);
@@ -218,10 +245,34 @@ static int64_t wait_deadline(const vg_client_t *c)
 	return c->timeout_ms > 0 ? now_ms() + c->timeout_ms : 0;
 }
 
+/* A wait for input first polls without sleeping for this long, yielding
+ * the CPU between polls: a small query's answer usually arrives within it,
+ * and a thread that never slept is not woken (tens of microseconds on a
+ * virtual machine, a third of such a round trip). */
+#define VG_SPIN_NS 50000
+
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* Waits until fd is ready for `events`.  Returns 0 (*revents set),
  * VG_ETIMEOUT or -errno. */
 static int wait_fd(int fd, short events, int64_t deadline, short *revents)
 {
+	if (events == POLLIN) {
+		int64_t until = now_ns() + VG_SPIN_NS;
+		do {
+			struct pollfd p = {.fd = fd, .events = events};
+			if (poll(&p, 1, 0) > 0) {
+				*revents = p.revents;
+				return 0;
+			}
+			sched_yield();
+		} while (now_ns() < until);
+	}
 	for (;;) {
 		int ms = -1;
 		if (deadline) {
@@ -252,6 +303,61 @@ static int timeout_err(vg_client_t *c)
 
 /* ---- bytes in and out ---------------------------------------------------------- */
 
+/* One read into buf.  Returns the count (> 0), 0 at end of stream,
+ * VG_EAGAIN (recv_wait says what to poll for), or -errno / VG_ETLS with
+ * *why. */
+static int transport_recv(vg_client_t *c, void *buf, size_t len, const char **why)
+{
+	c->recv_wait = POLLIN;
+	if (c->tls) {
+		int want = 0;
+		int n = vg_tls_read(c->tls, buf, len, &want);
+		if (n == VG_EAGAIN && want == VG_TLS_WANT_WRITE)
+			c->recv_wait = POLLOUT;
+		if (n < 0 && n != VG_EAGAIN)
+			*why = vg_tls_errstr(c->tls);
+		return n;
+	}
+	for (;;) {
+		ssize_t n = recv(c->fd, buf, len > INT_MAX ? INT_MAX : len, 0);
+		if (n >= 0)
+			return (int)n;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return VG_EAGAIN;
+		if (errno != EINTR) {
+			*why = strerror(errno);
+			return -errno;
+		}
+	}
+}
+
+/* One write from buf.  Returns the count (> 0), VG_EAGAIN (send_wait says
+ * what to poll for), or an error with *why. */
+static int transport_send(vg_client_t *c, const void *buf, size_t len, const char **why)
+{
+	c->send_wait = POLLOUT;
+	if (c->tls) {
+		int want = 0;
+		int n = vg_tls_write(c->tls, buf, len, &want);
+		if (n == VG_EAGAIN && want == VG_TLS_WANT_READ)
+			c->send_wait = POLLIN;
+		if (n < 0 && n != VG_EAGAIN)
+			*why = vg_tls_errstr(c->tls);
+		return n;
+	}
+	for (;;) {
+		ssize_t n = send(c->fd, buf, len > INT_MAX ? INT_MAX : len, MSG_NOSIGNAL);
+		if (n > 0)
+			return (int)n;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return VG_EAGAIN;
+		if (n == 0 || errno != EINTR) {
+			*why = n == 0 ? "the socket took nothing" : strerror(errno);
+			return n == 0 ? VG_ECLOSED : -errno;
+		}
+	}
+}
+
 /* One recv() into `in`.  Returns 1 if bytes arrived, 0 if none were ready, or
  * a closing error (EOF, I/O error), which has closed the connection. */
 static int recv_some(vg_client_t *c)
@@ -260,26 +366,24 @@ static int recv_some(vg_client_t *c)
 		c->in.len = c->in_off = 0;
 	if (c->in.cap - c->in.len < READ_CHUNK / 4 + 1 && vg_buf_reserve(&c->in, READ_CHUNK))
 		return set_err(c, VG_ENOMEM, "out of memory reading from the server");
-	for (;;) {
-		ssize_t n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len - 1, 0);
-		if (n > 0) {
-			c->in.len += (size_t)n;
-			return 1;
-		}
-		if (n == 0) {
-			size_t left = c->in.len - c->in_off;
-			if (left)
-				return fail_conn(c, VG_ECLOSED,
-				                 "the server closed the connection in the middle "
-				                 "of a frame (%zu bytes of it received)",
-				                 left);
-			return fail_conn(c, VG_ECLOSED, "the server closed the connection");
-		}
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			return 0;
-		if (errno != EINTR)
-			return fail_conn(c, -errno, "receive: %s", strerror(errno));
+	const char *why = "";
+	int n = transport_recv(c, c->in.data + c->in.len, c->in.cap - c->in.len - 1, &why);
+	if (n > 0) {
+		c->in.len += (size_t)n;
+		return 1;
 	}
+	if (n == 0) {
+		size_t left = c->in.len - c->in_off;
+		if (left)
+			return fail_conn(c, VG_ECLOSED,
+			                 "the server closed the connection in the middle "
+			                 "of a frame (%zu bytes of it received)",
+			                 left);
+		return fail_conn(c, VG_ECLOSED, "the server closed the connection");
+	}
+	if (n == VG_EAGAIN)
+		return 0;
+	return fail_conn(c, n, "receive: %s", why);
 }
 
 /* Reads at least one byte, waiting up to the timeout. */
@@ -290,7 +394,7 @@ static int fill(vg_client_t *c)
 		if (rc)
 			return rc < 0 ? rc : 0;
 		short revents;
-		rc = wait_fd(c->fd, POLLIN, wait_deadline(c), &revents);
+		rc = wait_fd(c->fd, c->recv_wait, wait_deadline(c), &revents);
 		if (rc == VG_ETIMEOUT)
 			return timeout_err(c);
 		if (rc)
@@ -302,20 +406,18 @@ static int fill(vg_client_t *c)
 static int flush(vg_client_t *c)
 {
 	while (c->out_off < c->out.len) {
-		ssize_t n =
-		    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		const char *why = "";
+		int n = transport_send(c, c->out.data + c->out_off, c->out.len - c->out_off, &why);
 		if (n > 0) {
 			c->out_off += (size_t)n;
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
-			return fail_conn(c, -errno, "send: %s", strerror(errno));
+		if (n != VG_EAGAIN)
+			return fail_conn(c, n, "send: %s", why);
 		bool room = c->in.len - c->in_off < c->max_incoming + VG_FRAME_HEADER;
 		short revents = 0;
-		int rc =
-		    wait_fd(c->fd, room ? POLLOUT | POLLIN : POLLOUT, wait_deadline(c), &revents);
+		int rc = wait_fd(c->fd, (short)(c->send_wait | (room ? POLLIN : 0)),
+		                 wait_deadline(c), &revents);
 		if (rc == VG_ETIMEOUT)
 			return fail_conn(c, VG_ETIMEOUT,
 			                 "timed out after %d ms sending (the server stopped "
@@ -549,6 +651,8 @@ static int client_new(const char *addr, int timeout_ms, vg_client_t **out)
 		return VG_ENOMEM;
 	}
 	c->fd = -1;
+	c->recv_wait = POLLIN;
+	c->send_wait = POLLOUT;
 	c->timeout_ms = timeout_ms > 0 ? timeout_ms : 0;
 	c->max_frame = VG_DEFAULT_MAX_FRAME;
 	c->max_incoming = VG_CLIENT_MAX_INCOMING;
@@ -649,6 +753,36 @@ static int split_addr(vg_client_t *c, const char *addr, char *host, size_t hostl
 	return 0;
 }
 
+/* The TLS handshake on the connected socket, within the connect deadline. */
+static int start_tls(vg_client_t *c, const char *host)
+{
+	char err[256];
+	int rc = vg_tls_new(c->tls_ctx, c->fd, c->tls_name ? c->tls_name : host, &c->tls, err,
+	                    sizeof err);
+	if (rc)
+		return set_err(c, rc, "%s: %s", c->addr, err);
+	for (;;) {
+		int want = 0;
+		rc = vg_tls_handshake(c->tls, &want);
+		if (rc != VG_EAGAIN)
+			break;
+		short revents;
+		rc = wait_fd(c->fd, want == VG_TLS_WANT_WRITE ? POLLOUT : POLLIN, c->call_deadline,
+		             &revents);
+		if (rc == VG_ETIMEOUT)
+			return timeout_err(c);
+		if (rc)
+			return set_err(c, rc, "%s: poll: %s", c->addr, strerror(-rc));
+	}
+	if (rc == 0)
+		return 0;
+	const char *why = vg_tls_errstr(c->tls);
+	bool cert = strncmp(why, "certificate verify failed", 25) == 0;
+	return set_err(c, rc == VG_ECLOSED || rc == VG_ETLS ? VG_ETLS : rc,
+	               "%s: TLS handshake failed: %s%s", c->addr, why,
+	               cert ? "" : " (does the server speak TLS on this port? vigild --tls-cert)");
+}
+
 static int open_tcp(vg_client_t *c, const char *addr)
 {
 	char host[256], port[8];
@@ -674,7 +808,9 @@ static int open_tcp(vg_client_t *c, const char *addr)
 			break;
 	}
 	freeaddrinfo(res);
-	return rc ? connect_err(c, rc) : 0;
+	if (rc)
+		return connect_err(c, rc);
+	return c->tls_ctx ? start_tls(c, host) : 0;
 }
 
 static int open_unix(vg_client_t *c, const char *path)
@@ -695,6 +831,7 @@ static int greet(vg_client_t *c)
 	Vigil__V1__Hello hello = VIGIL__V1__HELLO__INIT;
 	hello.protocol_version = VG_PROTOCOL_VERSION;
 	hello.client_name = (char *)"libvigil/" VG_CLIENT_VERSION;
+	hello.token = c->token ? c->token : (char *)"";
 	Vigil__V1__Envelope req = VIGIL__V1__ENVELOPE__INIT;
 	req.id = c->next_id++;
 	req.body_case = VIGIL__V1__ENVELOPE__BODY_HELLO;
@@ -730,12 +867,32 @@ static int greet(vg_client_t *c)
 	return rc;
 }
 
-static int connect_to(const char *addr, const char *unix_path, int timeout_ms, vg_client_t **out,
-                      char *err, size_t errlen)
+/* Copies the token and sets TLS up from the options.  errstr on failure. */
+static int apply_options(vg_client_t *c, const vg_client_options_t *o)
+{
+	if (!o)
+		return 0;
+	if (o->token && *o->token && !(c->token = vg_strndup(o->token, strlen(o->token))))
+		return set_err(c, VG_ENOMEM, "%s: out of memory", c->addr);
+	if (!o->tls)
+		return 0;
+	if (c->unix_path)
+		return set_err(c, VG_EINVAL, "%s: TLS is for TCP addresses, not Unix sockets",
+		               c->addr);
+	if (o->tls_server_name && *o->tls_server_name &&
+	    !(c->tls_name = vg_strndup(o->tls_server_name, strlen(o->tls_server_name))))
+		return set_err(c, VG_ENOMEM, "%s: out of memory", c->addr);
+	char err[VG_CLIENT_ERRSTR - 100];
+	int rc = vg_tls_client_context(o->tls_ca_file, &c->tls_ctx, err, sizeof err);
+	return rc ? set_err(c, rc, "%s: %s", c->addr, err) : 0;
+}
+
+static int connect_to(const char *addr, const char *unix_path, const vg_client_options_t *opts,
+                      vg_client_t **out, char *err, size_t errlen)
 {
 	*out = NULL;
 	vg_client_t *c;
-	int rc = client_new(addr, timeout_ms, &c);
+	int rc = client_new(addr, opts ? opts->timeout_ms : 0, &c);
 	if (rc) {
 		if (errlen)
 			snprintf(err, errlen, "%s: out of memory", addr);
@@ -744,7 +901,9 @@ static int connect_to(const char *addr, const char *unix_path, int timeout_ms, v
 	if (unix_path)
 		c->unix_path = c->addr + (unix_path - addr); /* reopen needs it */
 	c->call_deadline = c->timeout_ms ? now_ms() + c->timeout_ms : 0;
-	rc = unix_path ? open_unix(c, unix_path) : open_tcp(c, addr);
+	rc = apply_options(c, opts);
+	if (!rc)
+		rc = unix_path ? open_unix(c, unix_path) : open_tcp(c, addr);
 	if (!rc)
 		rc = greet(c);
 	c->call_deadline = 0;
@@ -759,13 +918,27 @@ static int connect_to(const char *addr, const char *unix_path, int timeout_ms, v
 	return 0;
 }
 
-int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char *err, size_t errlen)
+void vg_client_options_init(vg_client_options_t *o)
+{
+	memset(o, 0, sizeof *o);
+}
+
+int vg_client_connect_with(const char *addr, const vg_client_options_t *opts, vg_client_t **out,
+                           char *err, size_t errlen)
 {
 	if (!addr)
 		addr = VG_CLIENT_DEFAULT_ADDR;
 	if (!strncmp(addr, "unix:", 5))
-		return connect_to(addr, addr + 5, timeout_ms, out, err, errlen);
-	return connect_to(addr, NULL, timeout_ms, out, err, errlen);
+		return connect_to(addr, addr + 5, opts, out, err, errlen);
+	return connect_to(addr, NULL, opts, out, err, errlen);
+}
+
+int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char *err, size_t errlen)
+{
+	vg_client_options_t o;
+	vg_client_options_init(&o);
+	o.timeout_ms = timeout_ms;
+	return vg_client_connect_with(addr, &o, out, err, errlen);
 }
 
 int vg_client_connect_unix(const char *path, int timeout_ms, vg_client_t **out, char *err,
@@ -777,15 +950,23 @@ int vg_client_connect_unix(const char *path, int timeout_ms, vg_client_t **out, 
 			snprintf(err, errlen, "unix socket path is NULL");
 		return VG_EINVAL;
 	}
-	return connect_to(path, path, timeout_ms, out, err, errlen);
+	vg_client_options_t o;
+	vg_client_options_init(&o);
+	o.timeout_ms = timeout_ms;
+	return connect_to(path, path, &o, out, err, errlen);
 }
 
 void vg_client_close(vg_client_t *c)
 {
 	if (!c)
 		return;
-	if (c->fd >= 0)
-		close(c->fd);
+	drop_transport(c);
+	vg_tls_context_free(c->tls_ctx);
+	vg_free(c->tls_name);
+	if (c->token) {
+		explicit_bzero(c->token, strlen(c->token));
+		vg_free(c->token);
+	}
 	vg_subs_free(c->subs);
 	for (size_t i = 0; i < c->nwrites; i++)
 		vg_free(c->writes[i].message);
@@ -1187,16 +1368,15 @@ int vg_client_reopen(vg_client_t *c)
 	c->max_frame = VG_DEFAULT_MAX_FRAME;
 	c->max_incoming = VG_CLIENT_MAX_INCOMING;
 	c->closed_code = 0;
+	c->recv_wait = POLLIN;
+	c->send_wait = POLLOUT;
 	c->call_deadline = c->timeout_ms ? now_ms() + c->timeout_ms : 0;
 	int rc = c->unix_path ? open_unix(c, c->unix_path) : open_tcp(c, c->addr);
 	if (!rc)
 		rc = greet(c);
 	c->call_deadline = 0;
 	if (rc) {
-		if (c->fd >= 0) {
-			close(c->fd);
-			c->fd = -1;
-		}
+		drop_transport(c);
 		c->closed_code = rc;
 		snprintf(c->closed_reason, sizeof c->closed_reason, "%s", c->errstr);
 		return rc;
@@ -1221,6 +1401,9 @@ int vg_client_route_buffered(vg_client_t *c)
 
 bool vg_client_has_buffered_frame(const vg_client_t *c)
 {
+	/* Decrypted bytes in the TLS session: poll() will not show them. */
+	if (c->tls && vg_tls_pending(c->tls))
+		return true;
 	size_t avail = c->in.len - c->in_off, n = 0;
 	if (avail < VG_FRAME_HEADER)
 		return false;
@@ -1238,7 +1421,7 @@ int vg_client_receive(vg_client_t *c, int timeout_ms)
 	if (!rc)
 		rc = recv_some(c);
 	if (rc == 0 && timeout_ms != 0) {
-		struct pollfd p = {.fd = c->fd, .events = POLLIN};
+		struct pollfd p = {.fd = c->fd, .events = c->recv_wait};
 		int n = poll(&p, 1, timeout_ms < 0 ? -1 : timeout_ms);
 		if (n < 0 && errno != EINTR)
 			return fail_conn(c, -errno, "poll: %s", strerror(errno));

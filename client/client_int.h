@@ -255,7 +255,8 @@ int vg_client_reopen(vg_client_t *c);
 /* Routes every whole frame already buffered, without reading the socket. */
 int vg_client_route_buffered(vg_client_t *c);
 
-/* True if a whole frame (or a broken one) is buffered, waiting for routing. */
+/* True if a whole frame (or a broken one) is buffered, waiting for routing,
+ * or decrypted TLS bytes wait inside the session (poll() cannot see them). */
 bool vg_client_has_buffered_frame(const vg_client_t *c);
 
 /* Reads what the socket has, waiting up to timeout_ms for it (0: not at

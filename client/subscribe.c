@@ -318,7 +318,8 @@ static int group_get(sub_t *sub, const uint8_t *key, size_t len, group_t **out)
 		for (size_t i = h & (sub->nslots - 1); sub->slots[i];
 		     i = (i + 1) & (sub->nslots - 1)) {
 			group_t *g = &sub->groups[sub->slots[i] - 1];
-			if (g->hash == h && g->keylen == len && !memcmp(g->key, key, len)) {
+			if (g->hash == h && g->keylen == len &&
+			    (len == 0 || !memcmp(g->key, key, len))) {
 				*out = g;
 				return 0;
 			}
@@ -337,7 +338,8 @@ static int group_get(sub_t *sub, const uint8_t *key, size_t len, group_t **out)
 	char *copy = vg_malloc(len ? len : 1);
 	if (!copy)
 		return VG_ENOMEM;
-	memcpy(copy, key, len);
+	if (len) /* key is NULL for the one group of a subscription without GROUP BY */
+		memcpy(copy, key, len);
 	group_t *g = &sub->groups[sub->ngroups];
 	*g = (group_t){.key = copy, .keylen = len, .hash = h, .last = INT64_MIN};
 	size_t i = h & (sub->nslots - 1);

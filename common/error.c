@@ -21,6 +21,9 @@ static const char *const messages[] = {
 	"cancelled",
 	"already exists",
 	"buffer overflow",
+	"authentication failed",
+	"permission denied",
+	"TLS error",
 };
 
 const char *vg_strerror(int code)

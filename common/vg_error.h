@@ -31,7 +31,10 @@ enum {
 	VG_ECANCELED = VG_EBASE - 13,/* the operation was cancelled */
 	VG_EEXIST = VG_EBASE - 14,   /* the thing to create already exists */
 	VG_EOVERFLOW = VG_EBASE - 15,/* a bounded buffer overflowed */
-	VG_ELAST = VG_EBASE - 16
+	VG_EAUTH = VG_EBASE - 16,    /* authentication failed or is missing */
+	VG_EPERM = VG_EBASE - 17,    /* the authenticated role may not do this */
+	VG_ETLS = VG_EBASE - 18,     /* TLS handshake, certificate or record failure */
+	VG_ELAST = VG_EBASE - 19
 };
 
 /* A static, never-NULL message for `code` (0, -errno or VG_E*). */

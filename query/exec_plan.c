@@ -114,27 +114,25 @@ static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 
 int vg_resolve_tag_cond(vg_exec_t *x, vg_str_t measurement, const vg_cond_t *cond, vg_idset_t *out)
 {
-	vg_idset_t every = VG_IDSET_INIT;
-	int code = vg_rtxn_measurement_series(x->txn, measurement, &every);
-	if (code) {
-		vg_idset_release(&every);
-		return vg_query_error_set(x->err, code, "series lookup failed: %s",
-		                          vg_strerror(code));
-	}
+	int code = 0;
 	bool all = true;
 	vg_idset_t part = VG_IDSET_INIT;
 	tagres_t r = {x, measurement, NULL, 0};
 	if (cond)
 		code = superset(&r, cond, &part, &all);
+	/* Every series only when the condition does not narrow them: reading
+	 * a measurement's whole postings costs 4 bytes per series. */
+	if (code == 0 && all) {
+		code = vg_rtxn_measurement_series(x->txn, measurement, &part);
+		if (code)
+			code = vg_query_error_set(x->err, code, "series lookup failed: %s",
+			                          vg_strerror(code));
+	}
 	if (code == 0) {
 		vg_idset_t tmp = *out;
-		*out = all ? every : part;
-		if (all)
-			every = tmp;
-		else
-			part = tmp;
+		*out = part;
+		part = tmp;
 	}
-	vg_idset_release(&every);
 	vg_idset_release(&part);
 	return code;
 }
@@ -619,19 +617,14 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 	if (!desc)
 		return nomem(x);
 	for (size_t f = 0; f < plan->nfields && code == 0; f++) {
-		code = vg_rtxn_field_series(x->txn, sel->measurement, plan->fields[f].name, &fs);
+		const vg_idset_t *ids = all ? &fs : &both;
+		code = all ? vg_rtxn_field_series(x->txn, sel->measurement, plan->fields[f].name, &fs)
+		           : vg_rtxn_field_filter(x->txn, sel->measurement, plan->fields[f].name, cut,
+		                                  &both);
 		if (code) {
 			code = vg_query_error_set(x->err, code, "series lookup failed: %s",
 			                          vg_strerror(code));
 			break;
-		}
-		const vg_idset_t *ids = &fs;
-		if (!all) {
-			if (vg_idset_intersect(&fs, cut, &both)) {
-				code = nomem(x);
-				break;
-			}
-			ids = &both;
 		}
 		for (size_t i = 0; i < ids->len; i++) {
 			code = vg_rtxn_series_describe(x->txn, ids->ids[i], desc);
@@ -818,14 +811,12 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 			    vg_bucket_start(plan->t1 - 1, sel->interval_ns, sel->offset_ns);
 		}
 	}
-	vg_idset_t every = VG_IDSET_INIT;
-	code = vg_rtxn_measurement_series(x->txn, sel->measurement, &every);
-	size_t nseries = every.len;
-	vg_idset_release(&every);
+	bool exists;
+	code = vg_rtxn_measurement_exists(x->txn, sel->measurement, &exists);
 	if (code)
 		return vg_query_error_set(x->err, code, "series lookup failed: %s",
 		                          vg_strerror(code));
-	if (nseries == 0)
+	if (!exists)
 		return vg_query_error_set(x->err, VG_ENOTFOUND, "measurement '%.*s' not found",
 		                          (int)sel->measurement.len, sel->measurement.data);
 	size_t fcap = 0;

@@ -229,6 +229,161 @@ static int parse_duration(parser_t *p, const char *what, bool sign_ok, int64_t *
 	return advance(p);
 }
 
+/*
+ * What a regex may cost before regcomp() sees it.  glibc's regcomp expands
+ * repetition by copying the repeated part of the tree: a+ becomes a a*,
+ * a{1,100} a hundred copies, and stacked or nested repetitions multiply,
+ * so /x++++++++++++++++++++++++++++++/ (2^30 copies) or /((a{99}){99}){99}/
+ * exhaust the memory of the server that parses them (found by
+ * fuzz/fuzz_query.c).  regex_check() walks the source once, estimating
+ * the size of the expanded tree from the same rules, and refuses:
+ *   - a repetition operator right after another (POSIX leaves "a**"
+ *     undefined; no pattern needs it);
+ *   - a count in {m,n} above VG_REGEX_MAX_REPEAT;
+ *   - an estimated expansion over VG_REGEX_MAX_COST atoms;
+ *   - back-references \1..\9 (not POSIX ERE; glibc matches them by
+ *     backtracking, exponential in the tag value's length);
+ *   - more than VG_REGEX_MAX_BYTES bytes or groups nested deeper than
+ *     VG_QUERY_MAX_DEPTH.
+ * Everything else — syntax errors included — is left to regcomp().
+ */
+#define VG_REGEX_MAX_BYTES 1024
+#define VG_REGEX_MAX_REPEAT 1000
+#define VG_REGEX_MAX_COST 10000
+
+/* Reads {m}, {m,} or {m,n} at s[*i] ('{'); false if it is not an interval
+ * (regcomp then decides what the brace means). */
+static bool regex_interval(const char *s, size_t len, size_t *i, uint64_t *count)
+{
+	size_t j = *i + 1;
+	uint64_t m = 0, n = 0;
+	bool digits = false, comma = false, ndigits = false;
+	for (; j < len && s[j] >= '0' && s[j] <= '9'; j++, digits = true)
+		m = m > 100000 ? m : m * 10 + (uint64_t)(s[j] - '0');
+	if (j < len && s[j] == ',') {
+		comma = true;
+		for (j++; j < len && s[j] >= '0' && s[j] <= '9'; j++, ndigits = true)
+			n = n > 100000 ? n : n * 10 + (uint64_t)(s[j] - '0');
+	}
+	if (!digits || j >= len || s[j] != '}')
+		return false;
+	*count = comma && !ndigits ? m + 1 : (n > m ? n : m);
+	*i = j;
+	return true;
+}
+
+/* The index of the ']' closing the bracket expression at s[i] ('['), or len. */
+static size_t regex_bracket_end(const char *s, size_t len, size_t i)
+{
+	size_t j = i + 1;
+	if (j < len && s[j] == '^')
+		j++;
+	if (j < len && s[j] == ']')
+		j++; /* a leading ']' is a member */
+	for (; j < len && s[j] != ']'; j++) {
+		if (s[j] == '[' && j + 1 < len &&
+		    (s[j + 1] == ':' || s[j + 1] == '=' || s[j + 1] == '.')) {
+			char kind = s[j + 1];
+			for (j += 2; j + 1 < len && !(s[j] == kind && s[j + 1] == ']'); j++)
+				;
+			j++; /* on the class's ']' */
+		}
+	}
+	return j < len ? j : len;
+}
+
+static int regex_check(const char *s, size_t len, char *why, size_t whylen)
+{
+	uint64_t seq[VG_QUERY_MAX_DEPTH + 1], last[VG_QUERY_MAX_DEPTH + 1];
+	size_t depth = 0;
+	bool repeated = false; /* the previous token was a repetition */
+	if (len > VG_REGEX_MAX_BYTES) {
+		snprintf(why, whylen, "%zu bytes, more than %d", len, VG_REGEX_MAX_BYTES);
+		return VG_EINVAL;
+	}
+	seq[0] = last[0] = 0;
+	for (size_t i = 0; i < len; i++) {
+		uint64_t atom = 1, count = 0;
+		switch (s[i]) {
+		case '\\':
+			if (i + 1 < len && s[i + 1] >= '1' && s[i + 1] <= '9') {
+				snprintf(why, whylen,
+				         "back-reference \\%c at byte %zu is not supported",
+				         s[i + 1], i);
+				return VG_EINVAL;
+			}
+			i++;
+			break;
+		case '[':
+			i = regex_bracket_end(s, len, i);
+			break;
+		case '(':
+			if (depth == VG_QUERY_MAX_DEPTH) {
+				snprintf(why, whylen, "groups nested deeper than %d",
+				         VG_QUERY_MAX_DEPTH);
+				return VG_EINVAL;
+			}
+			depth++;
+			seq[depth] = last[depth] = 0;
+			repeated = false;
+			continue;
+		case ')':
+			if (depth > 0) {
+				atom = seq[depth] + 1;
+				depth--;
+			}
+			break;
+		case '|':
+			last[depth] = 0;
+			repeated = false;
+			continue;
+		case '*':
+		case '?':
+			count = 1;
+			break;
+		case '+':
+			count = 2;
+			break;
+		case '{':
+			if (!regex_interval(s, len, &i, &count))
+				break;
+			if (count > VG_REGEX_MAX_REPEAT) {
+				snprintf(why, whylen, "repetition count at byte %zu is over %d", i,
+				         VG_REGEX_MAX_REPEAT);
+				return VG_EINVAL;
+			}
+			count = count ? count : 1;
+			break;
+		default:
+			break;
+		}
+		if (count) {
+			if (repeated) {
+				snprintf(
+				    why, whylen,
+				    "repetition operator at byte %zu follows another repetition",
+				    i);
+				return VG_EINVAL;
+			}
+			repeated = true;
+			/* The last atom now stands for `count` copies of itself. */
+			seq[depth] += last[depth] * (count - 1);
+			last[depth] *= count;
+		} else {
+			repeated = false;
+			seq[depth] += atom;
+			last[depth] = atom;
+		}
+		if (seq[depth] > VG_REGEX_MAX_COST) {
+			snprintf(why, whylen,
+			         "too many repetitions: it would expand to more than %d atoms",
+			         VG_REGEX_MAX_COST);
+			return VG_EINVAL;
+		}
+	}
+	return 0;
+}
+
 static int add_regex(parser_t *p, const vg_token_t *at, const vg_str_t *source, const regex_t **out)
 {
 	vg_statement_t *st = p->st;
@@ -248,9 +403,15 @@ static int add_regex(parser_t *p, const vg_token_t *at, const vg_str_t *source, 
 		vg_free(re);
 		return invalid(p, at, "regex contains a NUL byte");
 	}
+	char why[128];
+	if (regex_check(source->data, source->len, why, sizeof why)) {
+		vg_free(re);
+		return vg_query_error_at(p->err, VG_EINVAL, at->line, at->column,
+		                         "regex %.*s refused: %s",
+		                         (int)(at->raw_len > 60 ? 60 : at->raw_len), at->raw, why);
+	}
 	int rc = regcomp(re, source->data, REG_EXTENDED | REG_NOSUB);
 	if (rc) {
-		char why[128];
 		regerror(rc, re, why, sizeof why);
 		vg_free(re);
 		return vg_query_error_at(p->err, VG_EINVAL, at->line, at->column,

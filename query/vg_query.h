@@ -28,7 +28,10 @@
  * [A-Za-z_][A-Za-z0-9_.:-]* or double-quoted ("my field", escapes \" \\ \'
  * \n \t \r); strings are single-quoted with the same escapes; regexes are
  * /.../ (POSIX extended, unanchored; \/ stands for a slash, every other
- * backslash sequence goes to regcomp unchanged); durations are an integer
+ * backslash sequence goes to regcomp unchanged; at most 1024 bytes, no
+ * back-references, no repetition right after another, counts up to 1000
+ * and at most 10000 atoms once repetitions are expanded, so that regcomp's
+ * memory stays bounded); durations are an integer
  * and a unit ns|us|ms|s|m|h|d|w; times are integer ns since the epoch, a
  * duration (the same number of ns), an RFC 3339 string ('2026-01-01T00:00:00Z',
  * fractional seconds up to 9 digits, Z or +hh:mm; a bare date means

@@ -7,7 +7,8 @@ packages=(
   build-essential cmake pkg-config
   liblmdb-dev libev-dev libprotobuf-c-dev protobuf-c-compiler
   libzstd-dev libcriterion-dev libedit-dev
-  valgrind
+  libssl-dev openssl valgrind
+  clang libclang-rt-14-dev  # the fuzz build: clang, libFuzzer and the sanitizer runtimes
 )
 
 missing=()

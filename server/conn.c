@@ -14,6 +14,44 @@
  * connection whose unsent output passes --max-output is closed with a
  * LIMIT error (workers pause at a lower high-water mark, so only a client
  * that stops reading pushes or acknowledgements gets there).
+ *
+ * Limits on clients that hold memory or descriptors without doing work:
+ *   - a frame started must be complete within --frame-timeout (a client
+ *     that sends half a frame and stalls is closed with a TIMEOUT error);
+ *   - a connection with no request, no output draining, no subscription
+ *     and no statement or write in flight for --idle-timeout is closed
+ *     with a TIMEOUT error (subscribers wait for pushes: never idle);
+ *   - every connection's buffers (capacity of in + out) are counted in
+ *     server->buffered.  At --max-buffered the server stops reading from
+ *     every connection, pushes to connections that have unsent output end
+ *     their subscription with OVERFLOW (subs.c) and workers pause on such
+ *     connections (worker.c).  Once the buffers have stayed over the cap
+ *     for VG_SHED_GRACE_S, the buffers timer closes, one per tick, the
+ *     connection with the most unsent output among those whose socket took
+ *     nothing for that long, with a LIMIT error (the grace lets a client
+ *     that is slow but reading, or that is just now told OVERFLOW, drain).
+ *     Below three quarters of the cap reading resumes.  The frame timer
+ *     runs on through a pause: partial frames of stalled clients are part
+ *     of what must drain.
+ * Empty buffers are freed (input) or kept small (output), so an idle
+ * connection costs its struct and a socket, not 64 KiB.
+ *
+ * Transport: every byte goes through transport_recv() / transport_send()
+ * / transport_close(), plain socket calls or a TLS session (tls/vg_tls.h)
+ * on the TCP listener of a server with --tls-cert.  TLS adds three rules,
+ * kept in this section alone: a read may wait for writability and a write
+ * for readability (read_wants_write / write_wants_read, and watch_read() /
+ * watch_write() start the watcher the waiting side needs, never one that
+ * would spin); decrypted bytes held in the session are read on without
+ * waiting for the socket (an EV_READ is fed back); and a TLS connection
+ * whose first byte is not a TLS handshake is a plain client on the wrong
+ * port, answered with a plain fatal Error and closed.
+ *
+ * Access: with an auth file the connection has no role until its Hello
+ * carries a known token (a bad one gets UNAUTHENTICATED, fatal); each
+ * request is then checked against the role (auth.h) in dispatch(), and a
+ * statement, whose kind is known only once a worker parsed it, in
+ * worker.c.  Tokens are never logged.
  */
 #include "server_int.h"
 
@@ -22,17 +60,164 @@
 #include "vg_error.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define VG_READ_CHUNK 65536
+#define VG_OUT_KEEP 65536        /* an empty output buffer larger than this is freed */
+#define VG_BUFFERS_TICK_S 0.1
+#define VG_SHED_GRACE_S 2.0
 
 static void on_read(struct ev_loop *loop, ev_io *w, int revents);
 static void on_write(struct ev_loop *loop, ev_io *w, int revents);
+static void read_available(vg_conn_t *conn);
+static void on_frame_timeout(struct ev_loop *loop, ev_timer *w, int revents);
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents);
 
-void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
+/* Brings server->buffered up to date with this connection's buffers. */
+static void account(vg_conn_t *conn)
+{
+	size_t now = atomic_load(&conn->closed) ? 0 : conn->in.cap + conn->out.cap;
+	if (now > conn->accounted)
+		atomic_fetch_add(&conn->server->buffered, now - conn->accounted);
+	else if (now < conn->accounted)
+		atomic_fetch_sub(&conn->server->buffered, conn->accounted - now);
+	conn->accounted = now;
+}
+
+static inline double seconds(int64_t ns) { return (double)ns / 1e9; }
+
+/* ---- transport -------------------------------------------------------- */
+
+/* The read watcher runs while requests are read (and reading is not
+ * paused at --max-buffered), or while a TLS write waits for readability. */
+static void watch_read(vg_conn_t *conn)
+{
+	if ((conn->reading && !conn->read_paused) || conn->write_wants_read)
+		ev_io_start(conn->server->loop, &conn->read_watcher);
+	else
+		ev_io_stop(conn->server->loop, &conn->read_watcher);
+}
+
+/* The write watcher runs while output is pending (`on`), unless a TLS
+ * write waits for readability (writability would only spin), and while a
+ * TLS read waits for writability. */
+static void watch_write(vg_conn_t *conn, bool on)
+{
+	if ((on && !conn->write_wants_read) || conn->read_wants_write)
+		ev_io_start(conn->server->loop, &conn->write_watcher);
+	else
+		ev_io_stop(conn->server->loop, &conn->write_watcher);
+}
+
+/* Reads into buf.  Returns the count (> 0), 0 at end of stream, VG_EAGAIN
+ * when nothing is ready, or an error (*why says what). */
+static int transport_recv(vg_conn_t *conn, void *buf, size_t len, const char **why)
+{
+	if (!conn->tls) {
+		for (;;) {
+			ssize_t n = recv(conn->fd, buf, len, 0);
+			if (n >= 0)
+				return (int)n;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return VG_EAGAIN;
+			if (errno != EINTR) {
+				*why = strerror(errno);
+				return -errno;
+			}
+		}
+	}
+	int want = 0;
+	int n = vg_tls_read(conn->tls, buf, len, &want);
+	bool waits = n == VG_EAGAIN && want == VG_TLS_WANT_WRITE;
+	if (waits != conn->read_wants_write) {
+		conn->read_wants_write = waits;
+		watch_write(conn, conn->out_sent < conn->out.len);
+	}
+	if (n < 0 && n != VG_EAGAIN)
+		*why = vg_tls_errstr(conn->tls);
+	return n;
+}
+
+/* Writes from buf.  Returns the count (> 0), VG_EAGAIN, or an error (*why
+ * says what). */
+static int transport_send(vg_conn_t *conn, const void *buf, size_t len, const char **why)
+{
+	if (!conn->tls) {
+		for (;;) {
+			ssize_t n = send(conn->fd, buf, len > INT_MAX ? INT_MAX : len, MSG_NOSIGNAL);
+			if (n > 0)
+				return (int)n;
+			if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+				return VG_EAGAIN;
+			if (n < 0 && errno != EINTR) {
+				*why = strerror(errno);
+				return -errno;
+			}
+			if (n == 0) {
+				*why = "the socket took nothing";
+				return VG_ECLOSED;
+			}
+		}
+	}
+	int want = 0;
+	int n = vg_tls_write(conn->tls, buf, len, &want);
+	bool waits = n == VG_EAGAIN && want == VG_TLS_WANT_READ;
+	if (waits != conn->write_wants_read) {
+		conn->write_wants_read = waits;
+		watch_read(conn);
+	}
+	if (n < 0 && n != VG_EAGAIN)
+		*why = vg_tls_errstr(conn->tls);
+	return n;
+}
+
+static void transport_close(vg_conn_t *conn)
+{
+	vg_tls_free(conn->tls); /* one close_notify attempt */
+	conn->tls = NULL;
+	close(conn->fd);
+	conn->fd = -1;
+}
+
+/*
+ * The first byte of a TLS connection: a TLS client starts with a handshake
+ * record; a plain client's Hello starts with a small length prefix.  The
+ * plain client gets a plain fatal Error it can read.  Returns true when
+ * the connection may go on reading.
+ */
+static bool tls_check_first_byte(vg_conn_t *conn)
+{
+	unsigned char first;
+	ssize_t n = recv(conn->fd, &first, 1, MSG_PEEK);
+	if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+		return false;
+	if (n <= 0) {
+		vg_conn_close(conn);
+		return false;
+	}
+	conn->tls_checked = true;
+	if (first == VG_TLS_RECORD_HANDSHAKE)
+		return true;
+	const char *msg = "this port speaks TLS only: connect with TLS (vigil --tls, or the "
+			  "tls option of libvigil)";
+	vg_log(VG_LOG_INFO, "%s: plain connection on the TLS port; closing", conn->peer);
+	vg_buf_t frame = VG_BUF_INIT;
+	if (vg_frame_append_error(&frame, 0, VG_EPROTO, msg, 0, 0, true) == 0)
+		(void)send(conn->fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	vg_buf_release(&frame);
+	vg_tls_free(conn->tls); /* no handshake happened: nothing is sent */
+	conn->tls = NULL;
+	vg_conn_close(conn);
+	return false;
+}
+
+/* ---- life cycle ------------------------------------------------------- */
+
+void vg_conn_accept(vg_server_t *server, int fd, const char *peer, vg_tls_context_t *tls)
 {
 	vg_conn_t *conn = vg_calloc(1, sizeof *conn);
 	if (!conn) {
@@ -44,12 +229,30 @@ void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
 	conn->fd = fd;
 	conn->refs = 1;
 	snprintf(conn->peer, sizeof conn->peer, "%s", peer);
+	char err[256];
+	if (tls && vg_tls_new(tls, fd, NULL, &conn->tls, err, sizeof err) != 0) {
+		vg_log(VG_LOG_ERROR, "%s: %s", peer, err);
+		close(fd);
+		vg_free(conn);
+		return;
+	}
+	/* Without an auth file every connection may do everything. */
+	conn->role = server->auth ? VG_ROLE_NONE : VG_ROLE_ADMIN;
+	conn->reading = true;
 	atomic_init(&conn->out_len, 0);
 	atomic_init(&conn->closed, false);
 	conn->deferred_tail = &conn->deferred;
 	ev_io_init(&conn->read_watcher, on_read, fd, EV_READ);
 	ev_io_init(&conn->write_watcher, on_write, fd, EV_WRITE);
-	ev_io_start(server->loop, &conn->read_watcher);
+	ev_init(&conn->frame_timer, on_frame_timeout);
+	ev_init(&conn->idle_timer, on_idle_timeout);
+	conn->last_active = conn->last_output = ev_now(server->loop);
+	if (server->config.idle_timeout_ns > 0) {
+		conn->idle_timer.repeat = seconds(server->config.idle_timeout_ns);
+		ev_timer_again(server->loop, &conn->idle_timer);
+	}
+	conn->read_paused = server->reading_paused;
+	watch_read(conn);
 	conn->next = server->conns;
 	if (server->conns)
 		server->conns->prev = conn;
@@ -57,7 +260,7 @@ void vg_conn_accept(vg_server_t *server, int fd, const char *peer)
 	server->nconns++;
 	atomic_fetch_add(&server->stat_connections, 1);
 	atomic_fetch_add(&server->connections_total, 1);
-	vg_log(VG_LOG_DEBUG, "connection from %s", peer);
+	vg_log(VG_LOG_DEBUG, "connection from %s%s", peer, tls ? " (TLS)" : "");
 }
 
 static void conn_free(vg_conn_t *conn)
@@ -81,8 +284,10 @@ void vg_conn_close(vg_conn_t *conn)
 	atomic_store(&conn->closed, true);
 	ev_io_stop(server->loop, &conn->read_watcher);
 	ev_io_stop(server->loop, &conn->write_watcher);
-	close(conn->fd);
-	conn->fd = -1;
+	ev_timer_stop(server->loop, &conn->frame_timer);
+	ev_timer_stop(server->loop, &conn->idle_timer);
+	transport_close(conn);
+	account(conn); /* counts 0 from now on; the buffers go with the struct */
 	for (vg_query_job_t *job = conn->queries; job; job = job->conn_next)
 		atomic_store(&job->cancel, true);
 	vg_subs_conn_closed(conn);
@@ -102,7 +307,147 @@ void vg_conn_close(vg_conn_t *conn)
 
 void vg_conn_stop_reading(vg_conn_t *conn)
 {
-	ev_io_stop(conn->server->loop, &conn->read_watcher);
+	conn->reading = false;
+	conn->read_paused = false;
+	watch_read(conn);
+}
+
+/* Sends a fatal error and closes now: the frame goes out only if nothing
+ * else is waiting and the socket takes it (the client may not be reading
+ * at all), so that it never lands in the middle of another frame. */
+static void close_with_error(vg_conn_t *conn, int code, const char *message)
+{
+	vg_log(VG_LOG_WARN, "%s: %s", conn->peer, message);
+	/* (Not on TLS: plain bytes would break the session's records.) */
+	if (!conn->tls && conn->out_sent == conn->out.len) {
+		vg_buf_t err = VG_BUF_INIT;
+		if (vg_frame_append_error(&err, 0, code, message, 0, 0, true) == 0)
+			(void)send(conn->fd, err.data, err.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		vg_buf_release(&err);
+	}
+	vg_conn_close(conn);
+}
+
+static void on_frame_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	(void)loop;
+	vg_conn_t *conn = container_of(w, vg_conn_t, frame_timer);
+	char msg[160];
+	snprintf(msg, sizeof msg,
+		 "frame not completed within %g s (%zu bytes of it received; --frame-timeout); "
+		 "closing",
+		 seconds(conn->server->config.frame_timeout_ns), conn->in.len);
+	close_with_error(conn, VG_ETIMEOUT, msg);
+}
+
+/* Work the client waits for: such a connection is never idle. */
+static bool conn_is_busy(const vg_conn_t *conn)
+{
+	return conn->subs || conn->queries || conn->writes_pending || conn->deferred;
+}
+
+static void on_idle_timeout(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	vg_conn_t *conn = container_of(w, vg_conn_t, idle_timer);
+	double timeout = seconds(conn->server->config.idle_timeout_ns);
+	double now = ev_now(loop);
+	if (conn_is_busy(conn))
+		conn->last_active = now;
+	double quiet = now - conn->last_active;
+	if (quiet < timeout) {
+		w->repeat = timeout - quiet;
+		ev_timer_again(loop, w);
+		return;
+	}
+	char msg[160];
+	snprintf(msg, sizeof msg, "idle for %g s with no request (--idle-timeout); closing", timeout);
+	close_with_error(conn, VG_ETIMEOUT, msg);
+}
+
+/* Keeps the frame timer running exactly while a partial frame is
+ * buffered; `fresh`: a new frame began since the last call. */
+static void update_frame_timer(vg_conn_t *conn, bool fresh)
+{
+	vg_server_t *server = conn->server;
+	if (server->config.frame_timeout_ns <= 0 || atomic_load(&conn->closed))
+		return;
+	if (conn->in.len == 0) {
+		ev_timer_stop(server->loop, &conn->frame_timer);
+		return;
+	}
+	if (fresh)
+		ev_timer_stop(server->loop, &conn->frame_timer);
+	if (!ev_is_active(&conn->frame_timer)) {
+		ev_timer_set(&conn->frame_timer, seconds(server->config.frame_timeout_ns), 0.);
+		ev_timer_start(server->loop, &conn->frame_timer);
+	}
+}
+
+/* Stops reading from every connection: the buffers are at the cap. */
+static void pause_reading(vg_server_t *server)
+{
+	if (server->reading_paused)
+		return;
+	server->reading_paused = true;
+	vg_log(VG_LOG_WARN,
+	       "connection buffers hold %zu bytes, at --max-buffered %zu: not reading requests "
+	       "until they drain",
+	       atomic_load(&server->buffered), server->config.max_buffered);
+	for (vg_conn_t *c = server->conns; c; c = c->next)
+		if (c->reading && !c->read_paused) {
+			c->read_paused = true;
+			watch_read(c);
+		}
+	ev_timer_set(&server->buffers_timer, VG_BUFFERS_TICK_S, VG_BUFFERS_TICK_S);
+	ev_timer_start(server->loop, &server->buffers_timer);
+}
+
+void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)revents;
+	vg_server_t *server = container_of(w, vg_server_t, buffers_timer);
+	size_t cap = server->config.max_buffered;
+	double now = ev_now(loop);
+	if (vg_server_over_buffered(server)) {
+		if (server->over_since == 0)
+			server->over_since = now;
+		if (now - server->over_since < VG_SHED_GRACE_S)
+			return;
+		vg_conn_t *largest = NULL;
+		size_t most = 0;
+		for (vg_conn_t *c = server->conns; c; c = c->next) {
+			size_t unsent = c->out.len - c->out_sent;
+			if (unsent > most && now - c->last_output >= VG_SHED_GRACE_S) {
+				largest = c;
+				most = unsent;
+			}
+		}
+		if (largest) {
+			char msg[220];
+			snprintf(msg, sizeof msg,
+				 "the server's connection buffers are over --max-buffered %zu bytes and "
+				 "this client left the most output unread (%zu bytes) for %g s; closing",
+				 cap, most, VG_SHED_GRACE_S);
+			close_with_error(largest, VG_ELIMIT, msg);
+		}
+		return;
+	}
+	server->over_since = 0;
+	if (atomic_load(&server->buffered) > cap / 4 * 3)
+		return;
+	server->reading_paused = false;
+	ev_timer_stop(loop, w);
+	vg_log(VG_LOG_INFO, "connection buffers down to %zu bytes: reading again",
+	       atomic_load(&server->buffered));
+	for (vg_conn_t *c = server->conns; c; c = c->next)
+		if (c->read_paused) {
+			c->read_paused = false;
+			if (!server->shutting_down && !c->close_after_flush)
+				watch_read(c);
+		}
+	vg_workers_signal_drained(server);
 }
 
 /*
@@ -116,21 +461,21 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 {
 	vg_server_t *server = conn->server;
 	while (conn->out_sent < conn->out.len) {
-		ssize_t n = send(conn->fd, conn->out.data + conn->out_sent,
-				 conn->out.len - conn->out_sent, MSG_NOSIGNAL);
+		const char *why = "";
+		int n = transport_send(conn, conn->out.data + conn->out_sent,
+				       conn->out.len - conn->out_sent, &why);
 		if (n > 0) {
 			conn->out_sent += (size_t)n;
+			conn->last_active = conn->last_output = ev_now(server->loop);
 			continue;
 		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		if (n == VG_EAGAIN)
 			break;
 		if (!allow_close) {
 			ev_io_start(server->loop, &conn->write_watcher);
 			return;
 		}
-		vg_log(VG_LOG_DEBUG, "%s: write failed: %s", conn->peer, strerror(errno));
+		vg_log(VG_LOG_DEBUG, "%s: write failed: %s", conn->peer, why);
 		vg_conn_close(conn);
 		return;
 	}
@@ -138,7 +483,10 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 	if (conn->out_sent == conn->out.len) {
 		conn->out.len = 0;
 		conn->out_sent = 0;
-		ev_io_stop(server->loop, &conn->write_watcher);
+		if (conn->out.cap > VG_OUT_KEEP)
+			vg_buf_release(&conn->out);
+		account(conn);
+		watch_write(conn, false);
 		atomic_store(&conn->out_len, 0);
 		if (conn->close_after_flush) {
 			if (allow_close)
@@ -154,7 +502,8 @@ static void flush_out(vg_conn_t *conn, bool allow_close)
 			conn->out_sent = 0;
 		}
 		atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
-		ev_io_start(server->loop, &conn->write_watcher);
+		account(conn);
+		watch_write(conn, true);
 	}
 	size_t high = vg_output_high_water(&server->config);
 	if (before >= high && atomic_load(&conn->out_len) < high)
@@ -168,7 +517,15 @@ static void on_write(struct ev_loop *loop, ev_io *w, int revents)
 	vg_conn_t *conn = container_of(w, vg_conn_t, write_watcher);
 	/* flush() may close the connection: keep it allocated until done. */
 	conn->refs++;
-	flush_out(conn, true);
+	if (conn->read_wants_write) {
+		if (conn->reading) {
+			read_available(conn);
+		} else {
+			conn->read_wants_write = false;
+		}
+	}
+	if (!atomic_load(&conn->closed))
+		flush_out(conn, true);
 	vg_conn_unref(conn);
 }
 
@@ -183,12 +540,13 @@ void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames)
 	}
 	vg_log(VG_LOG_WARN, "%s: output buffer over %zu bytes; closing", conn->peer,
 	       conn->server->config.max_output);
-	/* Best effort: the error goes out only if the socket takes it. */
+	/* Best effort: the error goes out only if the socket takes it.  Not
+	 * over TLS, where a write must first finish the record in flight. */
 	vg_buf_t err = VG_BUF_INIT;
 	char msg[128];
 	snprintf(msg, sizeof msg, "output buffer limit of %zu bytes exceeded; closing",
 		 conn->server->config.max_output);
-	if (vg_frame_append_error(&err, 0, VG_EOVERFLOW, msg, 0, 0, true) == 0)
+	if (!conn->tls && vg_frame_append_error(&err, 0, VG_EOVERFLOW, msg, 0, 0, true) == 0)
 		(void)send(conn->fd, err.data, err.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	vg_buf_release(&err);
 	vg_conn_close(conn);
@@ -204,6 +562,7 @@ void vg_conn_send_unbounded(vg_conn_t *conn, const vg_buf_t *frames)
 		return;
 	}
 	atomic_store(&conn->out_len, conn->out.len - conn->out_sent);
+	account(conn);
 	flush_out(conn, false);
 }
 
@@ -224,7 +583,8 @@ void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *mess
 	vg_buf_release(&frame);
 	if (fatal && !atomic_load(&conn->closed)) {
 		conn->close_after_flush = true;
-		ev_io_stop(conn->server->loop, &conn->read_watcher);
+		conn->reading = false;
+		watch_read(conn);
 		if (conn->out_sent == conn->out.len)
 			vg_conn_close(conn);
 	}
@@ -250,9 +610,35 @@ static void handle_hello(vg_conn_t *conn, Vigil__V1__Envelope *env)
 		vg_conn_send_error(conn, env->id, VG_EVERSION, msg, true);
 		return;
 	}
+	/* client_name is free text from the network: the log gets at most 64
+	 * printable ASCII characters of it. */
+	char client[65];
+	const char *name = hello->client_name ? hello->client_name : "";
+	size_t n = 0;
+	for (; name[n] && n < sizeof client - 1; n++)
+		client[n] = name[n] >= 0x20 && name[n] < 0x7f ? name[n] : '?';
+	client[n] = '\0';
+	vg_auth_t *auth = conn->server->auth;
+	if (auth) {
+		const char *token = hello->token ? hello->token : "";
+		vg_role_t role = vg_auth_check(auth, token, strlen(token));
+		if (role == VG_ROLE_NONE) {
+			vg_log(VG_LOG_WARN, "%s: authentication failed (%s token, client '%s')",
+			       conn->peer, *token ? "unknown" : "no", client);
+			vg_conn_send_error(conn, env->id, VG_EAUTH,
+					   *token ? "authentication failed: unknown token"
+						  : "authentication failed: this server needs a "
+						    "token (Hello.token)",
+					   true);
+			return;
+		}
+		conn->role = role;
+		vg_log(VG_LOG_INFO, "%s: authenticated with the %s role (client '%s')",
+		       conn->peer, vg_role_name(role), client);
+	} else if (*client) {
+		vg_log(VG_LOG_DEBUG, "%s: hello from '%s'", conn->peer, client);
+	}
 	conn->hello_done = true;
-	if (hello->client_name && *hello->client_name)
-		vg_log(VG_LOG_DEBUG, "%s: hello from '%s'", conn->peer, hello->client_name);
 	Vigil__V1__HelloOk ok = VIGIL__V1__HELLO_OK__INIT;
 	ok.protocol_version = VG_PROTOCOL_VERSION;
 	ok.server_version = (char *)VIGIL_VERSION;
@@ -264,9 +650,7 @@ static void handle_hello(vg_conn_t *conn, Vigil__V1__Envelope *env)
 	send_envelope(conn, &reply);
 }
 
-/* Checks every block of a write before anything is queued, so the writer
- * only meets storage failures.  0, or VG_EINVAL with the reason in err. */
-static int check_write(const Vigil__V1__Write *write, char *err, size_t errlen)
+int vg_conn_check_write(const Vigil__V1__Write *write, char *err, size_t errlen)
 {
 	for (size_t b = 0; b < write->n_blocks; b++) {
 		const Vigil__V1__WriteBlock *block = write->blocks[b];
@@ -290,7 +674,7 @@ static void handle_write(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 {
 	Vigil__V1__Envelope *env = *envp;
 	char err[512];
-	int rc = check_write(env->write, err, sizeof err);
+	int rc = vg_conn_check_write(env->write, err, sizeof err);
 	if (rc) {
 		vg_conn_send_error(conn, env->id, rc, err, false);
 		return;
@@ -323,6 +707,7 @@ static void handle_query(vg_conn_t *conn, Vigil__V1__Envelope *env)
 	job->request_id = env->id;
 	job->statement = copy;
 	job->statement_len = strlen(copy);
+	job->role = conn->role;
 	job->received_ns = vg_monotonic_ns();
 	atomic_init(&job->cancel, false);
 	job->conn_next = conn->queries;
@@ -374,6 +759,7 @@ static void handle_ping(vg_conn_t *conn, Vigil__V1__Envelope *env)
 static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 {
 	Vigil__V1__Envelope *env = *envp;
+	conn->last_active = ev_now(conn->server->loop);
 	if (env->body_case == VIGIL__V1__ENVELOPE__BODY_HELLO) {
 		if (conn->hello_done)
 			vg_conn_send_error(conn, env->id, VG_EPROTO,
@@ -383,8 +769,24 @@ static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 		return;
 	}
 	if (!conn->hello_done) {
-		vg_conn_send_error(conn, env->id, VG_EPROTO,
-				   "the first request on a connection must be Hello", false);
+		if (conn->server->auth)
+			vg_conn_send_error(conn, env->id, VG_EAUTH,
+					   "authentication required: the first request on a "
+					   "connection must be Hello with a token",
+					   false);
+		else
+			vg_conn_send_error(conn, env->id, VG_EPROTO,
+					   "the first request on a connection must be Hello", false);
+		return;
+	}
+	char why[160], what[48];
+	const ProtobufCFieldDescriptor *field = protobuf_c_message_descriptor_get_field(
+		&vigil__v1__envelope__descriptor, (unsigned)env->body_case);
+	snprintf(what, sizeof what, "a %s request", field ? field->name : "this");
+	if (vg_auth_permit(conn->role, vg_role_for_request(env->body_case), what, why,
+			   sizeof why)) {
+		vg_log(VG_LOG_INFO, "%s: %s", conn->peer, why);
+		vg_conn_send_error(conn, env->id, VG_EPERM, why, false);
 		return;
 	}
 	switch (env->body_case) {
@@ -415,8 +817,9 @@ static void dispatch(vg_conn_t *conn, Vigil__V1__Envelope **envp)
 	}
 }
 
-/* Parses and dispatches every complete frame in conn->in. */
-static void process_input(vg_conn_t *conn)
+/* Parses and dispatches every complete frame in conn->in; true when any
+ * frame was consumed. */
+static bool process_input(vg_conn_t *conn)
 {
 	size_t max_frame = conn->server->config.max_frame;
 	size_t offset = 0;
@@ -435,7 +838,7 @@ static void process_input(vg_conn_t *conn)
 				 payload, max_frame);
 			vg_log(VG_LOG_WARN, "%s: %s", conn->peer, msg);
 			vg_conn_send_error(conn, 0, VG_ELIMIT, msg, true);
-			return;
+			return false;
 		}
 		if (avail < VG_FRAME_HEADER + payload)
 			break;
@@ -460,9 +863,8 @@ static void process_input(vg_conn_t *conn)
 	}
 	if (offset)
 		vg_buf_consume(&conn->in, offset);
+	return offset > 0;
 }
-
-static void read_available(vg_conn_t *conn);
 
 static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 {
@@ -472,25 +874,43 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	/* Any request may close the connection: keep it allocated until the
 	 * reading is over. */
 	conn->refs++;
-	read_available(conn);
+	if (conn->write_wants_read)
+		flush_out(conn, true);
+	if (!atomic_load(&conn->closed) && conn->reading && !conn->read_paused)
+		read_available(conn);
+	if (!atomic_load(&conn->closed) && conn->in.len == 0)
+		vg_buf_release(&conn->in);
+	account(conn);
+	if (vg_server_over_buffered(conn->server))
+		pause_reading(conn->server);
 	vg_conn_unref(conn);
 }
 
 static void read_available(vg_conn_t *conn)
 {
+	if (conn->tls && !conn->tls_checked && !tls_check_first_byte(conn))
+		return;
 	for (int rounds = 0; rounds < 16; rounds++) {
 		if (vg_buf_reserve(&conn->in, VG_READ_CHUNK) != 0) {
 			vg_log(VG_LOG_ERROR, "%s: out of memory reading; closing", conn->peer);
 			vg_conn_close(conn);
 			return;
 		}
-		ssize_t n = recv(conn->fd, conn->in.data + conn->in.len, VG_READ_CHUNK, 0);
+		const char *why = "";
+		int n = transport_recv(conn, conn->in.data + conn->in.len, VG_READ_CHUNK, &why);
 		if (n > 0) {
+			bool fresh = conn->in.len == 0;
 			conn->in.len += (size_t)n;
-			process_input(conn);
-			if (atomic_load(&conn->closed) || conn->close_after_flush)
+			fresh = process_input(conn) || fresh;
+			if (atomic_load(&conn->closed) || conn->close_after_flush || !conn->reading)
 				return;
-			if ((size_t)n < VG_READ_CHUNK)
+			update_frame_timer(conn, fresh);
+			account(conn);
+			if (vg_server_over_buffered(conn->server))
+				return;
+			/* A short plain read emptied the socket; TLS reads return a
+			 * record at a time, so they go on until VG_EAGAIN. */
+			if (!conn->tls && (size_t)n < VG_READ_CHUNK)
 				return;
 			continue;
 		}
@@ -501,12 +921,15 @@ static void read_available(vg_conn_t *conn)
 			vg_conn_close(conn);
 			return;
 		}
-		if (errno == EINTR)
-			continue;
-		if (errno != EAGAIN && errno != EWOULDBLOCK) {
-			vg_log(VG_LOG_DEBUG, "%s: read failed: %s", conn->peer, strerror(errno));
+		if (n != VG_EAGAIN) {
+			vg_log(conn->tls ? VG_LOG_INFO : VG_LOG_DEBUG, "%s: read failed: %s",
+			       conn->peer, why);
 			vg_conn_close(conn);
 		}
 		return;
 	}
+	/* Out of rounds: decrypted bytes inside the TLS session would not wake
+	 * the watcher again, so come back for them on the next loop pass. */
+	if (conn->tls && vg_tls_pending(conn->tls))
+		ev_feed_event(conn->server->loop, &conn->read_watcher, EV_READ);
 }

@@ -3,10 +3,17 @@
  *
  *   vigild [--data DIR] [--listen HOST:PORT] [--unix PATH] [--sync full|none]
  *          [--retention DUR] [--max-connections N] [--max-frame BYTES]
- *          [--max-output BYTES] [--query-timeout DUR] [--log-level LEVEL]
+ *          [--max-output BYTES] [--max-buffered BYTES] [--frame-timeout DUR]
+ *          [--idle-timeout DUR] [--query-timeout DUR] [--log-level LEVEL]
+ *          [--auth-file FILE] [--tls-cert FILE --tls-key FILE] [--insecure]
  *
- * Exit status: 0 after a clean shutdown, 1 when the store or the listeners
- * cannot be set up, 2 for a usage error.
+ * At start the soft limit on open files is raised to the hard limit, so
+ * that --max-connections is not cut short by a default of 1024
+ * descriptors; the effective value is logged, with a warning when it is
+ * below what --max-connections needs.
+ * Exit status: 0 after a clean shutdown, 1 when the store, the auth file,
+ * the certificate or the listeners cannot be set up, 2 for a usage error
+ * (including a non-loopback --listen without --auth-file or --insecure).
  */
 #include "log.h"
 #include "server.h"
@@ -19,9 +26,11 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 static void usage(FILE *out)
 {
@@ -35,8 +44,17 @@ static void usage(FILE *out)
 		"  --max-connections N    (default 1024)\n"
 		"  --max-frame BYTES      largest request frame (default %u)\n"
 		"  --max-output BYTES     buffered output per connection (default 64 MiB)\n"
+		"  --max-buffered BYTES   input + output buffered for all connections (default 1 GiB)\n"
+		"  --frame-timeout DUR    a started frame must complete within it (default 30s; 0s: none)\n"
+		"  --idle-timeout DUR     close connections with no request and nothing open\n"
+		"                         (default 10m; 0s: none)\n"
 		"  --query-timeout DUR    server-side limit per statement (default 60s; 0s: none)\n"
-		"  --log-level LEVEL      error|warn|info|debug (default info)\n",
+		"  --log-level LEVEL      error|warn|info|debug (default info)\n"
+		"  --auth-file FILE       tokens and roles; without it every client may do "
+		"everything\n"
+		"  --tls-cert FILE        PEM certificate chain: the TCP listener speaks TLS only\n"
+		"  --tls-key FILE         PEM private key of --tls-cert\n"
+		"  --insecure             allow a non-loopback --listen without --auth-file\n",
 		16u << 20);
 }
 
@@ -64,6 +82,35 @@ static int parse_duration_arg(const char *flag, const char *s, int64_t *ns, bool
 	return -1;
 }
 
+/* Descriptors beyond the connections: listeners, the store, the log. */
+#define VG_FD_RESERVE 64
+
+/* Raises the soft RLIMIT_NOFILE to the hard limit and logs the result. */
+static void raise_fd_limit(unsigned max_connections)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0) {
+		vg_log(VG_LOG_WARN, "cannot read the open files limit: %s", strerror(errno));
+		return;
+	}
+	if (rl.rlim_cur < rl.rlim_max) {
+		rlim_t before = rl.rlim_cur;
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0) {
+			vg_log(VG_LOG_WARN, "cannot raise the open files limit from %llu: %s",
+			       (unsigned long long)before, strerror(errno));
+			getrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
+	vg_log(VG_LOG_INFO, "open files limit %llu", (unsigned long long)rl.rlim_cur);
+	if (rl.rlim_cur != RLIM_INFINITY &&
+	    rl.rlim_cur < (rlim_t)max_connections + VG_FD_RESERVE)
+		vg_log(VG_LOG_WARN,
+		       "open files limit %llu is below --max-connections %u + %d: connections "
+		       "past it will fail to be accepted",
+		       (unsigned long long)rl.rlim_cur, max_connections, VG_FD_RESERVE);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -76,7 +123,14 @@ int main(int argc, char **argv)
 		{"max-frame", required_argument, NULL, 'f'},
 		{"max-output", required_argument, NULL, 'o'},
 		{"query-timeout", required_argument, NULL, 't'},
+		{"max-buffered", required_argument, NULL, 'b'},
+		{"frame-timeout", required_argument, NULL, 'F'},
+		{"idle-timeout", required_argument, NULL, 'I'},
 		{"log-level", required_argument, NULL, 'v'},
+		{"auth-file", required_argument, NULL, 'a'},
+		{"tls-cert", required_argument, NULL, 'C'},
+		{"tls-key", required_argument, NULL, 'K'},
+		{"insecure", no_argument, NULL, 'S'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -86,6 +140,7 @@ int main(int argc, char **argv)
 	vg_store_options_init(&store_opts);
 	const char *data = "./vigil-data";
 	int64_t retention = -1;
+	bool insecure = false;
 	int opt;
 	while ((opt = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
 		size_t n;
@@ -132,6 +187,22 @@ int main(int argc, char **argv)
 			}
 			config.max_output = n;
 			break;
+		case 'b':
+			if (parse_size(optarg, &n) || n < (1u << 20)) {
+				fprintf(stderr, "vigild: --max-buffered %s: expected at least 1048576\n",
+					optarg);
+				return 2;
+			}
+			config.max_buffered = n;
+			break;
+		case 'F':
+			if (parse_duration_arg("--frame-timeout", optarg, &config.frame_timeout_ns, false))
+				return 2;
+			break;
+		case 'I':
+			if (parse_duration_arg("--idle-timeout", optarg, &config.idle_timeout_ns, false))
+				return 2;
+			break;
 		case 't':
 			if (parse_duration_arg("--query-timeout", optarg, &config.query_timeout_ns, false))
 				return 2;
@@ -143,6 +214,18 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			vg_log_set_level(level);
+			break;
+		case 'a':
+			config.auth_file = optarg;
+			break;
+		case 'C':
+			config.tls_cert = optarg;
+			break;
+		case 'K':
+			config.tls_key = optarg;
+			break;
+		case 'S':
+			insecure = true;
 			break;
 		case 'h':
 			usage(stdout);
@@ -157,7 +240,32 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!config.tls_cert != !config.tls_key) {
+		fprintf(stderr, "vigild: TLS needs both --tls-cert and --tls-key\n");
+		return 2;
+	}
+	bool exposed = config.listen && *config.listen &&
+		       !vg_server_listen_is_loopback(config.listen);
+	if (exposed && !config.auth_file && !insecure) {
+		fprintf(stderr,
+			"vigild: refusing to listen on %s without authentication: anyone who can "
+			"reach that address could read, change and delete every series.\n"
+			"Give --auth-file FILE (tokens with roles; see README, Security), or "
+			"--insecure if only trusted hosts can reach it, or listen on a loopback "
+			"address (127.0.0.1, ::1, localhost).\n",
+			config.listen);
+		return 2;
+	}
+	if (exposed && !config.auth_file)
+		vg_log(VG_LOG_WARN, "--insecure: listening on %s without authentication",
+		       config.listen);
+	else if (exposed && !config.tls_cert)
+		vg_log(VG_LOG_WARN,
+		       "listening on %s without TLS: tokens and data cross the network in "
+		       "clear text (--tls-cert, --tls-key)",
+		       config.listen);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit(config.max_connections);
 	/* Cursors and result blocks allocate 64 KiB+ buffers per statement:
 	 * keep freed memory in the process instead of unmapping it and
 	 * faulting it back in on the next query (2-3x on decode-heavy

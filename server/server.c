@@ -58,9 +58,15 @@ void vg_server_config_init(vg_server_config_t *config)
 	config->max_connections = 1024;
 	config->max_frame = VG_DEFAULT_MAX_FRAME;
 	config->max_output = 64u << 20;
+	config->max_buffered = (size_t)1 << 30;
+	config->frame_timeout_ns = INT64_C(30) * 1000000000;
+	config->idle_timeout_ns = INT64_C(600) * 1000000000;
 	config->query_timeout_ns = INT64_C(60) * 1000000000;
 	config->query_threads = 2;
 	config->maintenance_ns = INT64_C(60) * 1000000000;
+	config->auth_file = NULL;
+	config->tls_cert = NULL;
+	config->tls_key = NULL;
 }
 
 static int set_nonblocking(int fd)
@@ -69,26 +75,52 @@ static int set_nonblocking(int fd)
 	return flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0 ? -errno : 0;
 }
 
-/* Splits "host:port" (host may be [v6]) and binds a listening socket. */
-static int listen_tcp(const char *addr, int *fd_out, int *port_out, char *err, size_t errlen)
+/* The host of "host:port" (host may be [v6]) into host[256]; -1 if
+ * malformed.  *port points into addr. */
+static int split_listen(const char *addr, char host[256], const char **port)
 {
-	char host[256];
 	const char *colon = strrchr(addr, ':');
-	if (!colon || colon == addr || (size_t)(colon - addr) >= sizeof host || !colon[1]) {
-		snprintf(err, errlen, "--listen %s: expected HOST:PORT", addr);
-		return VG_EINVAL;
-	}
+	if (!colon || colon == addr || (size_t)(colon - addr) >= 256 || !colon[1])
+		return -1;
 	memcpy(host, addr, (size_t)(colon - addr));
 	host[colon - addr] = '\0';
 	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
 		memmove(host, host + 1, strlen(host));
 		host[strlen(host) - 1] = '\0';
 	}
+	*port = colon + 1;
+	return 0;
+}
+
+bool vg_server_listen_is_loopback(const char *listen)
+{
+	char host[256];
+	const char *port;
+	if (split_listen(listen, host, &port))
+		return false;
+	if (strcmp(host, "localhost") == 0)
+		return true;
+	struct in_addr v4;
+	struct in6_addr v6;
+	if (inet_pton(AF_INET, host, &v4) == 1)
+		return (ntohl(v4.s_addr) >> 24) == 127;
+	return inet_pton(AF_INET6, host, &v6) == 1 && IN6_IS_ADDR_LOOPBACK(&v6);
+}
+
+/* Splits "host:port" (host may be [v6]) and binds a listening socket. */
+static int listen_tcp(const char *addr, int *fd_out, int *port_out, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port;
+	if (split_listen(addr, host, &port)) {
+		snprintf(err, errlen, "--listen %s: expected HOST:PORT", addr);
+		return VG_EINVAL;
+	}
 	struct addrinfo hints = {0}, *res;
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	int gai = getaddrinfo(host, colon + 1, &hints, &res);
+	int gai = getaddrinfo(host, port, &hints, &res);
 	if (gai) {
 		snprintf(err, errlen, "--listen %s: %s", addr, gai_strerror(gai));
 		return VG_EINVAL;
@@ -153,10 +185,12 @@ static int listen_unix(const char *path, int *fd_out, char *err, size_t errlen)
 	return 0;
 }
 
-static void refuse(int fd, const char *reason)
+/* A plain Error frame, then close; a TLS client could not read a plain
+ * frame, so it only sees the close. */
+static void refuse(int fd, const char *reason, bool tls)
 {
 	vg_buf_t frame = VG_BUF_INIT;
-	if (vg_frame_append_error(&frame, 0, VG_ELIMIT, reason, 0, 0, true) == 0)
+	if (!tls && vg_frame_append_error(&frame, 0, VG_ELIMIT, reason, 0, 0, true) == 0)
 		(void)send(fd, frame.data, frame.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	vg_buf_release(&frame);
 	close(fd);
@@ -167,6 +201,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 	(void)loop;
 	(void)revents;
 	vg_server_t *server = w->data;
+	/* TLS is for the TCP listener; the Unix socket stays plain. */
+	vg_tls_context_t *tls = w == &server->tcp_watcher ? server->tls : NULL;
 	for (int i = 0; i < 64; i++) {
 		struct sockaddr_storage ss;
 		socklen_t len = sizeof ss;
@@ -199,10 +235,10 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
 				 "too many connections: the limit is %u (--max-connections)",
 				 server->config.max_connections);
 			vg_log(VG_LOG_WARN, "refusing %s: %s", peer, reason);
-			refuse(fd, reason);
+			refuse(fd, reason, tls != NULL);
 			continue;
 		}
-		vg_conn_accept(server, fd, peer);
+		vg_conn_accept(server, fd, peer, tls);
 	}
 }
 
@@ -225,6 +261,7 @@ static void begin_shutdown(vg_server_t *server, const char *why)
 	}
 	ev_timer_stop(server->loop, &server->maintenance_timer);
 	ev_timer_stop(server->loop, &server->window_timer);
+	ev_timer_stop(server->loop, &server->buffers_timer);
 	for (vg_conn_t *c = server->conns; c; c = c->next) {
 		vg_conn_stop_reading(c);
 		for (vg_query_job_t *job = c->queries; job; job = job->conn_next)
@@ -300,9 +337,31 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	server->store = store;
 	pthread_mutex_init(&server->cq_lock, NULL);
 	server->tcp_fd = server->unix_fd = -1;
+	atomic_init(&server->buffered, 0);
 	server->started_ns = vg_now_ns();
 	server->loop = ev_loop_new(EVFLAG_AUTO | EVFLAG_NOSIGMASK);
 	int rc = server->loop ? 0 : VG_ENOMEM;
+	if (rc == 0 && config->auth_file) {
+		bool loose = false;
+		rc = vg_auth_load(config->auth_file, &server->auth, &loose, err, errlen);
+		if (rc == 0 && loose)
+			vg_log(VG_LOG_WARN,
+			       "--auth-file %s can be read by its group or others; "
+			       "chmod 600 it",
+			       config->auth_file);
+		if (rc == 0)
+			vg_log(VG_LOG_INFO, "authentication on: %zu tokens from %s",
+			       vg_auth_count(server->auth), config->auth_file);
+	}
+	if (rc == 0 && (config->tls_cert || config->tls_key)) {
+		if (!config->tls_cert || !config->tls_key) {
+			snprintf(err, errlen, "TLS needs both --tls-cert and --tls-key");
+			rc = VG_EINVAL;
+		} else {
+			rc = vg_tls_server_context(config->tls_cert, config->tls_key, &server->tls,
+						   err, errlen);
+		}
+	}
 	if (rc == 0 && config->listen && *config->listen)
 		rc = listen_tcp(config->listen, &server->tcp_fd, &server->port, err, errlen);
 	if (rc == 0 && config->unix_path) {
@@ -321,6 +380,8 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 			close(server->unix_fd);
 		if (server->loop)
 			ev_loop_destroy(server->loop);
+		vg_auth_free(server->auth);
+		vg_tls_context_free(server->tls);
 		vg_free(server->unix_path);
 		vg_free(server);
 		return rc;
@@ -349,6 +410,7 @@ int vg_server_new(const vg_server_config_t *config, vg_store_t *store, vg_server
 	ev_timer_init(&server->maintenance_timer, on_maintenance, period, period);
 	ev_timer_start(loop, &server->maintenance_timer);
 	ev_timer_init(&server->shutdown_timer, on_shutdown_tick, 0.01, 0.01);
+	ev_init(&server->buffers_timer, vg_conn_check_buffers);
 	ev_timer_init(&server->window_timer, on_window_tick, 0.1, 0.1);
 	ev_timer_start(loop, &server->window_timer);
 	rc = vg_subs_init(server);
@@ -371,7 +433,8 @@ void vg_server_stop(vg_server_t *server) { ev_async_send(server->loop, &server->
 int vg_server_run(vg_server_t *server)
 {
 	if (server->tcp_fd >= 0)
-		vg_log(VG_LOG_INFO, "listening on %s (port %d)", server->config.listen, server->port);
+		vg_log(VG_LOG_INFO, "listening on %s (port %d)%s", server->config.listen, server->port,
+		       server->tls ? " with TLS" : "");
 	if (server->unix_fd >= 0)
 		vg_log(VG_LOG_INFO, "listening on unix socket %s", server->unix_path);
 	ev_run(server->loop, 0);
@@ -399,6 +462,8 @@ void vg_server_free(vg_server_t *server)
 	vg_subs_release(server);
 	vg_cq_release(server);
 	pthread_mutex_destroy(&server->cq_lock);
+	vg_auth_free(server->auth);
+	vg_tls_context_free(server->tls);
 	vg_free(server->unix_path);
 	vg_free(server);
 }

@@ -2,7 +2,8 @@
  * server.h — vigild's server object: listeners, connections, the group
  * commit writer and the query workers around one open store.
  *
- * Life cycle: vg_server_new() binds the listeners and starts the threads;
+ * Life cycle: vg_server_new() loads the auth file and the TLS certificate
+ * (when configured), binds the listeners and starts the threads;
  * vg_server_run() runs the libev loop until SIGINT/SIGTERM (or
  * vg_server_stop() from the loop thread) and then shuts down cleanly: stop
  * accepting, stop reading requests, let queued writes commit and be
@@ -27,9 +28,15 @@ typedef struct vg_server_config {
 	unsigned max_connections;  /* beyond it: an error frame, then close */
 	size_t max_frame;          /* largest request frame accepted, bytes */
 	size_t max_output;         /* buffered output per connection, bytes */
+	size_t max_buffered;       /* input + output buffered for all connections */
+	int64_t frame_timeout_ns;  /* a started frame must complete within it; 0: none */
+	int64_t idle_timeout_ns;   /* no request, no subscription: close; 0: none */
 	int64_t query_timeout_ns;  /* 0: none */
 	unsigned query_threads;    /* worker threads for statements */
 	int64_t maintenance_ns;    /* period of retention and idle sealing */
+	const char *auth_file;     /* NULL: no authentication, everything allowed */
+	const char *tls_cert;      /* with tls_key: the TCP listener speaks TLS only */
+	const char *tls_key;
 } vg_server_config_t;
 
 void vg_server_config_init(vg_server_config_t *config);
@@ -45,6 +52,11 @@ int vg_server_run(vg_server_t *server);
 
 /* Asks the loop to shut down (async-signal-unsafe; from any thread). */
 void vg_server_stop(vg_server_t *server);
+
+/* True when `listen` ("host:port", host possibly [v6]) names a loopback
+ * address only: 127.0.0.0/8, ::1 or "localhost".  Other names count as
+ * not loopback, whatever they resolve to. */
+bool vg_server_listen_is_loopback(const char *listen);
 
 /* The TCP port actually bound (useful with port 0), or 0. */
 int vg_server_port(const vg_server_t *server);

@@ -20,7 +20,9 @@
 
 #include "server.h"
 
+#include "auth.h"
 #include "vg_buf.h"
+#include "vg_tls.h"
 #include "vg_proto.h"
 #include "vg_query.h"
 
@@ -68,12 +70,27 @@ struct vg_conn {
 	atomic_size_t out_len;    /* unsent bytes, mirrored for workers */
 	atomic_bool closed;       /* socket gone: workers stop */
 	bool hello_done;
+	vg_role_t role;           /* what the connection may do (auth.h) */
 	bool close_after_flush;   /* fatal error sent: close once flushed */
+	bool reading;             /* requests are read (false: shutdown, fatal error) */
+	/* TLS (NULL for plain connections).  A TLS read may need the socket
+	 * writable and a write may need it readable: the flags say which
+	 * operation waits on the other watcher. */
+	vg_tls_t *tls;
+	bool tls_checked;         /* the first byte was seen to be TLS */
+	bool read_wants_write;
+	bool write_wants_read;
 	int refs;                 /* 1 for the socket + 1 per job in flight */
 	vg_query_job_t *queries;  /* running statements, for Cancel */
 	unsigned writes_pending;  /* writes queued, not yet acknowledged */
 	vg_query_job_t *deferred, **deferred_tail; /* statements waiting for them */
 	vg_sub_t *subs;           /* open subscriptions */
+	ev_timer frame_timer;     /* a partial frame must complete in time */
+	ev_timer idle_timer;      /* no request, nothing open: close */
+	double last_active;       /* ev_now() of the last request or output */
+	double last_output;       /* ev_now() of the last bytes the socket took */
+	size_t accounted;         /* in.cap + out.cap as counted in server->buffered */
+	bool read_paused;         /* not read while the server is over --max-buffered */
 	char peer[80];
 	vg_conn_t *prev, *next;
 };
@@ -126,6 +143,7 @@ struct vg_query_job {
 	uint64_t request_id;
 	char *statement;
 	size_t statement_len;
+	vg_role_t role;                   /* the connection's, for the statement check */
 	atomic_bool cancel;
 	int64_t received_ns;
 	vg_sub_t *sub;                    /* set: the SINCE part of a subscription */
@@ -177,6 +195,8 @@ void vg_workers_signal_drained(vg_server_t *server);
 struct vg_server {
 	vg_server_config_t config;
 	vg_store_t *store;
+	vg_auth_t *auth;        /* NULL: no --auth-file, every request allowed */
+	vg_tls_context_t *tls;  /* NULL: the TCP listener is plain */
 	struct ev_loop *loop;
 	int tcp_fd, unix_fd;
 	int port;
@@ -187,6 +207,12 @@ struct vg_server {
 	ev_timer maintenance_timer;
 	ev_timer window_timer; /* wall-clock closing of subscription windows */
 	ev_timer shutdown_timer;
+	ev_timer buffers_timer; /* runs while reading is paused (conn.c) */
+	/* Bytes of every connection's input and output buffers (loop thread
+	 * writes, workers read) against --max-buffered. */
+	atomic_size_t buffered;
+	bool reading_paused;
+	double over_since; /* ev_now() when the buffers went over the cap; 0: under */
 	vg_conn_t *conns;
 	unsigned nconns;
 	bool shutting_down;
@@ -258,7 +284,9 @@ const vg_select_t *vg_sub_raw_select(const vg_sub_t *sub);
 void vg_subs_history_points(vg_sub_t *sub, const vg_buf_t *frames);
 
 /* conn.c */
-void vg_conn_accept(vg_server_t *server, int fd, const char *peer);
+/* Takes over an accepted socket; tls (borrowed from the server) makes it a
+ * TLS connection. */
+void vg_conn_accept(vg_server_t *server, int fd, const char *peer, vg_tls_context_t *tls);
 /* Appends a frame to the connection's output and starts writing. */
 void vg_conn_send(vg_conn_t *conn, const vg_buf_t *frames);
 void vg_conn_send_error(vg_conn_t *conn, uint64_t id, int code, const char *message, bool fatal);
@@ -275,6 +303,20 @@ void vg_conn_unref(vg_conn_t *conn);
 void vg_conn_write_done(vg_conn_t *conn);
 /* Stops reading new requests (shutdown). */
 void vg_conn_stop_reading(vg_conn_t *conn);
+/* True when the connections' buffers together are at --max-buffered. */
+static inline bool vg_server_over_buffered(vg_server_t *server)
+{
+	return atomic_load(&server->buffered) >= server->config.max_buffered;
+}
+/* The buffers timer: sheds the largest unsent output while over the cap
+ * and resumes reading below it (loop thread). */
+void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents);
+/* Checks every block of a write before anything is queued, so the writer
+ * only meets storage failures: vg_write_block_check() on each block, and no
+ * timestamp INT64_MAX (a scan range [t0, t1) cannot include it).  Returns 0,
+ * VG_EINVAL with the reason in err, or VG_ENOMEM.  Pure: fuzz/fuzz_frame.c
+ * calls it on decoded envelopes. */
+int vg_conn_check_write(const Vigil__V1__Write *write, char *err, size_t errlen);
 
 /* FNV-1a over bytes, for the server's small hash tables. */
 static inline uint64_t vg_hash_bytes(const char *p, size_t n)

@@ -25,7 +25,9 @@
  * Slow subscribers.  A push that would take a connection's unsent output
  * past --max-output ends that subscription with a SubscriptionEnd carrying
  * an OVERFLOW error; the connection, its other requests and every other
- * client go on.  The client library resumes with SINCE.
+ * client go on.  The client library resumes with SINCE.  The same happens
+ * to a push for a connection with any unsent output while the server's
+ * buffers are over --max-buffered.
  */
 #include "server_int.h"
 
@@ -323,6 +325,18 @@ static void deliver(vg_sub_t *sub, const vg_buf_t *frame)
 			 "subscription overflow: the client is not reading and %zu bytes of output "
 			 "are waiting (--max-output %zu); resume with SINCE",
 			 pending, conn->server->config.max_output);
+		vg_log(VG_LOG_WARN, "%s: subscription %llu ended: %s", conn->peer,
+		       (unsigned long long)sub->id, msg);
+		end_sub(sub, VG_EOVERFLOW, msg);
+		return;
+	}
+	if (pending > 0 && vg_server_over_buffered(conn->server)) {
+		char msg[200];
+		snprintf(msg, sizeof msg,
+			 "subscription overflow: the server's connection buffers are over "
+			 "--max-buffered %zu bytes and %zu bytes of output wait for this client; "
+			 "resume with SINCE",
+			 conn->server->config.max_buffered, pending);
 		vg_log(VG_LOG_WARN, "%s: subscription %llu ended: %s", conn->peer,
 		       (unsigned long long)sub->id, msg);
 		end_sub(sub, VG_EOVERFLOW, msg);

@@ -34,7 +34,7 @@
 #include <time.h>
 
 #define VG_ROWS_PER_BLOCK 1024
-#define VG_INLINE_BUDGET_NS 200000 /* loop-thread time a statement may take */
+#define VG_INLINE_BUDGET_NS 500000 /* loop-thread time a statement may take */
 #define VG_INLINE_MAX_SKIP 64       /* statements skipped after repeated misses */
 
 static void on_output(struct ev_loop *loop, ev_async *w, int revents);
@@ -76,7 +76,8 @@ static int wait_for_room(job_sink_t *s)
 	vg_conn_t *conn = s->job->conn;
 	pthread_mutex_lock(&w->lock);
 	size_t high = vg_output_high_water(&s->server->config);
-	while (atomic_load(&conn->out_len) >= high &&
+	while ((atomic_load(&conn->out_len) >= high ||
+		(atomic_load(&conn->out_len) > 0 && vg_server_over_buffered(s->server))) &&
 	       !atomic_load(&conn->closed) && !atomic_load(&s->job->cancel) && !w->stopping) {
 		struct timespec until;
 		clock_gettime(CLOCK_REALTIME, &until);
@@ -506,6 +507,15 @@ static bool run_statement(vg_server_t *server, vg_query_job_t *job, job_sink_t *
 		return false;
 	}
 	bool over_budget = false;
+	if (rc == 0) {
+		/* The statement half of the access check (conn.c checks the
+		 * request): its kind is known only now. */
+		vg_statement_kind_t kind = vg_statement_kind(st);
+		rc = vg_auth_permit(job->role, vg_role_for_statement(kind),
+				    vg_statement_kind_name(kind), qerr.message, sizeof qerr.message);
+		if (rc)
+			vg_log(VG_LOG_INFO, "%s: %s", job->conn->peer, qerr.message);
+	}
 	if (rc == 0) {
 		vg_stat_pair_t pairs[16];
 		vg_exec_options_t opts;

@@ -30,8 +30,8 @@
 #define VG_IDLE_SEAL_NS INT64_C(2000000000) /* quiet time before heads are sealed */
 
 /* Compaction after the idle seal: when the free pages are at least this
- * many bytes and at least the bytes in use, and the store is small enough
- * that the copy (writes wait for it) takes a moment, not minutes. */
+ * many bytes and a quarter of the bytes in use, and the store is small
+ * enough that the copy (writes wait for it) takes a moment, not minutes. */
 #define VG_COMPACT_MIN_FREE ((uint64_t)16 << 20)
 #define VG_COMPACT_MAX_USED ((uint64_t)1 << 30)
 
@@ -121,7 +121,7 @@ static void compact_if_worthwhile(vg_server_t *server)
 	if (vg_store_space(server->store, &file, &used) != 0)
 		return;
 	uint64_t free_bytes = file - used;
-	if (free_bytes < VG_COMPACT_MIN_FREE || free_bytes < used || used > VG_COMPACT_MAX_USED)
+	if (free_bytes < VG_COMPACT_MIN_FREE || free_bytes < used / 4 || used > VG_COMPACT_MAX_USED)
 		return;
 	int64_t start = vg_monotonic_ns();
 	int rc = vg_store_compact(server->store);

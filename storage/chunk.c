@@ -111,6 +111,9 @@ static const struct zstd_tuning {
 #define DECODE_SLACK (10 * MAX_POINTS + 128)
 #define RAW_CAP (RAW_MAX + DECODE_SLACK)
 #define PACKED_CAP ZSTD_COMPRESSBOUND(RAW_MAX)
+/* Payloads up to this size are stored in a raw zstd block (see compress());
+ * at most 255 so that the frame content size fits its 1-byte field. */
+#define VG_CHUNK_RAW_FRAME_MAX 128
 #define ALP_SAMPLE_PAIRS 32
 /* ALP is built only if the sampled pairs promise at most this many bytes per
  * value; full-precision data needs 7 or more and goes to XOR directly. */
@@ -701,6 +704,28 @@ static size_t put_xor(vg_codec_t *c, uint8_t *o, const double *values, size_t n)
 static long compress(vg_codec_t *c, uint8_t encoding, uint8_t *dst, const uint8_t *raw,
                      size_t raw_len)
 {
+	if (raw_len <= VG_CHUNK_RAW_FRAME_MAX) {
+		/*
+		 * A tiny payload (a series sealed after a few points) gains a few
+		 * bytes from zstd but costs ~40,000 instructions of context
+		 * reset, so it is framed by hand as a magicless single-segment
+		 * zstd frame holding one raw block, which ZSTD_decompressDCtx()
+		 * reads like any other:
+		 *   0x20              frame header: single segment, 1-byte size
+		 *   raw_len           frame content size
+		 *   3 bytes LE        block header: last block, type raw (0),
+		 *                     size raw_len  (1 | raw_len << 3)
+		 *   raw_len bytes     the payload
+		 */
+		uint32_t block = 1u | (uint32_t)raw_len << 3;
+		dst[0] = 0x20;
+		dst[1] = (uint8_t)raw_len;
+		dst[2] = (uint8_t)block;
+		dst[3] = (uint8_t)(block >> 8);
+		dst[4] = (uint8_t)(block >> 16);
+		memcpy(dst + 5, raw, raw_len);
+		return (long)(5 + raw_len);
+	}
 	int rc = compress_tune(c, encoding);
 	if (rc)
 		return rc;

@@ -22,7 +22,9 @@
  *   72     4     raw_len         bytes of the uncompressed payload
  *   76     4     payload_crc     CRC32C of the compressed payload
  *   80     4     header_crc      CRC32C of bytes 0..79
- *   84     ...   payload         one magicless zstd frame
+ *   84     ...   payload         one magicless zstd frame (payloads of at
+ *                                 most 128 bytes: one raw, uncompressed
+ *                                 zstd block, see chunk.c)
  *
  * All multi-byte header fields are little-endian.  The header CRC is checked
  * before the version, so a damaged version byte reads as corruption.  The

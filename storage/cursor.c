@@ -185,7 +185,7 @@ static int emit_head(vg_cursor_t *c, size_t a, size_t b)
 			c->out.times[i] = c->head.times[b - 1 - i];
 			c->out.values[i] = c->head.values[b - 1 - i];
 		}
-	} else {
+	} else if (n > 0) { /* an empty head may be NULL: no NULL + 0 */
 		vg_points_copy(c->out.times, c->out.values, c->head.times + a, c->head.values + a, n);
 	}
 	c->out.len = n;
@@ -217,7 +217,9 @@ static int emit_chunk(vg_cursor_t *c)
 	size_t b = head_lower(c, a, c->head_hi, c->header.max_time);
 	if (b < c->head_hi && c->head.times[b] == c->header.max_time)
 		b++;
-	vg_run_t head = {c->head.times + a, c->head.values + a, b - a, b - a};
+	vg_run_t head = {0}; /* no pointer arithmetic on an empty (maybe NULL) head */
+	if (b > a)
+		head = (vg_run_t){c->head.times + a, c->head.values + a, b - a, b - a};
 	if (c->reverse)
 		c->head_hi = a;
 	else

@@ -1,8 +1,9 @@
 /*
- * head.c — unsealed points: durable raw blocks, one per series per write.
+ * head.c — unsealed points: durable raw blocks of each series' writes.
  *
- * Each vg_wtxn_put() of a series appends one head block under key
- * (u32 id, u32 seq), seq counting up per series from 0 after each seal:
+ * Each vg_wtxn_put() of a series appends a head block (or extends the
+ * newest one, see below) under key (u32 id, u32 seq), seq counting up per
+ * series from 0 after each seal:
  *
  *   offset size        field
  *   0      4           count n (host byte order, as the whole block)
@@ -11,6 +12,14 @@
  *   16     8           max time
  *   24     8n          times, ascending, no duplicates
  *   24+8n  8n          values (raw float64 bits)
+ *
+ * A write that comes after everything in the series' newest block extends
+ * that block instead while it stays under VG_HEAD_MERGE_POINTS points: one
+ * point per series per write (the usual shape of time-major ingest) would
+ * otherwise cost a key, a node and a 24-byte header per point — 58 bytes of
+ * B-tree for 16 bytes of data — and a reader would merge hundreds of tiny
+ * blocks.  The limit keeps a block well inside an LMDB node (no overflow
+ * page) and bounds the copy that rewriting it costs.
  *
  * A block is sorted and deduplicated when written (last write wins inside
  * the batch), so a reader only merges blocks: when each block starts after
@@ -84,10 +93,18 @@ int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst)
 			dst->values[n++] = b->values[j++];
 		}
 	}
-	vg_points_copy(dst->times + n, dst->values + n, a->times + i, a->values + i, a->len - i);
-	n += a->len - i;
-	vg_points_copy(dst->times + n, dst->values + n, b->times + j, b->values + j, b->len - j);
-	n += b->len - j;
+	/* The tails only when not empty: an empty run may have NULL arrays,
+	 * and even NULL + 0 is undefined (found by fuzz/fuzz_query.c). */
+	if (i < a->len) {
+		vg_points_copy(dst->times + n, dst->values + n, a->times + i, a->values + i,
+		               a->len - i);
+		n += a->len - i;
+	}
+	if (j < b->len) {
+		vg_points_copy(dst->times + n, dst->values + n, b->times + j, b->values + j,
+		               b->len - j);
+		n += b->len - j;
+	}
 	dst->len = n;
 	return 0;
 }
@@ -135,6 +152,75 @@ static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int6
 	return 0;
 }
 
+/*
+ * Extends the newest head block of series id (seq) with n sorted unique
+ * points that all come after it, when the result stays small: *merged says
+ * whether it did.  The old block is copied out first because the put
+ * rewrites the node in its page.
+ */
+static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
+		       const double *values, size_t n, bool *merged)
+{
+	*merged = false;
+	if (n >= VG_HEAD_MERGE_POINTS)
+		return 0;
+	uint8_t key[8];
+	head_key(key, id, seq);
+	MDB_val k = {8, key}, v;
+	int rc = mdb_get(txn->txn, txn->store->dbi_head, &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	uint32_t count;
+	int64_t max;
+	if (v.mv_size < VG_HEAD_BLOCK_HEADER)
+		return VG_ECORRUPT;
+	memcpy(&count, v.mv_data, 4);
+	memcpy(&max, (const uint8_t *)v.mv_data + 16, 8);
+	if (v.mv_size != VG_HEAD_BLOCK_HEADER + 16 * (size_t)count)
+		return VG_ECORRUPT;
+	if (count + n > VG_HEAD_MERGE_POINTS || max >= times[0])
+		return 0;
+	uint8_t old[VG_HEAD_BLOCK_HEADER + 16 * VG_HEAD_MERGE_POINTS];
+	memcpy(old, v.mv_data, v.mv_size);
+	size_t total = count + n;
+	v = (MDB_val){VG_HEAD_BLOCK_HEADER + 16 * total, NULL};
+	rc = mdb_put(txn->txn, txn->store->dbi_head, &k, &v, MDB_RESERVE);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	uint8_t *p = v.mv_data;
+	uint32_t c32 = (uint32_t)total;
+	memcpy(p, old, VG_HEAD_BLOCK_HEADER);
+	memcpy(p, &c32, 4);
+	memcpy(p + 16, &times[n - 1], 8);
+	p += VG_HEAD_BLOCK_HEADER;
+	memcpy(p, old + VG_HEAD_BLOCK_HEADER, 8 * (size_t)count);
+	memcpy(p + 8 * (size_t)count, times, 8 * n);
+	p += 8 * total;
+	memcpy(p, old + VG_HEAD_BLOCK_HEADER + 8 * (size_t)count, 8 * (size_t)count);
+	memcpy(p + 8 * (size_t)count, values, 8 * n);
+	*merged = true;
+	return 0;
+}
+
+/* Writes n sorted unique points as the series' next head block, or into
+ * its newest block (see merge_block). */
+static int write_points(vg_wtxn_t *txn, vg_series_id_t id, vg_head_state_t *head,
+			const int64_t *times, const double *values, size_t n)
+{
+	bool merged = false;
+	int code = 0;
+	if (head->next_seq > 0)
+		code = merge_block(txn, id, head->next_seq - 1, times, values, n, &merged);
+	if (code == 0 && !merged) {
+		code = put_block(txn, id, head->next_seq, times, values, n);
+		if (code == 0)
+			head->next_seq++;
+	}
+	return code;
+}
+
 int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times, const double *values,
 		   size_t n)
 {
@@ -150,10 +236,10 @@ int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times, cons
 	if (code)
 		return code;
 	vg_head_state_t *head = &store->heads[id];
-	if (head->next_seq == UINT32_MAX)
+	if (head->next_seq >= VG_HEAD_UNKNOWN - 1)
 		return VG_ELIMIT;
 	if (sorted) {
-		code = put_block(txn, id, head->next_seq, times, values, n);
+		code = write_points(txn, id, head, times, values, n);
 	} else {
 		/* Sort by time, keeping the last of equal times. */
 		order_t *order = vg_reallocarray(NULL, n, sizeof *order);
@@ -173,14 +259,13 @@ int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times, cons
 			run.times[m] = order[i].time;
 			run.values[m++] = values[order[i].index];
 		}
-		code = put_block(txn, id, head->next_seq, run.times, run.values, m);
+		code = write_points(txn, id, head, run.times, run.values, m);
 		n = m;
 		vg_free(order);
 		vg_run_release(&run);
 	}
 	if (code)
 		return code;
-	head->next_seq++;
 	head->points += (uint32_t)(n < UINT32_MAX - head->points ? n : UINT32_MAX - head->points);
 	return vg_wtxn_mark_touched(txn, id);
 }
@@ -353,6 +438,10 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 int vg_head_clear(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
+	/* Touched first: its state must be read before the blocks go. */
+	int code = vg_wtxn_head_touch(txn, id);
+	if (code)
+		return code;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn->txn, store->dbi_head, &cur);
 	if (rc)
@@ -373,9 +462,6 @@ int vg_head_clear(vg_wtxn_t *txn, vg_series_id_t id)
 	mdb_cursor_close(cur);
 	if (rc && rc != MDB_NOTFOUND)
 		return vg_store_lmdb_error(rc);
-	int code = vg_wtxn_head_touch(txn, id);
-	if (code)
-		return code;
 	store->heads[id].points = 0;
 	store->heads[id].next_seq = 0;
 	return 0;
@@ -417,35 +503,65 @@ int vg_head_delete_range(vg_wtxn_t *txn, vg_series_id_t id, int64_t t0, int64_t 
 	return code;
 }
 
-int vg_head_load(vg_store_t *store, MDB_txn *txn)
+int vg_head_read_state(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, vg_head_state_t *out)
 {
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn, store->dbi_head, &cur);
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	MDB_val k, v;
+	uint8_t key[8];
+	head_key(key, id, 0);
+	MDB_val k = {8, key}, v;
+	vg_head_state_t state = {0, 0};
 	int code = 0;
-	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 || vg_load_be32(k.mv_data) != id)
+			break;
 		block_view_t b;
-		if (k.mv_size != 8 || block_parse(&v, &b) != 0) {
-			code = VG_ECORRUPT;
-			break;
-		}
-		vg_series_id_t id = vg_load_be32(k.mv_data);
 		uint32_t seq = vg_load_be32((const uint8_t *)k.mv_data + 4);
-		code = vg_store_heads_reserve(store, id);
-		if (code)
-			break;
-		store->heads[id].points += b.count;
-		if (seq == UINT32_MAX) {
+		if (block_parse(&v, &b) != 0 || seq >= VG_HEAD_UNKNOWN - 1) {
 			code = VG_ECORRUPT;
 			break;
 		}
-		store->heads[id].next_seq = seq + 1;
+		state.points += b.count;
+		state.next_seq = seq + 1;
 	}
+	mdb_cursor_close(cur);
+	if (code == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		code = vg_store_lmdb_error(rc);
+	if (code == 0)
+		*out = state;
+	return code;
+}
+
+int vg_head_resolve(MDB_txn *txn, vg_store_t *store, vg_series_id_t id)
+{
+	if (store->heads[id].next_seq != VG_HEAD_UNKNOWN)
+		return 0;
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, store->dbi_head, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	uint8_t key[8];
+	head_key(key, id, 0);
+	MDB_val k = {8, key}, v;
+	rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	size_t next = store->heads_cap; /* the next series with head blocks */
+	int code = 0;
+	if (rc == 0 && k.mv_size != 8)
+		code = VG_ECORRUPT;
+	else if (rc == 0)
+		next = vg_load_be32(k.mv_data);
+	else if (rc != MDB_NOTFOUND)
+		code = vg_store_lmdb_error(rc);
 	mdb_cursor_close(cur);
 	if (code)
 		return code;
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : vg_store_lmdb_error(rc);
+	for (size_t i = id; i < next && i < store->heads_cap; i++)
+		if (store->heads[i].next_seq == VG_HEAD_UNKNOWN)
+			store->heads[i] = (vg_head_state_t){0, 0};
+	if (next < store->heads_cap && store->heads[next].next_seq == VG_HEAD_UNKNOWN)
+		code = vg_head_read_state(txn, store, (vg_series_id_t)next, &store->heads[next]);
+	return code;
 }

@@ -347,9 +347,13 @@ int vg_store_seal(vg_store_t *store, uint32_t min_points)
 		int code = vg_store_write_begin(store, &txn);
 		if (code)
 			return code;
+		/* Series not touched since the store was opened have no slot yet. */
+		if (store->heads_unknown_below > 1)
+			code = vg_store_heads_reserve(store, store->heads_unknown_below - 1);
 		size_t done = 0;
 		while (code == 0 && done < VG_SEAL_BATCH && next < store->heads_cap) {
-			if (store->heads[next].points >= min_points) {
+			code = vg_head_resolve(txn->txn, store, next);
+			if (code == 0 && store->heads[next].points >= min_points) {
 				code = vg_seal_series(txn, next);
 				done++;
 			}

@@ -180,12 +180,19 @@ static void pkey_tag(pkey_t *k, vg_str_t m, vg_str_t key, const vg_str_t *value)
 	k->len = (size_t)(p - k->bytes);
 }
 
+/* Ids are handed out in increasing order, so a new series' id is the
+ * largest under each of its postings keys: MDB_APPENDDUP puts it at the end
+ * of the key's duplicates without searching them (and refuses, should the
+ * order ever not hold, in which case the ordinary put sorts it in). */
 static int posting_put(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
 {
 	uint8_t v[4];
 	vg_store_be32(v, id);
 	MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
-	return vg_store_lmdb_error(mdb_put(txn, dbi, &key, &val, 0));
+	int rc = mdb_put(txn, dbi, &key, &val, MDB_APPENDDUP);
+	if (rc == MDB_KEYEXIST)
+		rc = mdb_put(txn, dbi, &key, &val, 0);
+	return vg_store_lmdb_error(rc);
 }
 
 static int posting_del(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
@@ -513,6 +520,67 @@ int vg_rtxn_field_series(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field, v
 	pkey_t k;
 	pkey_field(&k, measurement, field);
 	return read_one(txn, &k, out);
+}
+
+int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exists)
+{
+	*exists = false;
+	if (!name_ok(measurement))
+		return 0;
+	pkey_t k;
+	pkey_measurement(&k, measurement);
+	MDB_val key = {k.len, k.bytes}, val;
+	int rc = mdb_get(txn->txn, txn->store->dbi_postings, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	*exists = rc == 0;
+	return vg_store_lmdb_error(rc);
+}
+
+/* Probing costs a B-tree descent per id; reading costs 4 bytes per id. */
+#define VG_PROBE_RATIO 32
+
+int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
+			 const vg_idset_t *in, vg_idset_t *out)
+{
+	out->len = 0;
+	if (!name_ok(measurement) || !name_ok(field) || in->len == 0)
+		return 0;
+	pkey_t k;
+	pkey_field(&k, measurement, field);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val key = {k.len, k.bytes}, val;
+	size_t count = 0;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, &count);
+	int code = 0;
+	if (rc) {
+		code = rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+	} else if ((uint64_t)in->len * VG_PROBE_RATIO < (uint64_t)count) {
+		code = idset_reserve(out, in->len);
+		for (size_t i = 0; i < in->len && code == 0; i++) {
+			uint8_t v[4];
+			vg_store_be32(v, in->ids[i]);
+			key = (MDB_val){k.len, k.bytes};
+			val = (MDB_val){4, v};
+			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_BOTH);
+			if (rc == 0)
+				out->ids[out->len++] = in->ids[i];
+			else if (rc != MDB_NOTFOUND)
+				code = vg_store_lmdb_error(rc);
+		}
+	} else {
+		vg_idset_t all = VG_IDSET_INIT;
+		code = posting_read(cur, &k, &all);
+		code = code ? code : vg_idset_intersect(&all, in, out);
+		vg_idset_release(&all);
+	}
+	mdb_cursor_close(cur);
+	return code;
 }
 
 /* Reads the full tag value of a postings key whose value was cut, from the

@@ -14,6 +14,15 @@
  * A write transaction that still hits MDB_MAP_FULL (one transaction larger
  * than half the map) fails with VG_ELIMIT; the next one begins on a larger
  * map, so a retry succeeds.
+ *
+ * Disk full.  The environment is opened without MDB_WRITEMAP: pages are
+ * written with pwrite() at commit, so a full file system fails the commit
+ * (the transaction is dropped, the environment stays usable, a later
+ * commit succeeds once there is room) instead of raising SIGBUS on a
+ * store through the map; growing the map reserves address space only.
+ * LMDB reports a short write as EIO, which is what a full file system
+ * gives as often as ENOSPC; a commit failing with EIO while the file
+ * system has (next to) no room left is reported as -ENOSPC.
  */
 #include "store_int.h"
 
@@ -21,11 +30,13 @@
 #include "vg_error.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
-#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #define VG_MAP_MIN ((size_t)1 << 30)
@@ -208,6 +219,32 @@ static void remove_compact_leftover(const char *dir)
 	rmdir(path);
 }
 
+/*
+ * One process at a time: LMDB itself lets processes share an environment,
+ * but compaction replaces the data file, and two servers would each keep
+ * their own head bookkeeping.  The lock is an flock() on <dir>/vigil.lock,
+ * released by the kernel when the process ends however it ends.
+ */
+static int lock_dir(vg_store_t *store, char *err, size_t errlen)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/vigil.lock", store->dir);
+	store->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (store->lock_fd < 0)
+		return set_err(err, errlen, -errno, "%s: cannot open its lock file: %s", store->dir,
+			       strerror(errno));
+	if (flock(store->lock_fd, LOCK_EX | LOCK_NB) != 0) {
+		int e = errno;
+		if (e == EWOULDBLOCK)
+			return set_err(err, errlen, -EBUSY, "%s: %s", store->dir,
+				       "the data directory is in use by another process (is another "
+				       "vigild running on it?)");
+		return set_err(err, errlen, -e, "%s: cannot lock the data directory: %s",
+			       store->dir, strerror(e));
+	}
+	return 0;
+}
+
 int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **out, char *err,
 		  size_t errlen)
 {
@@ -222,6 +259,7 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	vg_store_t *store = vg_calloc(1, sizeof *store);
 	if (!store)
 		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
+	store->lock_fd = -1;
 	store->sync = opts->sync;
 	store->next_id = 1;
 	pthread_rwlockattr_t attr;
@@ -236,6 +274,11 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 	if (!store->dir) {
 		vg_store_close(store);
 		return set_err(err, errlen, VG_ENOMEM, "%s: %s", dir, "out of memory");
+	}
+	int locked = lock_dir(store, err, errlen);
+	if (locked) {
+		vg_store_close(store);
+		return locked;
 	}
 	remove_compact_leftover(dir);
 	char path[4096];
@@ -271,8 +314,8 @@ int vg_store_open(const char *dir, const vg_store_options_t *opts, vg_store_t **
 		return code;
 	}
 	int code = check_format(store, txn, err, errlen, dir);
-	if (code == 0)
-		code = vg_head_load(store, txn);
+	/* No head is read here (see VG_HEAD_UNKNOWN). */
+	store->heads_unknown_below = store->next_id;
 	if (code == 0)
 		code = vg_codec_new(&store->write_codec);
 	if (code == 0) {
@@ -305,6 +348,8 @@ void vg_store_close(vg_store_t *store)
 	vg_codec_free(store->write_codec);
 	vg_free(store->heads);
 	vg_free(store->dir);
+	if (store->lock_fd >= 0)
+		close(store->lock_fd); /* releases the flock */
 	pthread_rwlock_destroy(&store->resize_lock);
 	pthread_mutex_destroy(&store->write_lock);
 	pthread_mutex_destroy(&store->codec_lock);
@@ -395,6 +440,22 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 	wtxn_free(txn);
 }
 
+/* Free bytes under which an EIO at commit is taken for a full disk: a
+ * short write leaves less than one write's worth. */
+#define VG_DISK_FULL_SLACK ((uint64_t)1 << 20)
+
+static int commit_error(vg_store_t *store, int rc)
+{
+	if (rc == EIO) {
+		const char *path = NULL;
+		struct statvfs vfs;
+		if (mdb_env_get_path(store->env, &path) == 0 && path && statvfs(path, &vfs) == 0 &&
+		    (uint64_t)vfs.f_bavail * vfs.f_frsize < VG_DISK_FULL_SLACK)
+			return -ENOSPC;
+	}
+	return vg_store_lmdb_error(rc);
+}
+
 int vg_wtxn_commit(vg_wtxn_t *txn)
 {
 	vg_store_t *store = txn->store;
@@ -421,8 +482,9 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 			store->heads[txn->undo[i].id] = txn->undo[i].old;
 		store->next_id = txn->next_id_at_begin;
 	}
+	int failure = rc ? commit_error(store, rc) : 0;
 	wtxn_free(txn);
-	return vg_store_lmdb_error(rc);
+	return failure;
 }
 
 int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id)
@@ -435,7 +497,8 @@ int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id)
 	vg_head_state_t *heads = vg_reallocarray(store->heads, cap, sizeof *heads);
 	if (!heads)
 		return VG_ENOMEM;
-	memset(heads + store->heads_cap, 0, (cap - store->heads_cap) * sizeof *heads);
+	for (size_t i = store->heads_cap; i < cap; i++)
+		heads[i] = (vg_head_state_t){0, i < store->heads_unknown_below ? VG_HEAD_UNKNOWN : 0};
 	store->heads = heads;
 	store->heads_cap = cap;
 	return 0;
@@ -445,6 +508,8 @@ int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
 	int code = vg_store_heads_reserve(store, id);
+	if (code == 0 && store->heads[id].next_seq == VG_HEAD_UNKNOWN)
+		code = vg_head_read_state(txn->txn, store, id, &store->heads[id]);
 	if (code)
 		return code;
 	if (txn->nundo == txn->undo_cap) {

@@ -25,8 +25,11 @@
  *     its series, and a head block with a larger seq is newer than one with
  *     a smaller seq: on equal times the newer one wins;
  *   - store->heads[id] mirrors, for the writer, how many points and which
- *     next seq each series' head has.  It is changed only inside a write
- *     transaction, which logs the old values so that an abort restores them.
+ *     next seq each series' head has (or VG_HEAD_UNKNOWN: not read yet).
+ *     It is changed only inside a write transaction, which logs the old
+ *     values so that an abort restores them; every change of a series' head
+ *     blocks is preceded by vg_wtxn_head_touch(), so an entry still unknown
+ *     describes the head as the transaction began.
  */
 #ifndef VG_STORE_INT_H
 #define VG_STORE_INT_H
@@ -40,6 +43,9 @@
 #include <string.h>
 
 #define VG_HEAD_BLOCK_HEADER 24 /* u32 count, u32 reserved, i64 min, i64 max */
+/* In-order writes extend the newest head block up to this many points
+ * (24 + 16 * 60 = 984 bytes, under half a page: never an overflow page). */
+#define VG_HEAD_MERGE_POINTS 60
 
 /*
  * A series' head is sealed at commit once it holds this many points.  Far
@@ -59,8 +65,17 @@
 
 typedef struct vg_head_state {
 	uint32_t points;   /* points in head blocks (duplicates counted) */
-	uint32_t next_seq; /* seq of the next head block */
+	uint32_t next_seq; /* seq of the next head block, or VG_HEAD_UNKNOWN */
 } vg_head_state_t;
+
+/*
+ * next_seq of a series whose head has not been read since the store was
+ * opened.  Opening reads no head: a series' state is read from the head
+ * database when a write transaction first touches it
+ * (vg_wtxn_head_touch), or by the seal pass (vg_head_resolve), so start-up
+ * costs the same with 1 or 1 M unsealed series.
+ */
+#define VG_HEAD_UNKNOWN UINT32_MAX
 
 typedef struct vg_head_undo {
 	vg_series_id_t id;
@@ -70,6 +85,7 @@ typedef struct vg_head_undo {
 struct vg_store {
 	MDB_env *env;
 	char *dir;       /* the data directory (owned) */
+	int lock_fd;     /* <dir>/vigil.lock, flock()ed exclusively while open */
 	unsigned flags;  /* mdb_env_open flags */
 	unsigned max_readers;
 	/* Added to LMDB's transaction ids, which a compacted copy restarts at 1,
@@ -87,6 +103,8 @@ struct vg_store {
 	/* Writer-only state (under write_lock). */
 	vg_head_state_t *heads;
 	size_t heads_cap;
+	/* Slots below this id start as VG_HEAD_UNKNOWN (next_id at open). */
+	vg_series_id_t heads_unknown_below;
 	vg_series_id_t next_id;
 	vg_codec_t *write_codec;
 	/* Codecs for readers: a small free list under codec_lock. */
@@ -165,7 +183,8 @@ int vg_run_reserve(vg_run_t *run, size_t n);
 /* dst = merge of older run a and newer run b (b wins on equal times). */
 int vg_run_merge(const vg_run_t *a, const vg_run_t *b, vg_run_t *dst);
 
-/* Appends a head block of n points (sorted and deduplicated here). */
+/* Appends a head block of n points (sorted and deduplicated here), or
+ * extends the newest block when they all follow it (see head.c). */
 int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times,
 		   const double *values, size_t n);
 /* Gathers the head points of series id within [t0, t1) into out (replaced),
@@ -177,8 +196,12 @@ int vg_head_clear(vg_wtxn_t *txn, vg_series_id_t id);
 /* Removes head points within [t0, t1) of series id; adds to *removed. */
 int vg_head_delete_range(vg_wtxn_t *txn, vg_series_id_t id, int64_t t0, int64_t t1,
 			 uint64_t *removed);
-/* Rebuilds store->heads from the head database (at open). */
-int vg_head_load(vg_store_t *store, MDB_txn *txn);
+/* Reads the head state of series id from the head database into *out. */
+int vg_head_read_state(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, vg_head_state_t *out);
+/* Makes heads[id] known (id < heads_cap): reads it if the series has head
+ * blocks, and marks every unknown series between id and the next series
+ * with head blocks empty — one seek per series that has a head. */
+int vg_head_resolve(MDB_txn *txn, vg_store_t *store, vg_series_id_t id);
 
 /* ---- seal.c ---------------------------------------------------------- */
 /* Moves the head of series id into chunks, merging overlapping chunks. */

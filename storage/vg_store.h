@@ -265,6 +265,15 @@ typedef struct vg_matcher {
 int vg_rtxn_measurement_series(vg_rtxn_t *txn, vg_str_t measurement, vg_idset_t *out);
 /* The series of a measurement with field key `field`. */
 int vg_rtxn_field_series(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field, vg_idset_t *out);
+/* Whether the measurement has any series, in *exists; costs one key lookup
+ * however many series it has.  Returns 0 or an error. */
+int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exists);
+/* out = the ids of `in` that are series of `measurement` with field key
+ * `field` (= vg_rtxn_field_series() ∩ in, replacing out's contents; out
+ * distinct from in).  When `in` is much smaller than the field's series, each
+ * id is probed in the postings (O(|in| log N)) instead of reading them all. */
+int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
+			 const vg_idset_t *in, vg_idset_t *out);
 /* The series of `measurement` that satisfy one matcher, resolved through the
  * tag postings (never by visiting every series). */
 int vg_rtxn_match(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,

@@ -99,7 +99,10 @@ enum {
 	VG_ECANCELED = VG_EBASE - 13, /* the operation was cancelled */
 	VG_EEXIST = VG_EBASE - 14,    /* the thing to create already exists */
 	VG_EOVERFLOW = VG_EBASE - 15, /* a bounded buffer overflowed */
-	VG_ELAST = VG_EBASE - 16
+	VG_EAUTH = VG_EBASE - 16,     /* authentication failed or is missing */
+	VG_EPERM = VG_EBASE - 17,     /* the authenticated role may not do this */
+	VG_ETLS = VG_EBASE - 18,      /* TLS handshake, certificate or record failure */
+	VG_ELAST = VG_EBASE - 19
 };
 
 /* A static, never-NULL message for `code` (0, -errno or VG_E*). */
@@ -172,6 +175,49 @@ int vg_client_connect(const char *addr, int timeout_ms, vg_client_t **out, char 
 /* Same, over the Unix socket at `path` (at most 107 bytes). */
 int vg_client_connect_unix(const char *path, int timeout_ms, vg_client_t **out, char *err,
                            size_t errlen);
+
+/*
+ * Options of vg_client_connect_with(): a token for a server with an auth
+ * file, and TLS.  Initialise with vg_client_options_init() (which sets
+ * every field to its default: no token, no TLS, timeout 0), then set the
+ * fields wanted; later versions may append fields, which init sets too.
+ * The strings are borrowed for the duration of vg_client_connect_with()
+ * only: the client keeps copies, for the reconnections that
+ * vg_client_process() makes.
+ */
+typedef struct vg_client_options {
+	int timeout_ms;              /* as vg_client_connect()'s */
+	const char *token;           /* sent in the greeting (Hello.token); NULL or "": none */
+	bool tls;                    /* TLS 1.2+; TCP addresses only */
+	const char *tls_ca_file;     /* PEM CA certificates to trust; NULL: the system's */
+	const char *tls_server_name; /* the name the server certificate must carry;
+	                                NULL: the host of addr (a name or an IP address) */
+} vg_client_options_t;
+
+void vg_client_options_init(vg_client_options_t *o);
+
+/*
+ * Connects as vg_client_connect() does, with options (NULL: the defaults).
+ *
+ * With a token, the server's auth file decides what the connection may do
+ * (its role: read, write or admin).  A request beyond the role fails with
+ * VG_EPERM and vg_client_errstr() saying what was refused and why
+ * ("permission denied: DELETE needs the write role; this connection has
+ * read"); the connection stays usable.
+ *
+ * With tls, the server certificate must chain to a CA of tls_ca_file (or
+ * of the system) and carry the host name or IP address (or
+ * tls_server_name); there is no way to turn that check off.
+ *
+ * Returns what vg_client_connect() returns, and also: VG_EAUTH (the server
+ * refused the token, or needs one it did not get; err has the server's
+ * reason), VG_ETLS (the CA file cannot be loaded, or the handshake failed:
+ * err says why, e.g. "127.0.0.1:8445: TLS handshake failed: certificate
+ * verify failed: unable to get local issuer certificate"), VG_EINVAL
+ * (tls with a unix: address).
+ */
+int vg_client_connect_with(const char *addr, const vg_client_options_t *opts, vg_client_t **out,
+                           char *err, size_t errlen);
 
 /* Closes the connection and frees the client and everything it owns.
  * Writes still in flight may or may not have been applied.  NULL is allowed. */

@@ -133,10 +133,16 @@ Test(batch, public_error_codes_are_the_librarys)
 	    {VG_ECANCELED, "cancelled"},
 	    {VG_EEXIST, "already exists"},
 	    {VG_EOVERFLOW, "buffer overflow"},
+	    {VG_EAUTH, "authentication failed"},
+	    {VG_EPERM, "permission denied"},
+	    {VG_ETLS, "TLS error"},
 	};
 	for (size_t i = 0; i < sizeof codes / sizeof codes[0]; i++)
 		cr_assert_str_eq(vg_strerror(codes[i].code), codes[i].message);
-	cr_assert_eq(VG_ELAST, VG_EBASE - 16);
+	cr_assert_eq(VG_ELAST, VG_EBASE - 19);
+	cr_assert_eq(vg_error_to_wire(VG_EAUTH), VIGIL__V1__ERROR_CODE__ERROR_UNAUTHENTICATED);
+	cr_assert_eq(vg_error_to_wire(VG_EPERM), VIGIL__V1__ERROR_CODE__ERROR_PERMISSION_DENIED);
+	cr_assert_eq(vg_error_from_wire(VIGIL__V1__ERROR_CODE__ERROR_PERMISSION_DENIED), VG_EPERM);
 	cr_assert_eq(vg_error_to_wire(VG_ESYNTAX), VIGIL__V1__ERROR_CODE__ERROR_SYNTAX);
 	cr_assert_eq(vg_error_to_wire(VG_EOVERFLOW), VIGIL__V1__ERROR_CODE__ERROR_OVERFLOW);
 	cr_assert_eq(vg_error_to_wire(VG_EEXIST), VIGIL__V1__ERROR_CODE__ERROR_EXISTS);

@@ -391,6 +391,49 @@ Test(parser, limits)
 	free(text);
 }
 
+/*
+ * Regression (fuzz/fuzz_query.c): glibc's regcomp copies repeated parts of
+ * the pattern, so stacked and nested repetitions cost memory exponential in
+ * their number — /x+++...+/ with 36 '+' took gigabytes and seconds.  Such
+ * regexes are refused before regcomp, with a reason; ordinary ones pass.
+ */
+static void expect_regex_refused(const char *regex, const char *reason)
+{
+	char text[4200];
+	snprintf(text, sizeof text, "SELECT v FROM m WHERE a =~ /%s/", regex);
+	vg_statement_t *st = (vg_statement_t *)1;
+	vg_query_error_t err;
+	cr_assert_eq(vg_query_parse(text, strlen(text), &st, &err), VG_EINVAL, "/%s/: %s", regex,
+		     err.message);
+	cr_assert_null(st);
+	cr_assert_eq(err.column, 28);
+	cr_assert(strstr(err.message, reason) != NULL, "/%s/: %s", regex, err.message);
+}
+
+Test(parser, costly_regexes_are_refused, .timeout = 10)
+{
+	expect_regex_refused("x++++++++++++++++++++++++++++++++++++",
+			     "repetition operator at byte 2 follows another repetition");
+	expect_regex_refused("a*{2}", "follows another repetition");
+	expect_regex_refused("((((((((((((((((((((x+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+)+",
+			     "too many repetitions");
+	expect_regex_refused("((a{99}){99}){99}", "too many repetitions");
+	expect_regex_refused("a{1001}", "repetition count at byte 6 is over 1000");
+	expect_regex_refused("(a)\\1", "back-reference \\1 at byte 3 is not supported");
+	char big[1100];
+	memset(big, 'a', 1025);
+	big[1025] = '\0';
+	expect_regex_refused(big, "1025 bytes, more than 1024");
+
+	static const char *fine[] = {"^db[0-9]{1,3}$", "(eu|us)-(west|east)-[0-9]+", "a{1000}",
+				     "[+*]+x?", "[]{}]*", "[[:alpha:]]+\\+", "x{,2}", "(a+|b*)c?"};
+	for (size_t i = 0; i < sizeof fine / sizeof fine[0]; i++) {
+		char text[200];
+		snprintf(text, sizeof text, "SELECT v FROM m WHERE a =~ /%s/", fine[i]);
+		vg_query_free(parse_ok(text));
+	}
+}
+
 Test(parser, escapes)
 {
 	vg_statement_t *st =

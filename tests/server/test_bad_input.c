@@ -19,24 +19,6 @@ static void teardown(void) { vg_test_server_stop(&srv, true); }
 
 TestSuite(bad_input, .init = setup, .fini = teardown, .timeout = 60);
 
-/* Expects an Error frame; returns its code. */
-static Vigil__V1__ErrorCode expect_error(int fd, vg_buf_t *in, uint64_t id, bool fatal,
-					 const char *fragment)
-{
-	Vigil__V1__Envelope *env = vg_test_recv(fd, in);
-	cr_assert_not_null(env, "connection closed before the error frame");
-	cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_ERROR, "got body %d",
-		     env->body_case);
-	cr_assert_eq(env->id, id);
-	cr_assert_eq(env->error->fatal, fatal);
-	if (fragment)
-		cr_assert(strstr(env->error->message, fragment), "message: %s",
-			  env->error->message);
-	Vigil__V1__ErrorCode code = env->error->code;
-	vg_frame_free_envelope(env);
-	return code;
-}
-
 static void ping_ok(int fd, vg_buf_t *in, uint64_t id)
 {
 	Vigil__V1__Ping ping = VIGIL__V1__PING__INIT;
@@ -54,14 +36,6 @@ static void ping_ok(int fd, vg_buf_t *in, uint64_t id)
 	vg_frame_free_envelope(reply);
 }
 
-static void expect_closed(int fd)
-{
-	char c;
-	struct pollfd p = {fd, POLLIN, 0};
-	cr_assert_gt(poll(&p, 1, 5000), 0, "server did not close");
-	cr_assert_leq(recv(fd, &c, 1, 0), 0, "expected the connection to be closed");
-}
-
 Test(bad_input, request_before_hello_and_wrong_version)
 {
 	int fd = vg_test_connect(srv.port);
@@ -72,7 +46,7 @@ Test(bad_input, request_before_hello_and_wrong_version)
 	env.body_case = VIGIL__V1__ENVELOPE__BODY_PING;
 	env.ping = &ping;
 	vg_test_send_env(fd, &env);
-	cr_assert_eq(expect_error(fd, &in, 5, false, "Hello"), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
+	cr_assert_eq(vg_test_expect_error(fd, &in, 5, false, "Hello"), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
 	vg_test_hello(fd, &in);
 	ping_ok(fd, &in, 6);
 	close(fd);
@@ -84,8 +58,8 @@ Test(bad_input, request_before_hello_and_wrong_version)
 	env.body_case = VIGIL__V1__ENVELOPE__BODY_HELLO;
 	env.hello = &hello;
 	vg_test_send_env(fd, &env);
-	cr_assert_eq(expect_error(fd, &in, 1, true, "99"), VIGIL__V1__ERROR_CODE__ERROR_VERSION);
-	expect_closed(fd);
+	cr_assert_eq(vg_test_expect_error(fd, &in, 1, true, "99"), VIGIL__V1__ERROR_CODE__ERROR_VERSION);
+	vg_test_expect_closed(fd);
 	close(fd);
 	vg_buf_release(&in);
 }
@@ -97,11 +71,11 @@ Test(bad_input, garbage_with_valid_length_keeps_the_connection)
 	vg_test_hello(fd, &in);
 	uint8_t junk[4 + 9] = {0, 0, 0, 9, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 	vg_test_send_all(fd, junk, sizeof junk);
-	cr_assert_eq(expect_error(fd, &in, 0, false, NULL), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
+	cr_assert_eq(vg_test_expect_error(fd, &in, 0, false, NULL), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
 	/* An envelope with no body: an unknown message. */
 	uint8_t empty[4 + 2] = {0, 0, 0, 2, 0x08, 0x2a}; /* id = 42 only */
 	vg_test_send_all(fd, empty, sizeof empty);
-	cr_assert_eq(expect_error(fd, &in, 42, false, NULL), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
+	cr_assert_eq(vg_test_expect_error(fd, &in, 42, false, NULL), VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
 	/* A response type sent as a request. */
 	Vigil__V1__Pong pong = VIGIL__V1__PONG__INIT;
 	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
@@ -109,7 +83,7 @@ Test(bad_input, garbage_with_valid_length_keeps_the_connection)
 	env.body_case = VIGIL__V1__ENVELOPE__BODY_PONG;
 	env.pong = &pong;
 	vg_test_send_env(fd, &env);
-	cr_assert_eq(expect_error(fd, &in, 43, false, "not a request"),
+	cr_assert_eq(vg_test_expect_error(fd, &in, 43, false, "not a request"),
 		     VIGIL__V1__ERROR_CODE__ERROR_PROTOCOL);
 	ping_ok(fd, &in, 44);
 	close(fd);
@@ -126,8 +100,8 @@ Test(bad_input, oversized_frame_is_refused_from_its_header)
 	/* Claims 1 GiB; the server must answer without waiting for it. */
 	uint8_t header[4] = {0x40, 0, 0, 0};
 	vg_test_send_all(fd, header, 4);
-	cr_assert_eq(expect_error(fd, &in, 0, true, "65536"), VIGIL__V1__ERROR_CODE__ERROR_LIMIT);
-	expect_closed(fd);
+	cr_assert_eq(vg_test_expect_error(fd, &in, 0, true, "65536"), VIGIL__V1__ERROR_CODE__ERROR_LIMIT);
+	vg_test_expect_closed(fd);
 	close(fd);
 	ping_ok(other, &in2, 2);
 	close(other);
@@ -190,15 +164,15 @@ Test(bad_input, invalid_names_and_shapes_are_named_in_the_error)
 	vg_buf_t in = VG_BUF_INIT;
 	vg_test_hello(fd, &in);
 	send_write(fd, 10, "1cpu", "host", "a", "v", 4, 4);
-	expect_error(fd, &in, 10, false, "1cpu");
+	vg_test_expect_error(fd, &in, 10, false, "1cpu");
 	send_write(fd, 11, "cpu", "ho st", "a", "v", 4, 4);
-	expect_error(fd, &in, 11, false, "ho st");
+	vg_test_expect_error(fd, &in, 11, false, "ho st");
 	send_write(fd, 12, "cpu", "host", "", "v", 4, 4);
-	expect_error(fd, &in, 12, false, "host");
+	vg_test_expect_error(fd, &in, 12, false, "host");
 	send_write(fd, 13, "cpu", "host", "a", "v", 3, 4);
-	expect_error(fd, &in, 13, false, "3 values");
+	vg_test_expect_error(fd, &in, 13, false, "3 values");
 	send_write(fd, 14, "cpu", "host", "\xc3\x28", "v", 4, 4);
-	expect_error(fd, &in, 14, false, "UTF-8");
+	vg_test_expect_error(fd, &in, 14, false, "UTF-8");
 	/* A good write still works and is acknowledged after the bad ones. */
 	send_write(fd, 15, "cpu", "host", "a", "v", 4, 4);
 	Vigil__V1__Envelope *ok = vg_test_recv(fd, &in);
@@ -223,7 +197,7 @@ Test(bad_input, connection_limit_refuses_with_a_reason)
 	vg_test_hello(b, &in2);
 	int c = vg_test_connect(srv.port);
 	vg_buf_t in3 = VG_BUF_INIT;
-	cr_assert_eq(expect_error(c, &in3, 0, true, "too many connections"),
+	cr_assert_eq(vg_test_expect_error(c, &in3, 0, true, "too many connections"),
 		     VIGIL__V1__ERROR_CODE__ERROR_LIMIT);
 	close(c);
 	ping_ok(a, &in, 9);

@@ -20,20 +20,6 @@ static void teardown(void) { vg_test_server_stop(&srv, true); }
 
 TestSuite(subscribe, .init = setup, .fini = teardown, .timeout = 60);
 
-static void send_subscribe(int fd, uint64_t id, const char *statement, bool has_since,
-			   int64_t since)
-{
-	Vigil__V1__Subscribe sub = VIGIL__V1__SUBSCRIBE__INIT;
-	sub.statement = (char *)statement;
-	sub.has_since = has_since;
-	sub.since = since;
-	Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-	env.id = id;
-	env.body_case = VIGIL__V1__ENVELOPE__BODY_SUBSCRIBE;
-	env.subscribe = &sub;
-	vg_test_send_env(fd, &env);
-}
-
 static void expect_subscribe_ok(int fd, vg_buf_t *in, uint64_t id)
 {
 	Vigil__V1__Envelope *env = vg_test_recv(fd, in);
@@ -125,7 +111,7 @@ Test(subscribe, alert_rows_are_pushed_after_commit_and_nothing_else)
 	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
 	vg_test_hello(nurse, &in);
 	vg_test_hello(ward, &win);
-	send_subscribe(nurse, 7,
+	vg_test_send_subscribe(nurse, 7,
 		       "SUBSCRIBE SELECT heart_rate FROM vitals WHERE heart_rate > 120 GROUP BY patient",
 		       false, 0);
 	expect_subscribe_ok(nurse, &in, 7);
@@ -171,7 +157,7 @@ Test(subscribe, bad_statements_get_positioned_errors)
 	int fd = vg_test_connect(srv.port);
 	vg_buf_t in = VG_BUF_INIT;
 	vg_test_hello(fd, &in);
-	send_subscribe(fd, 3, "SUBSCRIBE SELECT x FORM m", false, 0);
+	vg_test_send_subscribe(fd, 3, "SUBSCRIBE SELECT x FORM m", false, 0);
 	Vigil__V1__Envelope *env = vg_test_recv(fd, &in);
 	cr_assert_not_null(env);
 	cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_ERROR);
@@ -180,7 +166,7 @@ Test(subscribe, bad_statements_get_positioned_errors)
 	cr_assert_eq(env->error->line, 1);
 	cr_assert_gt(env->error->column, 0);
 	vg_frame_free_envelope(env);
-	send_subscribe(fd, 4, "SELECT x FROM m", false, 0);
+	vg_test_send_subscribe(fd, 4, "SELECT x FROM m", false, 0);
 	env = vg_test_recv(fd, &in);
 	cr_assert_eq(env->body_case, VIGIL__V1__ENVELOPE__BODY_ERROR);
 	cr_assert_eq(env->error->code, VIGIL__V1__ERROR_CODE__ERROR_INVALID);
@@ -198,7 +184,7 @@ Test(subscribe, since_replays_then_continues_without_gap_or_duplicate)
 	int64_t t1[] = {1000, 2000, 3000};
 	double hr1[] = {60, 61, 62};
 	write_hr(ward, &win, 1, "p001", t1, hr1, 3);
-	send_subscribe(sub, 9, "SUBSCRIBE SELECT heart_rate FROM vitals SINCE 2000", false, 0);
+	vg_test_send_subscribe(sub, 9, "SUBSCRIBE SELECT heart_rate FROM vitals SINCE 2000", false, 0);
 	expect_subscribe_ok(sub, &in, 9);
 	int64_t t2[] = {4000, 5000};
 	double hr2[] = {63, 64};
@@ -222,7 +208,7 @@ Test(subscribe, since_replays_then_continues_without_gap_or_duplicate)
 	sub = vg_test_connect(srv.port);
 	vg_buf_release(&in);
 	vg_test_hello(sub, &in);
-	send_subscribe(sub, 10, "SUBSCRIBE SELECT heart_rate FROM vitals", true, 5001);
+	vg_test_send_subscribe(sub, 10, "SUBSCRIBE SELECT heart_rate FROM vitals", true, 5001);
 	expect_subscribe_ok(sub, &in, 10);
 	total = expect_push(sub, &in, 10, NULL, seen, NULL);
 	cr_assert_eq(total, 1);
@@ -241,9 +227,9 @@ Test(subscribe, a_subscriber_that_never_reads_overflows_alone)
 	vg_test_hello(lazy, &lin);
 	vg_test_hello(busy, &bin);
 	vg_test_hello(ward, &win);
-	send_subscribe(lazy, 1, "SUBSCRIBE SELECT heart_rate FROM vitals", false, 0);
+	vg_test_send_subscribe(lazy, 1, "SUBSCRIBE SELECT heart_rate FROM vitals", false, 0);
 	expect_subscribe_ok(lazy, &lin, 1);
-	send_subscribe(busy, 1, "SUBSCRIBE SELECT heart_rate FROM vitals", false, 0);
+	vg_test_send_subscribe(busy, 1, "SUBSCRIBE SELECT heart_rate FROM vitals", false, 0);
 	expect_subscribe_ok(busy, &bin, 1);
 	/* 400 writes of 1,024 rows: ~6.5 MB of pushes, more than the kernel
 	 * buffers between the server and the lazy client hold. */
@@ -301,13 +287,13 @@ Test(subscribe, a_thousand_subscriptions_on_one_and_many_connections)
 		char stmt[128];
 		snprintf(stmt, sizeof stmt,
 			 "SUBSCRIBE SELECT heart_rate FROM vitals WHERE patient = 'p%03d'", s % 10);
-		send_subscribe(fds[0], (uint64_t)s + 100, stmt, false, 0);
+		vg_test_send_subscribe(fds[0], (uint64_t)s + 100, stmt, false, 0);
 	}
 	for (int s = 0; s < 1000; s++)
 		expect_subscribe_ok(fds[0], &ins[0], (uint64_t)s + 100);
 	for (int c = 1; c <= CONNS; c++) {
 		for (int s = 0; s < PER; s++)
-			send_subscribe(fds[c], (uint64_t)s + 1,
+			vg_test_send_subscribe(fds[c], (uint64_t)s + 1,
 				       "SUBSCRIBE SELECT heart_rate FROM vitals WHERE patient = 'p003'",
 				       false, 0);
 		for (int s = 0; s < PER; s++)
@@ -389,7 +375,7 @@ Test(subscribe, windows_close_by_event_time_and_late_points_correct_them)
 	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
 	vg_test_hello(dash, &in);
 	vg_test_hello(ward, &win);
-	send_subscribe(dash, 5,
+	vg_test_send_subscribe(dash, 5,
 		       "SUBSCRIBE SELECT mean(heart_rate), max(heart_rate) FROM vitals "
 		       "GROUP BY time(10s), patient",
 		       false, 0);
@@ -430,7 +416,7 @@ Test(subscribe, lateness_delays_closing_and_the_wall_clock_closes_idle_windows)
 	vg_buf_t in = VG_BUF_INIT, win = VG_BUF_INIT;
 	vg_test_hello(dash, &in);
 	vg_test_hello(ward, &win);
-	send_subscribe(dash, 6,
+	vg_test_send_subscribe(dash, 6,
 		       "SUBSCRIBE SELECT count(heart_rate) FROM vitals GROUP BY time(10s), patient "
 		       "LATENESS 5s",
 		       false, 0);
@@ -477,7 +463,7 @@ Test(subscribe, a_since_replay_larger_than_the_output_bound_is_paced_not_dropped
 		}
 		write_hr(ward, &win, (uint64_t)w + 1, "p009", t, hr, 1024);
 	}
-	send_subscribe(sub, 4, "SUBSCRIBE SELECT heart_rate, spo2 FROM vitals SINCE 0", false, 0);
+	vg_test_send_subscribe(sub, 4, "SUBSCRIBE SELECT heart_rate, spo2 FROM vitals SINCE 0", false, 0);
 	expect_subscribe_ok(sub, &in, 4);
 	size_t total = 0;
 	int64_t last = 0;
@@ -516,7 +502,7 @@ Test(subscribe, windowed_since_replays_stored_points_into_windows)
 		 "SUBSCRIBE SELECT mean(heart_rate) FROM vitals GROUP BY time(10s), patient "
 		 "SINCE %lld",
 		 (long long)base);
-	send_subscribe(dash, 8, stmt, false, 0);
+	vg_test_send_subscribe(dash, 8, stmt, false, 0);
 	expect_subscribe_ok(dash, &in, 8);
 	int64_t times[8], seen[8];
 	double mean[8], means[8];
