@@ -251,8 +251,8 @@ static int parse_duration(parser_t *p, const char *what, bool sign_ok, int64_t *
 #define VG_REGEX_MAX_REPEAT 1000
 #define VG_REGEX_MAX_COST 10000
 
-/* Reads {m}, {m,} or {m,n} at s[*i] ('{'); false if it is not an interval
- * (regcomp then decides what the brace means). */
+/* Reads {m}, {m,}, {m,n} or glibc's {,n} (m = 0) at s[*i] ('{'); false if
+ * it is not an interval (regcomp then decides what the brace means). */
 static bool regex_interval(const char *s, size_t len, size_t *i, uint64_t *count)
 {
 	size_t j = *i + 1;
@@ -265,7 +265,7 @@ static bool regex_interval(const char *s, size_t len, size_t *i, uint64_t *count
 		for (j++; j < len && s[j] >= '0' && s[j] <= '9'; j++, ndigits = true)
 			n = n > 100000 ? n : n * 10 + (uint64_t)(s[j] - '0');
 	}
-	if (!digits || j >= len || s[j] != '}')
+	if ((!digits && !comma) || j >= len || s[j] != '}')
 		return false;
 	*count = comma && !ndigits ? m + 1 : (n > m ? n : m);
 	*i = j;
