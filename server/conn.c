@@ -883,6 +883,7 @@ static void on_read(struct ev_loop *loop, ev_io *w, int revents)
 	account(conn);
 	if (vg_server_over_buffered(conn->server))
 		pause_reading(conn->server);
+	vg_server_spin(conn->server);
 	vg_conn_unref(conn);
 }
 

@@ -204,6 +204,10 @@ struct vg_server {
 	ev_io tcp_watcher, unix_watcher;
 	ev_signal sigint_watcher, sigterm_watcher;
 	ev_async stop_async;
+	/* Keeps the loop polling without sleeping for a moment after a request
+	 * (vg_server_spin), so the next one is not delayed by a wake-up. */
+	ev_idle spin_watcher;
+	double spin_until;
 	ev_timer maintenance_timer;
 	ev_timer window_timer; /* wall-clock closing of subscription windows */
 	ev_timer shutdown_timer;
@@ -311,6 +315,8 @@ static inline bool vg_server_over_buffered(vg_server_t *server)
 /* The buffers timer: sheds the largest unsent output while over the cap
  * and resumes reading below it (loop thread). */
 void vg_conn_check_buffers(struct ev_loop *loop, ev_timer *w, int revents);
+/* After a request: poll without sleeping for VG_SPIN_S (loop thread). */
+void vg_server_spin(vg_server_t *server);
 /* Checks every block of a write before anything is queued, so the writer
  * only meets storage failures: vg_write_block_check() on each block, and no
  * timestamp INT64_MAX (a scan range [t0, t1) cannot include it).  Returns 0,
