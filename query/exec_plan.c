@@ -343,28 +343,6 @@ vg_value_range_t vg_plan_value_range(const vg_plan_t *plan, const vg_tagset_t *t
 
 /* ---- columns --------------------------------------------------------------- */
 
-typedef struct name_list {
-	vg_arena_t *arena;
-	vg_str_t *v;
-	size_t len, cap;
-} name_list_t;
-
-static int collect_name(void *ctx, vg_str_t name)
-{
-	name_list_t *l = ctx;
-	if (l->len == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		vg_str_t *v = vg_arena_array(l->arena, cap, sizeof *v);
-		if (!v)
-			return VG_ENOMEM;
-		if (l->len)
-			memcpy(v, l->v, l->len * sizeof *v);
-		l->v = v;
-		l->cap = cap;
-	}
-	return vg_arena_str(l->arena, name.data, name.len, &l->v[l->len++]);
-}
-
 static int add_column(vg_exec_t *x, vg_plan_t *plan, const vg_select_column_t *sc, vg_str_t field,
                       vg_str_t name, size_t *fcap)
 {
@@ -405,12 +383,12 @@ static int add_column(vg_exec_t *x, vg_plan_t *plan, const vg_select_column_t *s
 
 static int plan_columns(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan, size_t *fcap)
 {
-	name_list_t keys = {&plan->arena, NULL, 0, 0};
+	vg_name_list_t keys = {&plan->arena, NULL, 0, 0};
 	bool wildcard = false;
 	for (size_t i = 0; i < sel->ncolumns; i++)
 		wildcard |= sel->columns[i].wildcard;
 	if (wildcard) {
-		int code = vg_rtxn_list_field_keys(x->txn, sel->measurement, collect_name, &keys);
+		int code = vg_rtxn_list_field_keys(x->txn, sel->measurement, vg_name_list_add, &keys);
 		if (code)
 			return code == VG_ENOMEM
 			           ? nomem(x)
@@ -841,8 +819,8 @@ int vg_plan_build(vg_exec_t *x, const vg_select_t *sel, vg_plan_t *plan)
 	}
 	/* Group keys. */
 	if (code == 0 && sel->group_all_tags) {
-		name_list_t keys = {&plan->arena, NULL, 0, 0};
-		code = vg_rtxn_list_tag_keys(x->txn, sel->measurement, collect_name, &keys);
+		vg_name_list_t keys = {&plan->arena, NULL, 0, 0};
+		code = vg_rtxn_list_tag_keys(x->txn, sel->measurement, vg_name_list_add, &keys);
 		if (code)
 			code = code == VG_ENOMEM
 			           ? nomem(x)

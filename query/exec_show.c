@@ -31,36 +31,11 @@ static int store_error(vg_exec_t *x, int code, const char *what)
 	return vg_query_error_set(x->err, code, "%s failed: %s", what, vg_strerror(code));
 }
 
-/* ---- names into an arena --------------------------------------------------- */
-
-typedef struct names {
-	vg_arena_t *arena;
-	vg_str_t *v;
-	size_t len, cap;
-} names_t;
-
-static int add_name(void *ctx, vg_str_t name)
-{
-	names_t *l = ctx;
-	if (l->len == l->cap) {
-		size_t cap = l->cap ? l->cap * 2 : 16;
-		vg_str_t *v = vg_arena_array(l->arena, cap, sizeof *v);
-		if (!v)
-			return VG_ENOMEM;
-		if (l->len)
-			memcpy(v, l->v, l->len * sizeof *v);
-		l->v = v;
-		l->cap = cap;
-	}
-	return vg_arena_str(l->arena, name.data, name.len, &l->v[l->len++]);
-}
-
-/* The measurements a SHOW covers: FROM m, or all of them. */
-static int measurements(vg_exec_t *x, names_t *out)
+static int measurements(vg_exec_t *x, vg_name_list_t *out)
 {
 	if (x->st->measurement.len)
-		return add_name(out, x->st->measurement);
-	return vg_rtxn_list_measurements(x->txn, add_name, out);
+		return vg_name_list_add(out, x->st->measurement);
+	return vg_rtxn_list_measurements(x->txn, vg_name_list_add, out);
 }
 
 /* ---- one-column listings ---------------------------------------------------- */
@@ -105,7 +80,7 @@ static int show_per_measurement(vg_exec_t *x, vg_emit_t *e1, vg_emit_t *e2)
 {
 	vg_arena_t arena;
 	vg_arena_init(&arena);
-	names_t ms = {&arena, NULL, 0, 0};
+	vg_name_list_t ms = {&arena, NULL, 0, 0};
 	int code = measurements(x, &ms);
 	vg_statement_kind_t kind = x->st->kind;
 	vg_str_t cols[2];
@@ -165,7 +140,7 @@ static int cmp_str(const void *a, const void *b)
 	return c ? c : (x->len > y->len) - (x->len < y->len);
 }
 
-static int series_keys(vg_exec_t *x, vg_str_t m, names_t *keys, vg_series_desc_t *desc)
+static int series_keys(vg_exec_t *x, vg_str_t m, vg_name_list_t *keys, vg_series_desc_t *desc)
 {
 	vg_idset_t ids = VG_IDSET_INIT;
 	int code = vg_resolve_tag_cond(x, m, x->st->where, &ids);
@@ -186,7 +161,7 @@ static int series_keys(vg_exec_t *x, vg_str_t m, names_t *keys, vg_series_desc_t
 			code = code ? code : vg_buf_putc(&b, '=');
 			code = code ? code : put_escaped(&b, desc->tags[t].value, true);
 		}
-		code = code ? code : add_name(keys, (vg_str_t){(const char *)b.data, b.len});
+		code = code ? code : vg_name_list_add(keys, (vg_str_t){(const char *)b.data, b.len});
 		if (code == 0 && (i & 1023) == 1023)
 			code = vg_exec_check(x);
 	}
@@ -199,7 +174,7 @@ static int show_series(vg_exec_t *x, vg_emit_t *e)
 {
 	vg_arena_t arena;
 	vg_arena_init(&arena);
-	names_t ms = {&arena, NULL, 0, 0}, keys = {&arena, NULL, 0, 0};
+	vg_name_list_t ms = {&arena, NULL, 0, 0}, keys = {&arena, NULL, 0, 0};
 	vg_series_desc_t *desc = vg_malloc(sizeof *desc);
 	int code = desc ? measurements(x, &ms) : VG_ENOMEM;
 	for (size_t i = 0; code == 0 && i < ms.len; i++)

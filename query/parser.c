@@ -103,6 +103,22 @@ int vg_arena_str(vg_arena_t *a, const char *s, size_t len, vg_str_t *out)
 	return 0;
 }
 
+int vg_name_list_add(void *list, vg_str_t name)
+{
+	vg_name_list_t *l = list;
+	if (l->len == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 16;
+		vg_str_t *v = vg_arena_array(l->arena, cap, sizeof *v);
+		if (!v)
+			return VG_ENOMEM;
+		if (l->len)
+			memcpy(v, l->v, l->len * sizeof *v);
+		l->v = v;
+		l->cap = cap;
+	}
+	return vg_arena_str(l->arena, name.data, name.len, &l->v[l->len++]);
+}
+
 /* ---- the parser -------------------------------------------------------- */
 
 /* A WHERE tree is walked recursively (here and by the executor), so its

@@ -54,6 +54,15 @@ void *vg_arena_array(vg_arena_t *a, size_t count, size_t size);
 /* A NUL-terminated copy; the view's data points at it. */
 int vg_arena_str(vg_arena_t *a, const char *s, size_t len, vg_str_t *out);
 
+/* A growing list of names copied into an arena (all memory is the
+ * arena's); vg_name_list_add matches the store's listing callbacks. */
+typedef struct vg_name_list {
+	vg_arena_t *arena;
+	vg_str_t *v;
+	size_t len, cap;
+} vg_name_list_t;
+int vg_name_list_add(void *list, vg_str_t name);
+
 /* ---- the statement ------------------------------------------------------ */
 
 struct vg_statement {
