@@ -265,6 +265,12 @@ int vg_window_tick(vg_window_state_t *w, uint64_t sub_id, int64_t now, vg_buf_t 
 bool vg_window_lookup(void *ctx, vg_str_t field, double *value);
 /* The field of a write block named `name`, or NULL (subs.c). */
 const Vigil__V1__WriteField *vg_write_block_field(const Vigil__V1__WriteBlock *b, const char *name);
+/* What a subscription sees of a block: cols[i] = the block's field
+ * fields[i] (or NULL), tags[] = its tags as views (block->n_tags of them,
+ * at most VG_MAX_TAGS, checked on arrival).  False when the block carries
+ * none of the fields (subs.c). */
+bool vg_write_block_view(const Vigil__V1__WriteBlock *b, char *const *fields, size_t nfields,
+			 const Vigil__V1__WriteField **cols, vg_tag_t *tags);
 
 /* subs.c (loop thread) */
 /* Wall-clock closing of windowed subscriptions (the server's tick). */

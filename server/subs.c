@@ -355,6 +355,23 @@ const Vigil__V1__WriteField *vg_write_block_field(const Vigil__V1__WriteBlock *b
 	return NULL;
 }
 
+bool vg_write_block_view(const Vigil__V1__WriteBlock *b, char *const *fields, size_t nfields,
+			 const Vigil__V1__WriteField **cols, vg_tag_t *tags)
+{
+	bool any = false;
+	for (size_t i = 0; i < nfields; i++) {
+		cols[i] = vg_write_block_field(b, fields[i]);
+		any = any || cols[i];
+	}
+	if (!any)
+		return false;
+	for (size_t t = 0; t < b->n_tags; t++) {
+		tags[t].key = (vg_str_t){b->tags[t]->key, strlen(b->tags[t]->key)};
+		tags[t].value = (vg_str_t){b->tags[t]->value, strlen(b->tags[t]->value)};
+	}
+	return true;
+}
+
 static int compare_tag_keys(const void *a, const void *b)
 {
 	const Vigil__V1__Tag *x = *(Vigil__V1__Tag *const *)a, *y = *(Vigil__V1__Tag *const *)b;
@@ -368,18 +385,9 @@ static int build_push(vg_sub_t *sub, const Vigil__V1__WriteBlock *block, int64_t
 {
 	const vg_select_t *sel = sub->select;
 	const Vigil__V1__WriteField *cols[VG_MAX_PUSH_FIELDS];
-	bool any = false;
-	for (size_t i = 0; i < sub->nfields; i++) {
-		cols[i] = vg_write_block_field(block, sub->fields[i]);
-		any = any || cols[i];
-	}
-	if (!any)
-		return 0;
 	vg_tag_t tags[VG_MAX_TAGS];
-	for (size_t t = 0; t < block->n_tags; t++) {
-		tags[t].key = (vg_str_t){block->tags[t]->key, strlen(block->tags[t]->key)};
-		tags[t].value = (vg_str_t){block->tags[t]->value, strlen(block->tags[t]->value)};
-	}
+	if (!vg_write_block_view(block, sub->fields, sub->nfields, cols, tags))
+		return 0;
 	size_t n = block->n_times;
 	int64_t *times = vg_malloc((n ? n : 1) * sizeof *times);
 	double *values = vg_malloc((n ? n : 1) * (sub->nfields ? sub->nfields : 1) * sizeof *values);

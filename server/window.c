@@ -458,18 +458,9 @@ int vg_window_add_block(vg_window_state_t *w, uint64_t sub_id, const Vigil__V1__
 {
 	const vg_select_t *sel = w->sel;
 	const Vigil__V1__WriteField *cols[VG_MAX_PUSH_FIELDS];
-	bool any = false;
-	for (size_t c = 0; c < w->ncols; c++) {
-		cols[c] = vg_write_block_field(block, w->fields[c]);
-		any = any || cols[c];
-	}
-	if (!any)
-		return 0;
 	vg_tag_t tags[VG_MAX_TAGS];
-	for (size_t t = 0; t < block->n_tags; t++) {
-		tags[t].key = (vg_str_t){block->tags[t]->key, strlen(block->tags[t]->key)};
-		tags[t].value = (vg_str_t){block->tags[t]->value, strlen(block->tags[t]->value)};
-	}
+	if (!vg_write_block_view(block, w->fields, w->ncols, cols, tags))
+		return 0;
 	group_t *g = NULL;
 	int rc = find_group(w, block, &g);
 	for (size_t i = 0; rc == 0 && i < block->n_times; i++) {
