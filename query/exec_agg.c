@@ -334,6 +334,21 @@ static bool in_bucket(const agg_t *s, int64_t t, int64_t lo, int64_t hi)
 	return s->reverse ? t >= lo : t < hi;
 }
 
+/* The end of the points [pos, n) of a block that fall in the bucket [lo,
+ * hi): binary search, times ascending (descending when reverse). */
+static size_t run_end(const int64_t *times, size_t pos, size_t n, bool reverse, int64_t lo,
+                      int64_t hi)
+{
+	while (pos < n) {
+		size_t mid = pos + (n - pos) / 2;
+		if (reverse ? times[mid] >= lo : times[mid] < hi)
+			pos = mid + 1;
+		else
+			n = mid;
+	}
+	return pos;
+}
+
 /* Drains what series source src holds in [lo, hi) into accs. */
 static int drain_series(agg_t *s, vg_series_src_t *src, acc_t *accs, int64_t lo, int64_t hi)
 {
@@ -349,13 +364,7 @@ static int drain_series(agg_t *s, vg_series_src_t *src, acc_t *accs, int64_t lo,
 				return code;
 			continue;
 		}
-		size_t j = src->pos;
-		if (s->reverse)
-			while (j < src->n && src->times[j] >= lo)
-				j++;
-		else
-			while (j < src->n && src->times[j] < hi)
-				j++;
+		size_t j = run_end(src->times, src->pos, src->n, s->reverse, lo, hi);
 		code = acc_add_run(s, a, f, src->times + src->pos, src->values + src->pos,
 		                   j - src->pos, src->rank);
 		if (code)

@@ -37,6 +37,13 @@ struct vg_cursor {
 	size_t head_lo, head_hi; /* head points not yet emitted: [lo, hi) */
 	vg_run_t decoded;
 	vg_run_t out;
+	/* The block vg_cursor_next() hands out: views into head (forward head
+	 * points), decoded (a chunk that no head point overlaps, reversed in
+	 * place when the cursor is) or out (merged or reversed points), so
+	 * that the common case copies nothing after decoding. */
+	const int64_t *block_times;
+	const double *block_values;
+	size_t block_len;
 };
 
 static bool ours(const vg_cursor_t *c, const MDB_val *k)
@@ -160,12 +167,13 @@ void vg_cursor_close(vg_cursor_t *c)
 	vg_free(c);
 }
 
-/* Index of the first head point in [lo, hi) with time >= t. */
-static size_t head_lower(const vg_cursor_t *c, size_t lo, size_t hi, int64_t t)
+/* Index of the first of n ascending times that is >= t. */
+static size_t times_lower(const int64_t *times, size_t n, int64_t t)
 {
+	size_t lo = 0, hi = n;
 	while (lo < hi) {
 		size_t mid = lo + (hi - lo) / 2;
-		if (c->head.times[mid] < t)
+		if (times[mid] < t)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -173,23 +181,53 @@ static size_t head_lower(const vg_cursor_t *c, size_t lo, size_t hi, int64_t t)
 	return lo;
 }
 
-/* Copies head points [a, b) into out, reversed if the cursor is. */
+/* Index of the first head point in [lo, hi) with time >= t. */
+static size_t head_lower(const vg_cursor_t *c, size_t lo, size_t hi, int64_t t)
+{
+	return lo < hi ? lo + times_lower(c->head.times + lo, hi - lo, t) : lo;
+}
+
+static void set_block(vg_cursor_t *c, const int64_t *times, const double *values, size_t n)
+{
+	c->block_times = times;
+	c->block_values = values;
+	c->block_len = n;
+}
+
+/* Emits head points [a, b): a view of them, or a reversed copy in out. */
 static int emit_head(vg_cursor_t *c, size_t a, size_t b)
 {
 	size_t n = b - a;
+	if (n == 0) { /* an empty head may be NULL: no NULL + 0 */
+		set_block(c, NULL, NULL, 0);
+		return 0;
+	}
+	if (!c->reverse) {
+		set_block(c, c->head.times + a, c->head.values + a, n);
+		return 0;
+	}
 	int code = vg_run_reserve(&c->out, n);
 	if (code)
 		return code;
-	if (c->reverse) {
-		for (size_t i = 0; i < n; i++) {
-			c->out.times[i] = c->head.times[b - 1 - i];
-			c->out.values[i] = c->head.values[b - 1 - i];
-		}
-	} else if (n > 0) { /* an empty head may be NULL: no NULL + 0 */
-		vg_points_copy(c->out.times, c->out.values, c->head.times + a, c->head.values + a, n);
+	for (size_t i = 0; i < n; i++) {
+		c->out.times[i] = c->head.times[b - 1 - i];
+		c->out.values[i] = c->head.values[b - 1 - i];
 	}
-	c->out.len = n;
+	set_block(c, c->out.times, c->out.values, n);
 	return 0;
+}
+
+/* Reverses n points in place. */
+static void reverse_points(int64_t *times, double *values, size_t n)
+{
+	for (size_t i = 0, j = n; i + 1 < j; i++, j--) {
+		int64_t t = times[i];
+		times[i] = times[j - 1];
+		times[j - 1] = t;
+		double v = values[i];
+		values[i] = values[j - 1];
+		values[j - 1] = v;
+	}
 }
 
 /* Decodes the current chunk, cuts it to the range, merges the head points
@@ -206,11 +244,10 @@ static int emit_chunk(vg_cursor_t *c)
 	if (code)
 		return code;
 	/* Cut to [t0, t1). */
-	size_t lo = 0, hi = n;
-	while (lo < hi && c->decoded.times[lo] < c->t0)
-		lo++;
-	while (hi > lo && c->decoded.times[hi - 1] >= c->t1)
-		hi--;
+	size_t lo = c->header.min_time < c->t0 ? times_lower(c->decoded.times, n, c->t0) : 0;
+	size_t hi = c->header.max_time >= c->t1 ? times_lower(c->decoded.times, n, c->t1) : n;
+	if (hi < lo)
+		hi = lo;
 	vg_run_t part = {c->decoded.times + lo, c->decoded.values + lo, hi - lo, hi - lo};
 	/* Head points within the chunk's span. */
 	size_t a = head_lower(c, c->head_lo, c->head_hi, c->header.min_time);
@@ -225,26 +262,17 @@ static int emit_chunk(vg_cursor_t *c)
 	else
 		c->head_lo = b;
 	if (head.len == 0) {
-		code = vg_run_reserve(&c->out, part.len);
-		if (code)
-			return code;
-		vg_points_copy(c->out.times, c->out.values, part.times, part.values, part.len);
-		c->out.len = part.len;
+		/* The decoded points themselves: decoded is the cursor's own
+		 * scratch and is not touched again before the next call. */
+		set_block(c, part.times, part.values, part.len);
 	} else {
 		code = vg_run_merge(&part, &head, &c->out);
 		if (code)
 			return code;
+		set_block(c, c->out.times, c->out.values, c->out.len);
 	}
-	if (c->reverse) {
-		for (size_t i = 0, j = c->out.len; i + 1 < j; i++, j--) {
-			int64_t t = c->out.times[i];
-			c->out.times[i] = c->out.times[j - 1];
-			c->out.times[j - 1] = t;
-			double v = c->out.values[i];
-			c->out.values[i] = c->out.values[j - 1];
-			c->out.values[j - 1] = v;
-		}
-	}
+	if (c->reverse && c->block_len > 1)
+		reverse_points((int64_t *)c->block_times, (double *)c->block_values, c->block_len);
 	return advance_chunk(c);
 }
 
@@ -252,7 +280,7 @@ int vg_cursor_next(vg_cursor_t *c, const int64_t **times, const double **values,
 {
 	for (;;) {
 		int code;
-		c->out.len = 0;
+		set_block(c, NULL, NULL, 0);
 		if (!c->have_chunk) {
 			/* No chunks left: the rest of the head. */
 			code = emit_head(c, c->head_lo, c->head_hi);
@@ -275,12 +303,12 @@ int vg_cursor_next(vg_cursor_t *c, const int64_t **times, const double **values,
 		if (code)
 			return code;
 		/* A chunk cut entirely away by the range yields nothing: go on. */
-		if (c->out.len > 0 || (!c->have_chunk && c->head_lo >= c->head_hi))
+		if (c->block_len > 0 || (!c->have_chunk && c->head_lo >= c->head_hi))
 			break;
 	}
-	*times = c->out.times;
-	*values = c->out.values;
-	*n = c->out.len;
+	*times = c->block_times;
+	*values = c->block_values;
+	*n = c->block_len;
 	return 0;
 }
 
