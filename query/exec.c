@@ -22,6 +22,7 @@
 #define VG_DEFAULT_MAX_VALUES ((size_t)32 << 20)
 #define VG_DEFAULT_DELETE_BATCH 64
 #define VG_DEFAULT_MAX_OPEN 64
+#define VG_DEFAULT_PARALLEL_MIN_SERIES 16
 
 void vg_exec_options_init(vg_exec_options_t *opts)
 {
@@ -33,6 +34,7 @@ void vg_exec_options_init(vg_exec_options_t *opts)
 	opts->max_values = VG_DEFAULT_MAX_VALUES;
 	opts->delete_batch = VG_DEFAULT_DELETE_BATCH;
 	opts->max_open = VG_DEFAULT_MAX_OPEN;
+	opts->parallel_min_series = VG_DEFAULT_PARALLEL_MIN_SERIES;
 	opts->range_t0 = INT64_MIN;
 	opts->range_t1 = INT64_MAX;
 }
@@ -46,7 +48,7 @@ static int64_t monotonic_ns(void)
 
 int vg_exec_check(vg_exec_t *x)
 {
-	if (x->opts.cancel && atomic_load(x->opts.cancel))
+	if ((x->opts.cancel && atomic_load(x->opts.cancel)) || (x->stop && atomic_load(x->stop)))
 		return vg_query_error_set(x->err, VG_ECANCELED, "query cancelled");
 	if (x->opts.deadline_ns && (x->ticks++ & 15) == 0 &&
 	    monotonic_ns() >= x->opts.deadline_ns) {
@@ -257,11 +259,17 @@ static int exec_select(vg_exec_t *x)
 		return vg_query_error_set(x->err, code, "cannot begin a read transaction: %s",
 		                          vg_strerror(code));
 	x->stats->snapshot = vg_rtxn_id(x->txn);
+	/* Forked at once, while a commit landing in between is unlikely; a
+	 * failed fork only means no helper. */
+	if (x->opts.helpers && sel->aggregate && vg_rtxn_fork(x->txn, &x->fork) != 0)
+		x->fork = NULL;
 	vg_plan_t plan;
 	code = vg_plan_build(x, sel, &plan);
 	if (code == 0)
 		code = sel->aggregate ? vg_exec_aggregate(x, &plan) : vg_exec_raw(x, &plan);
 	vg_plan_release(&plan);
+	vg_rtxn_end(x->fork);
+	x->fork = NULL;
 	vg_rtxn_end(x->txn);
 	x->txn = NULL;
 	return code;

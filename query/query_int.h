@@ -151,13 +151,54 @@ typedef struct vg_exec {
 	const vg_statement_t *st;
 	vg_store_t *store;
 	vg_rtxn_t *txn; /* open during SELECT / SHOW */
+	vg_rtxn_t *fork; /* SELECT with helpers: txn's snapshot for a helper's
+	                  * share (vg_rtxn_fork), or NULL */
 	vg_exec_options_t opts;
 	const vg_result_sink_t *sink;
 	vg_exec_stats_t *stats;
 	vg_query_error_t *err;
 	unsigned ticks;
 	size_t values_held; /* against opts.max_values */
+	atomic_bool *stop;  /* NULL, or a helper's share: stop with VG_ECANCELED
+	                     * once the statement's own thread has failed */
 } vg_exec_t;
+
+/* ---- helper threads (helpers.c) ------------------------------------------- */
+
+/* A task for a helper thread: run(task) is called once on the helper;
+ * `done` belongs to the pool. */
+typedef struct vg_helper_task {
+	void (*run)(struct vg_helper_task *task);
+	bool done;
+} vg_helper_task_t;
+
+/* Hands `task` to an idle helper and returns true, or returns false at
+ * once when none is idle (or h is NULL): the caller then does the work
+ * itself.  After true the caller must vg_helpers_wait() for the task
+ * before freeing anything it uses. */
+bool vg_helpers_try_start(vg_query_helpers_t *h, vg_helper_task_t *task);
+/* Waits until a started task has run. */
+void vg_helpers_wait(vg_query_helpers_t *h, vg_helper_task_t *task);
+
+/* ---- recorded results (exec_record.c) ------------------------------------- */
+
+typedef struct vg_record_entry vg_record_entry_t;
+
+/* A sink that keeps deep copies of what it is given (record.sink), to pass
+ * it to another sink later in the same order.  Must not move after
+ * vg_record_init(): record.sink.ctx points at it. */
+typedef struct vg_record {
+	vg_record_entry_t *first;
+	vg_record_entry_t **tail;
+	vg_result_sink_t sink;
+} vg_record_t;
+
+void vg_record_init(vg_record_t *rec);
+/* Frees the entries; the record is empty again (and still initialised). */
+void vg_record_release(vg_record_t *rec);
+/* Calls sink with every recorded set and block, in order; stops at and
+ * returns the first non-zero return. */
+int vg_record_replay(const vg_record_t *rec, const vg_result_sink_t *sink);
 
 /* Cancel flag and deadline: 0, VG_ECANCELED or VG_ETIMEOUT (with message).
  * Cheap enough to call per block; reads the clock every 16th call. */

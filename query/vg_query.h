@@ -406,6 +406,24 @@ typedef struct vg_stat_pair {
 	double value;
 } vg_stat_pair_t;
 
+/*
+ * Helper threads for statements.  A SELECT that reads several groups (GROUP
+ * BY tags) may hand about half of them to an idle helper, which reads them
+ * in a read transaction of the same snapshot while the calling thread reads
+ * the rest; the helper's rows are held and passed to the sink after the
+ * caller's own, so the sink sees exactly what it would without helpers.
+ * A busy pool is never waited for: the statement then runs alone.  One pool
+ * serves any number of threads' statements; free it only when no
+ * statement that uses it is running.
+ */
+typedef struct vg_query_helpers vg_query_helpers_t;
+
+/* Starts `nthreads` helper threads: 0 and *out (free with
+ * vg_query_helpers_free), VG_ENOMEM or -errno. */
+int vg_query_helpers_new(unsigned nthreads, vg_query_helpers_t **out);
+/* Stops and joins the threads and frees the pool; NULL is a no-op. */
+void vg_query_helpers_free(vg_query_helpers_t *helpers);
+
 typedef struct vg_exec_options {
 	int64_t now_ns;                    /* the value of now(); init sets the current time */
 	atomic_bool *cancel;               /* may be NULL; when it becomes true the statement
@@ -434,6 +452,12 @@ typedef struct vg_exec_options {
 			      * window of it), limited to [range_t0, range_t1) */
 	int64_t range_t0;    /* init: INT64_MIN */
 	int64_t range_t1;    /* init: INT64_MAX */
+	vg_query_helpers_t *helpers; /* NULL (init): the statement runs on the
+				      * calling thread only; borrowed */
+	size_t parallel_min_series;  /* with helpers: share only statements
+				      * over at least this many series (a
+				      * hand-off costs tens of microseconds);
+				      * init: 16 */
 	const vg_select_t *select_override; /* with select_only: run this view
 				* instead of the statement's own SELECT (e.g.
 				* the raw fields of an aggregate one); its
@@ -449,6 +473,7 @@ typedef struct vg_exec_stats {
 	uint64_t series_matched; /* store series the statement used */
 	uint64_t points_deleted; /* DELETE: points removed */
 	uint64_t snapshot;       /* SELECT: vg_rtxn_id() of the snapshot it read */
+	uint64_t groups_shared;  /* groups a helper thread read (see helpers) */
 } vg_exec_stats_t;
 
 /*

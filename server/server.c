@@ -63,6 +63,7 @@ void vg_server_config_init(vg_server_config_t *config)
 	config->idle_timeout_ns = INT64_C(600) * 1000000000;
 	config->query_timeout_ns = INT64_C(60) * 1000000000;
 	config->query_threads = 2;
+	config->query_helpers = 1;
 	config->maintenance_ns = INT64_C(60) * 1000000000;
 	config->auth_file = NULL;
 	config->tls_cert = NULL;

@@ -33,6 +33,7 @@ typedef struct vg_server_config {
 	int64_t idle_timeout_ns;   /* no request, no subscription: close; 0: none */
 	int64_t query_timeout_ns;  /* 0: none */
 	unsigned query_threads;    /* worker threads for statements */
+	unsigned query_helpers;    /* threads a statement may share its groups with */
 	int64_t maintenance_ns;    /* period of retention and idle sealing */
 	const char *auth_file;     /* NULL: no authentication, everything allowed */
 	const char *tls_cert;      /* with tls_key: the TCP listener speaks TLS only */

@@ -180,6 +180,9 @@ typedef struct vg_workers {
 	 * in a row, and how many statements to skip trying before the next
 	 * attempt (worker.c, try_inline). */
 	unsigned inline_misses, inline_skip;
+	/* Threads a statement may lend half of its groups to (query/helpers.c),
+	 * shared by the workers and inline statements. */
+	vg_query_helpers_t *helpers;
 } vg_workers_t;
 
 int vg_workers_start(vg_server_t *server);

@@ -529,6 +529,7 @@ static bool run_statement(vg_server_t *server, vg_query_job_t *job, job_sink_t *
 			over_budget = true; /* if the deadline is hit, it is ours */
 		}
 		opts.max_rows = VG_ROWS_PER_BLOCK;
+		opts.helpers = server->workers.helpers;
 		opts.extra_stats = pairs;
 		opts.nextra_stats = server_stats(server, pairs, 16);
 		vg_result_sink_t sink = {sink_begin_set, sink_rows, s};
@@ -637,6 +638,8 @@ int vg_workers_start(vg_server_t *server)
 		w->nthreads++;
 	}
 	w->running = true;
+	if (server->config.query_helpers)
+		return vg_query_helpers_new(server->config.query_helpers, &w->helpers);
 	return 0;
 }
 
@@ -756,6 +759,10 @@ void vg_workers_stop(vg_server_t *server)
 	pthread_mutex_unlock(&w->lock);
 	for (unsigned i = 0; i < w->nthreads; i++)
 		pthread_join(w->threads[i], NULL);
+	/* No statement runs any more: the workers are joined and inline ones
+	 * run on this (the loop) thread. */
+	vg_query_helpers_free(w->helpers);
+	w->helpers = NULL;
 	w->running = false;
 	on_output(server->loop, &w->output_async, 0);
 	ev_async_stop(server->loop, &w->output_async);

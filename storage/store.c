@@ -569,12 +569,38 @@ uint64_t vg_wtxn_id(const vg_wtxn_t *txn)
 	return txn->store->txn_id_base + mdb_txn_id(txn->txn);
 }
 
+int vg_rtxn_fork(vg_rtxn_t *parent, vg_rtxn_t **out)
+{
+	vg_rtxn_t *txn = vg_calloc(1, sizeof *txn);
+	if (!txn)
+		return VG_ENOMEM;
+	/* No resize_lock: the parent's shared hold keeps the map from being
+	 * resized or swapped until the parent ends, and the fork ends first.
+	 * Taking it again could deadlock behind a waiting writer (the lock
+	 * prefers writers). */
+	int rc = mdb_txn_begin(parent->store->env, NULL, MDB_RDONLY, &txn->txn);
+	if (rc) {
+		vg_free(txn);
+		return vg_store_lmdb_error(rc);
+	}
+	if (mdb_txn_id(txn->txn) != mdb_txn_id(parent->txn)) {
+		mdb_txn_abort(txn->txn);
+		vg_free(txn);
+		return -EAGAIN;
+	}
+	txn->store = parent->store;
+	txn->forked = true;
+	*out = txn;
+	return 0;
+}
+
 void vg_rtxn_end(vg_rtxn_t *txn)
 {
 	if (!txn)
 		return;
 	mdb_txn_abort(txn->txn);
-	pthread_rwlock_unlock(&txn->store->resize_lock);
+	if (!txn->forked)
+		pthread_rwlock_unlock(&txn->store->resize_lock);
 	vg_store_give_codec(txn->store, txn->codec);
 	vg_free(txn);
 }

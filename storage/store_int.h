@@ -131,6 +131,7 @@ struct vg_rtxn {
 	vg_store_t *store;
 	MDB_txn *txn;
 	vg_codec_t *codec;
+	bool forked; /* vg_rtxn_fork: holds no resize_lock of its own */
 };
 
 /* ---- store.c --------------------------------------------------------- */

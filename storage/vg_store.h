@@ -224,6 +224,16 @@ void vg_rtxn_end(vg_rtxn_t *txn);
 /* The commit number of the snapshot: the last commit it sees. */
 uint64_t vg_rtxn_id(const vg_rtxn_t *txn);
 
+/*
+ * Begins a second read transaction on exactly the snapshot of `parent`, for
+ * another thread to read alongside it (one thread at a time per
+ * transaction).  Returns 0 and *out, or -EAGAIN when a commit has landed
+ * since the parent began (the two would see different data: fork right
+ * after vg_store_read_begin to make that rare), VG_ENOMEM, or a store error.
+ * The fork must end (vg_rtxn_end, in any thread) before its parent does.
+ */
+int vg_rtxn_fork(vg_rtxn_t *parent, vg_rtxn_t **out);
+
 /* Looks a series key up: 0 and *id, or VG_ENOTFOUND. */
 int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id);
 /* Describes series `id` (views borrowed from txn): 0 or VG_ENOTFOUND. */

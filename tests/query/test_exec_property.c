@@ -989,7 +989,11 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 	cr_assert_eq(vg_store_stats(store, &st), 0);
 	cr_assert_gt(st.chunks, 0, "some data is sealed");
 	cr_assert_gt(st.head_points, 0, "some data is not");
-	uint64_t scanned = 0;
+	uint64_t scanned = 0, shared = 0;
+	/* Half the queries may hand half of their groups to a helper thread:
+	 * the answers must not change. */
+	vg_query_helpers_t *helpers;
+	cr_assert_eq(vg_query_helpers_new(1, &helpers), 0);
 	for (int i = 0; i < nqueries; i++) {
 		query_t q;
 		gen_query(&q, &rng, headers);
@@ -1002,6 +1006,10 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 		opts.max_rows = blocks[vg_test_below(&rng, 3)];
 		/* Both ways through GROUP BY time: cursors all open, or a table. */
 		opts.max_open = vg_test_below(&rng, 2) ? 1 : 64;
+		if (vg_test_below(&rng, 2)) {
+			opts.helpers = helpers;
+			opts.parallel_min_series = 2;
+		}
 		collect_t got = {0};
 		got.abort_after_blocks = -1;
 		vg_exec_stats_t stats;
@@ -1014,11 +1022,15 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 			rows += got.sets[s].nrows;
 		cr_assert_eq(stats.rows_emitted, rows, "%s", q.text);
 		scanned += stats.points_scanned;
+		shared += stats.groups_shared;
+		cr_assert(opts.helpers || stats.groups_shared == 0, "%s", q.text);
 		collect_release(&got);
 		free_expected(&e);
 		free_query(&q);
 	}
 	cr_assert_gt(scanned, 0);
+	cr_assert_gt(shared, 0, "some queries were shared with the helper");
+	vg_query_helpers_free(helpers);
 	free_data();
 	vg_store_close(store);
 	vg_test_rmdir(dir);

@@ -472,3 +472,86 @@ Test(exec_select, sealed_headers)
 	free(t);
 	free(v);
 }
+
+/* A statement over many groups may hand half of them to a helper thread: the
+ * sink sees the same sets in the same order, and a failure on either side
+ * stops both and is returned. */
+Test(exec_select, shared_with_a_helper)
+{
+	enum { HOSTS = 40, NP = 50 };
+	int64_t t[NP];
+	double v[NP];
+	for (int h = 0; h < HOSTS; h++) {
+		char host[16];
+		snprintf(host, sizeof host, "h%02d", h);
+		for (int i = 0; i < NP; i++) {
+			t[i] = (int64_t)i * S;
+			v[i] = h * 100 + i;
+		}
+		vg_tag_t tags[1] = {{{"host", 4}, {host, strlen(host)}}};
+		put_points(store, "shared", tags, 1, "x", t, v, NP);
+	}
+	vg_query_helpers_t *helpers;
+	cr_assert_eq(vg_query_helpers_new(1, &helpers), 0);
+	static const char *text =
+	    "SELECT mean(x), median(x) FROM shared GROUP BY time(10s), host";
+	vg_query_error_t err;
+	vg_exec_stats_t alone_stats, shared_stats;
+	collect_t alone = {0}, shared = {0};
+	alone.abort_after_blocks = shared.abort_after_blocks = -1;
+	vg_exec_options_t opts;
+	vg_exec_options_init(&opts);
+	opts.max_rows = 3;
+	cr_assert_eq(run_query(store, text, &opts, &alone, &alone_stats, &err), 0, "%s",
+	             err.message);
+	opts.helpers = helpers;
+	cr_assert_eq(run_query(store, text, &opts, &shared, &shared_stats, &err), 0, "%s",
+	             err.message);
+	cr_assert_eq(alone_stats.groups_shared, 0);
+	cr_assert_eq(shared_stats.groups_shared, HOSTS / 2, "half the hosts went to the helper");
+	cr_assert_eq(shared_stats.rows_emitted, alone_stats.rows_emitted);
+	cr_assert_eq(shared_stats.points_scanned, alone_stats.points_scanned);
+	cr_assert_eq(shared.nsets, HOSTS);
+	cr_assert_eq(alone.nsets, HOSTS);
+	for (size_t s = 0; s < HOSTS; s++) {
+		const col_set_t *a = &alone.sets[s], *b = &shared.sets[s];
+		cr_assert_str_eq(a->tag_values[0], b->tag_values[0], "set %zu in order", s);
+		cr_assert_eq(a->nrows, b->nrows);
+		for (size_t r = 0; r < a->nrows; r++) {
+			cr_assert_eq(a->times[r], b->times[r]);
+			for (size_t c = 0; c < 2; c++)
+				cr_assert_eq(a->f[r * 2 + c], b->f[r * 2 + c]);
+		}
+	}
+	collect_release(&alone);
+	collect_release(&shared);
+
+	/* The sink fails while the helper is reading its half. */
+	collect_t c = {0};
+	c.abort_after_blocks = 3;
+	c.abort_code = VG_ELIMIT;
+	cr_assert_eq(run_query(store, text, &opts, &c, NULL, &err), VG_ELIMIT);
+	collect_release(&c);
+	/* The sink fails while the helper's rows are replayed. */
+	c = (collect_t){0};
+	c.abort_after_blocks = (HOSTS / 2) * 2 + 1;
+	c.abort_code = VG_ELIMIT;
+	cr_assert_eq(run_query(store, text, &opts, &c, NULL, &err), VG_ELIMIT);
+	collect_release(&c);
+	/* Either half running out of room for median's values fails it. */
+	c = (collect_t){0};
+	c.abort_after_blocks = -1;
+	opts.max_values = 9;
+	cr_assert_eq(run_query(store, text, &opts, &c, NULL, &err), VG_ELIMIT);
+	cr_assert(strstr(err.message, "holds more than"), "%s", err.message);
+	collect_release(&c);
+	/* A cancelled statement stops on both sides. */
+	atomic_bool cancel = true;
+	opts.max_values = 1000;
+	opts.cancel = &cancel;
+	c = (collect_t){0};
+	c.abort_after_blocks = -1;
+	cr_assert_eq(run_query(store, text, &opts, &c, NULL, &err), VG_ECANCELED);
+	collect_release(&c);
+	vg_query_helpers_free(helpers);
+}
