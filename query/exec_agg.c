@@ -36,6 +36,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <emmintrin.h> /* SSE2: part of every x86-64 */
+#define HAVE_SSE2 1
+#endif
+
 typedef struct acc {
 	uint64_t points; /* NaN included */
 	uint64_t count;  /* non-NaN */
@@ -124,6 +129,78 @@ static int keep_values(vg_exec_t *x, acc_t *a, size_t extra)
 	return 0;
 }
 
+/*
+ * count, sum, min and max of the non-NaN values of v[0..n), min and max
+ * merged into *mn and *mx.  Four independent lanes and no branches: a
+ * single running sum would wait on each addition's latency (~4 cycles per
+ * point), which bounded aggregation over decoded chunks.  NaN drops out by
+ * itself: it adds 0, counts 0 and loses every comparison.  The sum is
+ * ((l0 + l1) + (l2 + l3)), so it may differ from a sum in time order in
+ * the last bits, as the header path's may (see the top of the file).
+ */
+static void run_summary(const double *v, size_t n, uint64_t *count, double *sum, double *mn,
+                        double *mx)
+{
+	double s[4] = {0, 0, 0, 0}, lo[4], hi[4];
+	uint64_t c[4] = {0, 0, 0, 0};
+	for (size_t k = 0; k < 4; k++) {
+		lo[k] = *mn;
+		hi[k] = *mx;
+	}
+	size_t i = 0;
+#ifdef HAVE_SSE2
+	/* The same lanes two at a time: lanes 0-1 in a, 2-3 in b.  minpd and
+	 * maxpd return their second operand when either is NaN, which is
+	 * exactly x < lo ? x : lo. */
+	__m128d sa = _mm_setzero_pd(), sb = _mm_setzero_pd();
+	__m128d la = _mm_set1_pd(*mn), lb = la, ha = _mm_set1_pd(*mx), hb = ha;
+	__m128i ca = _mm_setzero_si128(), cb = _mm_setzero_si128();
+	for (; i + 4 <= n; i += 4) {
+		__m128d xa = _mm_loadu_pd(v + i), xb = _mm_loadu_pd(v + i + 2);
+		__m128d oka = _mm_cmpeq_pd(xa, xa), okb = _mm_cmpeq_pd(xb, xb);
+		sa = _mm_add_pd(sa, _mm_and_pd(xa, oka));
+		sb = _mm_add_pd(sb, _mm_and_pd(xb, okb));
+		ca = _mm_sub_epi64(ca, _mm_castpd_si128(oka)); /* a true lane is -1 */
+		cb = _mm_sub_epi64(cb, _mm_castpd_si128(okb));
+		la = _mm_min_pd(xa, la);
+		lb = _mm_min_pd(xb, lb);
+		ha = _mm_max_pd(xa, ha);
+		hb = _mm_max_pd(xb, hb);
+	}
+	_mm_storeu_pd(s, sa);
+	_mm_storeu_pd(s + 2, sb);
+	_mm_storeu_pd(lo, la);
+	_mm_storeu_pd(lo + 2, lb);
+	_mm_storeu_pd(hi, ha);
+	_mm_storeu_pd(hi + 2, hb);
+	_mm_storeu_si128((__m128i *)c, ca);
+	_mm_storeu_si128((__m128i *)(c + 2), cb);
+#endif
+	for (; i + 4 <= n; i += 4)
+		for (size_t k = 0; k < 4; k++) {
+			double x = v[i + k];
+			bool ok = x == x;
+			s[k] += ok ? x : 0.0;
+			c[k] += ok;
+			lo[k] = x < lo[k] ? x : lo[k];
+			hi[k] = x > hi[k] ? x : hi[k];
+		}
+	for (size_t k = 0; i < n; i++, k++) {
+		double x = v[i];
+		bool ok = x == x;
+		s[k] += ok ? x : 0.0;
+		c[k] += ok;
+		lo[k] = x < lo[k] ? x : lo[k];
+		hi[k] = x > hi[k] ? x : hi[k];
+	}
+	*count = c[0] + c[1] + c[2] + c[3];
+	*sum = (s[0] + s[1]) + (s[2] + s[3]);
+	for (size_t k = 0; k < 4; k++) {
+		*mn = lo[k] < *mn ? lo[k] : *mn;
+		*mx = hi[k] > *mx ? hi[k] : *mx;
+	}
+}
+
 /* Adds n points in time order (descending when reverse). */
 static int acc_add_run(agg_t *s, acc_t *a, const vg_plan_field_t *f, const int64_t *times,
                        const double *values, size_t n, uint32_t rank)
@@ -142,17 +219,9 @@ static int acc_add_run(agg_t *s, acc_t *a, const vg_plan_field_t *f, const int64
 	size_t early = s->reverse ? hi - 1 : lo, late = s->reverse ? lo : hi - 1;
 	take_first(a, times[early], values[early], rank);
 	take_last(a, times[late], values[late], rank);
-	uint64_t count = 0;
-	double sum = 0, mn = a->min, mx = a->max;
-	for (size_t i = lo; i < hi; i++) {
-		double v = values[i];
-		if (isnan(v))
-			continue;
-		count++;
-		sum += v;
-		mn = v < mn ? v : mn;
-		mx = v > mx ? v : mx;
-	}
+	uint64_t count;
+	double sum, mn = a->min, mx = a->max;
+	run_summary(values + lo, hi - lo, &count, &sum, &mn, &mx);
 	if (f->needs_m2) {
 		uint64_t k = a->count;
 		for (size_t i = lo; i < hi; i++) {
