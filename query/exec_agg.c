@@ -533,16 +533,17 @@ static int make_sources(agg_t *s, const vg_group_t *g, bool rows)
 	return 0;
 }
 
-/* Opens source i (series sources first, then row sources). */
-static int open_source(agg_t *s, size_t i)
+/* Opens source i (series sources first, then row sources) in x's
+ * transaction. */
+static int open_source(agg_t *s, vg_exec_t *x, size_t i)
 {
 	vg_plan_t *plan = s->plan;
 	if (i < s->nssrc) {
 		s->ssrc[i].reverse = s->reverse;
-		return vg_series_src_open(s->x, &s->ssrc[i], plan->t0, plan->t1);
+		return vg_series_src_open(x, &s->ssrc[i], plan->t0, plan->t1);
 	}
 	i -= s->nssrc;
-	return vg_row_src_open(s->x, &s->rsrc[i], &s->rts[i], plan->nfields, plan->t0, plan->t1,
+	return vg_row_src_open(x, &s->rsrc[i], &s->rts[i], plan->nfields, plan->t0, plan->t1,
 	                       s->reverse, false);
 }
 
@@ -666,7 +667,7 @@ static int run_single(agg_t *s)
 	reset_accs(s, s->accs);
 	int code = 0;
 	for (size_t i = 0; i < s->nssrc + s->nrsrc && code == 0; i++) {
-		code = open_source(s, i);
+		code = open_source(s, s->x, i);
 		code = code ? code : drain_source(s, i, s->accs, plan->t0, plan->t1);
 		close_source(s, i);
 	}
@@ -675,13 +676,87 @@ static int run_single(agg_t *s)
 	return code;
 }
 
+/*
+ * Opening a series source decodes its first chunk, most of the work of a
+ * short range over a few series (one host's fields over 12 hours).  With
+ * the statement's fork free and a helper idle, the helper opens the second
+ * half of the series sources meanwhile, in the fork; the cursors it opens
+ * are read by this thread afterwards (a read transaction may move between
+ * threads when its use is ordered, as the wait orders it).
+ */
+typedef struct open_share {
+	vg_helper_task_t task; /* first: the helper is handed &task */
+	agg_t *s;
+	vg_exec_t x;
+	size_t i0, i1;
+	vg_exec_stats_t stats;
+	vg_query_error_t err;
+	atomic_bool stop;
+	int code;
+} open_share_t;
+
+static void run_open_share(vg_helper_task_t *task)
+{
+	open_share_t *o = (open_share_t *)task;
+	for (size_t i = o->i0; i < o->i1 && o->code == 0; i++)
+		o->code = open_source(o->s, &o->x, i);
+}
+
+/* Opens all sources of the group, sharing them with a helper if one is idle. */
+static int open_sources(agg_t *s)
+{
+	vg_exec_t *x = s->x;
+	size_t nsrc = s->nssrc + s->nrsrc;
+	size_t min_share = x->opts.parallel_min_series / 4;
+	open_share_t *o = NULL;
+	if (x->fork && s->nssrc >= 2 && s->nssrc >= min_share)
+		o = vg_calloc(1, sizeof *o);
+	if (o) {
+		o->task.run = run_open_share;
+		o->s = s;
+		o->x = *x;
+		o->x.txn = x->fork;
+		o->x.fork = NULL;
+		o->x.sink = NULL;
+		o->x.stats = &o->stats;
+		o->x.err = &o->err;
+		o->x.ticks = 0;
+		o->x.stop = &o->stop;
+		atomic_init(&o->stop, false);
+		o->i0 = s->nssrc / 2;
+		o->i1 = s->nssrc;
+		if (!vg_helpers_try_start(x->opts.helpers, &o->task)) {
+			vg_free(o);
+			o = NULL;
+		}
+	}
+	int code = 0;
+	for (size_t i = 0; i < nsrc && code == 0; i++)
+		if (!o || i < o->i0 || i >= o->i1)
+			code = open_source(s, x, i);
+	if (!o)
+		return code;
+	if (code)
+		atomic_store(&o->stop, true);
+	vg_helpers_wait(x->opts.helpers, &o->task);
+	if (code == 0 && o->code) {
+		code = o->code;
+		if (x->err)
+			*x->err = o->err;
+	}
+	if (x->stats) {
+		x->stats->points_scanned += o->stats.points_scanned;
+		x->stats->sources_shared += code == 0 ? o->i1 - o->i0 : 0;
+	}
+	vg_free(o);
+	return code;
+}
+
 /* GROUP BY time over a few sources: all open at once, bucket by bucket. */
 static int run_buckets(agg_t *s)
 {
 	size_t nsrc = s->nssrc + s->nrsrc;
-	int code = 0;
-	for (size_t i = 0; i < nsrc && code == 0; i++)
-		code = open_source(s, i);
+	int code = open_sources(s);
 	out_t o;
 	out_init(s, &o);
 	while (code == 0) {
@@ -813,7 +888,7 @@ static int run_table(agg_t *s)
 	table_t t = {0};
 	int code = 0;
 	for (size_t i = 0; i < s->nssrc + s->nrsrc && code == 0; i++) {
-		code = open_source(s, i);
+		code = open_source(s, s->x, i);
 		for (;;) {
 			bool has;
 			int64_t next;
@@ -1001,12 +1076,16 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 		vg_free(sh);
 		return aggregate_groups(x, plan, 0, plan->ngroups);
 	}
+	/* The helper reads in the fork now: this half must not lend it out. */
+	vg_rtxn_t *fork = x->fork;
+	x->fork = NULL;
 	x->opts.max_values = max_values - max_values / 2;
 	int code = aggregate_groups(x, plan, 0, k);
 	x->opts.max_values = max_values;
 	if (code)
 		atomic_store(&sh->stop, true);
 	vg_helpers_wait(x->opts.helpers, &sh->task);
+	x->fork = fork;
 	if (code == 0 && sh->code) {
 		code = sh->code;
 		if (x->err)

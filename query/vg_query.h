@@ -474,6 +474,8 @@ typedef struct vg_exec_stats {
 	uint64_t points_deleted; /* DELETE: points removed */
 	uint64_t snapshot;       /* SELECT: vg_rtxn_id() of the snapshot it read */
 	uint64_t groups_shared;  /* groups a helper thread read (see helpers) */
+	uint64_t sources_shared; /* series a helper opened for a group's
+	                          * GROUP BY time (see helpers) */
 } vg_exec_stats_t;
 
 /*

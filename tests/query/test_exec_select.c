@@ -526,6 +526,29 @@ Test(exec_select, shared_with_a_helper)
 	collect_release(&alone);
 	collect_release(&shared);
 
+	/* One group of 40 series, GROUP BY time: the helper opens half of them. */
+	static const char *one_group = "SELECT max(x), count(x) FROM shared GROUP BY time(10s)";
+	alone = (collect_t){0};
+	shared = (collect_t){0};
+	alone.abort_after_blocks = shared.abort_after_blocks = -1;
+	opts.helpers = NULL;
+	cr_assert_eq(run_query(store, one_group, &opts, &alone, &alone_stats, &err), 0);
+	opts.helpers = helpers;
+	cr_assert_eq(run_query(store, one_group, &opts, &shared, &shared_stats, &err), 0);
+	cr_assert_eq(shared_stats.sources_shared, HOSTS / 2);
+	cr_assert_eq(shared_stats.points_scanned, alone_stats.points_scanned);
+	cr_assert_eq(alone.nsets, 1);
+	cr_assert_eq(shared.nsets, 1);
+	cr_assert_eq(shared.sets[0].nrows, 5);
+	cr_assert_eq(alone.sets[0].nrows, 5);
+	for (size_t r = 0; r < 5; r++) {
+		cr_assert_eq(alone.sets[0].f[r * 2], shared.sets[0].f[r * 2]);
+		cr_assert_eq(shared.sets[0].f[r * 2], (HOSTS - 1) * 100 + r * 10 + 9);
+		cr_assert_eq(shared.sets[0].f[r * 2 + 1], HOSTS * 10);
+	}
+	collect_release(&alone);
+	collect_release(&shared);
+
 	/* The sink fails while the helper is reading its half. */
 	collect_t c = {0};
 	c.abort_after_blocks = 3;
