@@ -75,6 +75,7 @@ typedef struct agg {
 	vg_row_src_t *rsrc;
 	size_t nrsrc;
 	const vg_tagset_t *rts; /* tag sets of rsrc */
+	bool emit_ok, fill_ok;  /* emit and fill are initialised */
 } agg_t;
 
 /* ---- accumulators --------------------------------------------------------- */
@@ -679,16 +680,17 @@ static int run_single(agg_t *s)
 /*
  * Opening a series source decodes its first chunk, most of the work of a
  * short range over a few series (one host's fields over 12 hours).  With
- * the statement's fork free and a helper idle, the helper opens the second
- * half of the series sources meanwhile, in the fork; the cursors it opens
- * are read by this thread afterwards (a read transaction may move between
- * threads when its use is ordered, as the wait orders it).
+ * the statement's fork free and a helper idle, the helper opens series
+ * sources from the back (in the fork) while this thread opens them from
+ * the front (helpers.c); the cursors the helper opened are read by this
+ * thread afterwards (a read transaction may move between threads when its
+ * use is ordered, as the wait orders it).
  */
 typedef struct open_share {
 	vg_helper_task_t task; /* first: the helper is handed &task */
+	vg_split_t split;
 	agg_t *s;
 	vg_exec_t x;
-	size_t i0, i1;
 	vg_exec_stats_t stats;
 	vg_query_error_t err;
 	atomic_bool stop;
@@ -698,47 +700,60 @@ typedef struct open_share {
 static void run_open_share(vg_helper_task_t *task)
 {
 	open_share_t *o = (open_share_t *)task;
-	for (size_t i = o->i0; i < o->i1 && o->code == 0; i++)
+	size_t i;
+	while (o->code == 0 && vg_split_back(&o->split, &i))
 		o->code = open_source(o->s, &o->x, i);
 }
 
-/* Opens all sources of the group, sharing them with a helper if one is idle. */
+static open_share_t *open_share_start(agg_t *s)
+{
+	vg_exec_t *x = s->x;
+	if (!x->fork || s->nssrc < 2 || s->nssrc < x->opts.parallel_min_series / 4)
+		return NULL;
+	open_share_t *o = vg_calloc(1, sizeof *o);
+	if (!o)
+		return NULL;
+	o->task.run = run_open_share;
+	vg_split_init(&o->split, s->nssrc);
+	o->s = s;
+	o->x = *x;
+	o->x.txn = x->fork;
+	o->x.fork = NULL;
+	o->x.sink = NULL;
+	o->x.stats = &o->stats;
+	o->x.err = &o->err;
+	o->x.ticks = 0;
+	o->x.stop = &o->stop;
+	atomic_init(&o->stop, false);
+	if (!vg_helpers_try_start(x->opts.helpers, &o->task)) {
+		vg_split_release(&o->split);
+		vg_free(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* Opens all sources of the group, sharing the series with a helper if one
+ * is idle. */
 static int open_sources(agg_t *s)
 {
 	vg_exec_t *x = s->x;
-	size_t nsrc = s->nssrc + s->nrsrc;
-	size_t min_share = x->opts.parallel_min_series / 4;
-	open_share_t *o = NULL;
-	if (x->fork && s->nssrc >= 2 && s->nssrc >= min_share)
-		o = vg_calloc(1, sizeof *o);
-	if (o) {
-		o->task.run = run_open_share;
-		o->s = s;
-		o->x = *x;
-		o->x.txn = x->fork;
-		o->x.fork = NULL;
-		o->x.sink = NULL;
-		o->x.stats = &o->stats;
-		o->x.err = &o->err;
-		o->x.ticks = 0;
-		o->x.stop = &o->stop;
-		atomic_init(&o->stop, false);
-		o->i0 = s->nssrc / 2;
-		o->i1 = s->nssrc;
-		if (!vg_helpers_try_start(x->opts.helpers, &o->task)) {
-			vg_free(o);
-			o = NULL;
-		}
-	}
+	open_share_t *o = open_share_start(s);
 	int code = 0;
-	for (size_t i = 0; i < nsrc && code == 0; i++)
-		if (!o || i < o->i0 || i >= o->i1)
+	size_t i;
+	if (o)
+		while (code == 0 && vg_split_front(&o->split, &i))
 			code = open_source(s, x, i);
+	else
+		for (i = 0; i < s->nssrc && code == 0; i++)
+			code = open_source(s, x, i);
+	for (i = s->nssrc; i < s->nssrc + s->nrsrc && code == 0; i++)
+		code = open_source(s, x, i);
 	if (!o)
 		return code;
 	if (code)
 		atomic_store(&o->stop, true);
-	vg_helpers_wait(x->opts.helpers, &o->task);
+	vg_helpers_finish(x->opts.helpers, &o->task);
 	if (code == 0 && o->code) {
 		code = o->code;
 		if (x->err)
@@ -746,8 +761,9 @@ static int open_sources(agg_t *s)
 	}
 	if (x->stats) {
 		x->stats->points_scanned += o->stats.points_scanned;
-		x->stats->sources_shared += code == 0 ? o->i1 - o->i0 : 0;
+		x->stats->sources_shared += s->nssrc - o->split.back;
 	}
+	vg_split_release(&o->split);
 	vg_free(o);
 	return code;
 }
@@ -950,73 +966,79 @@ static int run_group(agg_t *s, const vg_group_t *g)
 	return code;
 }
 
-/* Aggregates groups [g0, g1) of the plan into x's sink. */
-static int aggregate_groups(vg_exec_t *x, vg_plan_t *plan, size_t g0, size_t g1)
+/* Sets s up to aggregate groups of plan into x's sink; agg_teardown()
+ * frees it, also after an error. */
+static int agg_setup(agg_t *s, vg_exec_t *x, vg_plan_t *plan)
 {
-	agg_t s = {0};
-	s.x = x;
-	s.plan = plan;
-	s.sel = plan->sel;
-	s.interval = s.sel->interval_ns;
-	s.offset = s.sel->offset_ns;
-	s.desc = s.sel->order_desc && s.interval;
+	memset(s, 0, sizeof *s);
+	s->x = x;
+	s->plan = plan;
+	s->sel = plan->sel;
+	s->interval = s->sel->interval_ns;
+	s->offset = s->sel->offset_ns;
+	s->desc = s->sel->order_desc && s->interval;
 	size_t nf = plan->nfields ? plan->nfields : 1, nc = plan->ncolumns ? plan->ncolumns : 1;
-	s.accs = vg_calloc(nf, sizeof *s.accs);
-	s.row = vg_calloc(nc, sizeof *s.row);
-	s.nulls = vg_calloc(nc, sizeof *s.nulls);
-	s.gap_row = vg_calloc(nc, sizeof *s.gap_row);
-	s.gap_nulls = vg_calloc(nc, sizeof *s.gap_nulls);
-	for (size_t c = 0; s.gap_nulls && c < nc; c++)
-		s.gap_nulls[c] = true;
-	s.rvalues = vg_calloc(nf, sizeof *s.rvalues);
-	s.rpresent = vg_calloc(nf, sizeof *s.rpresent);
-	int code = s.accs && s.row && s.nulls && s.gap_row && s.gap_nulls && s.rvalues && s.rpresent
-	               ? 0
-	               : vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
-	code = code ? code : vg_emit_init(&s.emit, x, plan->ncolumns, plan->column_types + 1, true);
-	bool emit_ok = code == 0;
-	code = code ? code
-	            : vg_fill_init(&s.fill, x, &s.emit, s.interval ? s.sel->fill : VG_FILL_NONE,
-	                           s.sel->fill_value, plan->ncolumns);
-	bool fill_ok = code == 0;
-	for (size_t g = g0; code == 0 && g < g1; g++)
-		code = run_group(&s, &plan->groups[g]);
-	if (fill_ok)
-		vg_fill_release(&s.fill);
-	if (emit_ok)
-		vg_emit_release(&s.emit);
-	for (size_t f = 0; s.accs && f < plan->nfields; f++) {
-		vg_exec_unhold(x, s.accs[f].nvalues);
-		vg_free(s.accs[f].values);
-	}
-	vg_free(s.accs);
-	vg_free(s.row);
-	vg_free(s.nulls);
-	vg_free(s.gap_row);
-	vg_free(s.gap_nulls);
-	vg_free(s.rvalues);
-	vg_free(s.rpresent);
+	s->accs = vg_calloc(nf, sizeof *s->accs);
+	s->row = vg_calloc(nc, sizeof *s->row);
+	s->nulls = vg_calloc(nc, sizeof *s->nulls);
+	s->gap_row = vg_calloc(nc, sizeof *s->gap_row);
+	s->gap_nulls = vg_calloc(nc, sizeof *s->gap_nulls);
+	for (size_t c = 0; s->gap_nulls && c < nc; c++)
+		s->gap_nulls[c] = true;
+	s->rvalues = vg_calloc(nf, sizeof *s->rvalues);
+	s->rpresent = vg_calloc(nf, sizeof *s->rpresent);
+	if (!s->accs || !s->row || !s->nulls || !s->gap_row || !s->gap_nulls || !s->rvalues ||
+	    !s->rpresent)
+		return vg_query_error_set(x->err, VG_ENOMEM, "out of memory");
+	int code = vg_emit_init(&s->emit, x, plan->ncolumns, plan->column_types + 1, true);
+	if (code)
+		return code;
+	s->emit_ok = true;
+	code = vg_fill_init(&s->fill, x, &s->emit, s->interval ? s->sel->fill : VG_FILL_NONE,
+	                    s->sel->fill_value, plan->ncolumns);
+	s->fill_ok = code == 0;
 	return code;
+}
+
+static void agg_teardown(agg_t *s)
+{
+	if (s->fill_ok)
+		vg_fill_release(&s->fill);
+	if (s->emit_ok)
+		vg_emit_release(&s->emit);
+	for (size_t f = 0; s->accs && f < s->plan->nfields; f++) {
+		vg_exec_unhold(s->x, s->accs[f].nvalues);
+		vg_free(s->accs[f].values);
+	}
+	vg_free(s->accs);
+	vg_free(s->row);
+	vg_free(s->nulls);
+	vg_free(s->gap_row);
+	vg_free(s->gap_nulls);
+	vg_free(s->rvalues);
+	vg_free(s->rpresent);
 }
 
 /* ---- a helper's share of the groups ------------------------------------------ */
 
 /*
  * With GROUP BY tags the groups are independent, so a helper thread can
- * aggregate the second half of them while this thread does the first: in
- * the fork of this statement's read transaction (same snapshot), with its
- * own accumulators and emitter, into a record that is replayed into the
- * sink after the first half.  The sink sees the same sets and rows in the
- * same order as without the helper.  Below opts.parallel_min_series series
- * the hand-off (tens of microseconds) costs more than it saves.
+ * aggregate some of them while this thread does the others: this thread
+ * takes groups from the front and streams them to the sink, the helper
+ * takes them from the back (helpers.c) and aggregates each, in the fork of
+ * this statement's read transaction (same snapshot) with its own
+ * accumulators and emitter, into a record of its own; once they meet, the
+ * records are replayed in group order.  The sink sees the same sets and
+ * rows in the same order as without the helper.  Below
+ * opts.parallel_min_series series the hand-off (tens of microseconds)
+ * costs more than it saves.
  */
-
 typedef struct share {
 	vg_helper_task_t task; /* first: the helper is handed &task */
-	vg_exec_t x;
+	vg_split_t split;
+	vg_exec_t x;           /* the helper's: the fork, its own stats and error */
 	vg_plan_t *plan;
-	size_t g0, g1;
-	vg_record_t record;
+	vg_record_t *records;  /* per group; the helper's groups' are filled */
 	vg_exec_stats_t stats;
 	vg_query_error_t err;
 	atomic_bool stop;
@@ -1026,79 +1048,113 @@ typedef struct share {
 static void run_share(vg_helper_task_t *task)
 {
 	share_t *sh = (share_t *)task;
-	sh->code = aggregate_groups(&sh->x, sh->plan, sh->g0, sh->g1);
+	agg_t s;
+	int code = agg_setup(&s, &sh->x, sh->plan);
+	size_t g;
+	while (code == 0 && vg_split_back(&sh->split, &g)) {
+		sh->x.sink = &sh->records[g].sink;
+		code = run_group(&s, &sh->plan->groups[g]);
+	}
+	agg_teardown(&s);
+	sh->code = code;
 }
 
-/* The first group of the helper's half (about half the series on each
- * side), or 0 when the statement is too small to share. */
-static size_t split_point(const vg_plan_t *plan, size_t min_series)
+static bool worth_sharing(const vg_plan_t *plan, size_t min_series)
 {
 	if (plan->ngroups < 2)
-		return 0;
-	size_t total = 0, acc = 0;
+		return false;
+	size_t total = 0;
 	for (size_t g = 0; g < plan->ngroups; g++)
 		total += plan->groups[g].count;
-	if (total < min_series)
-		return 0;
-	for (size_t g = 0; g + 1 < plan->ngroups; g++) {
-		acc += plan->groups[g].count;
-		if (2 * acc >= total)
-			return g + 1;
-	}
-	return plan->ngroups - 1;
+	return total >= min_series;
 }
 
-int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
+static share_t *share_new(vg_exec_t *x, vg_plan_t *plan)
 {
-	size_t k = x->fork ? split_point(plan, x->opts.parallel_min_series) : 0;
-	share_t *sh = k ? vg_calloc(1, sizeof *sh) : NULL;
-	if (!sh)
-		return aggregate_groups(x, plan, 0, plan->ngroups);
+	share_t *sh = vg_calloc(1, sizeof *sh);
+	vg_record_t *records = vg_calloc(plan->ngroups, sizeof *records);
+	if (!sh || !records) {
+		vg_free(sh);
+		vg_free(records);
+		return NULL;
+	}
 	sh->task.run = run_share;
+	vg_split_init(&sh->split, plan->ngroups);
 	sh->plan = plan;
-	sh->g0 = k;
-	sh->g1 = plan->ngroups;
-	vg_record_init(&sh->record);
+	sh->records = records;
+	for (size_t g = 0; g < plan->ngroups; g++)
+		vg_record_init(&records[g]);
 	atomic_init(&sh->stop, false);
 	sh->x = *x;
 	sh->x.txn = x->fork;
 	sh->x.fork = NULL;
-	sh->x.sink = &sh->record.sink;
 	sh->x.stats = &sh->stats;
 	sh->x.err = &sh->err;
 	sh->x.ticks = 0;
 	sh->x.values_held = 0;
 	sh->x.stop = &sh->stop;
-	/* The two halves share the statement's bound on held values. */
+	return sh;
+}
+
+static void share_free(share_t *sh)
+{
+	for (size_t g = 0; g < sh->plan->ngroups; g++)
+		vg_record_release(&sh->records[g]);
+	vg_free(sh->records);
+	vg_split_release(&sh->split);
+	vg_free(sh);
+}
+
+int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
+{
+	share_t *sh = NULL;
+	if (x->fork && worth_sharing(plan, x->opts.parallel_min_series))
+		sh = share_new(x, plan);
+	/* The two threads share the statement's bound on held values. */
 	size_t max_values = x->opts.max_values;
-	sh->x.opts.max_values = max_values / 2;
-	if (!vg_helpers_try_start(x->opts.helpers, &sh->task)) {
-		vg_free(sh);
-		return aggregate_groups(x, plan, 0, plan->ngroups);
+	if (sh)
+		sh->x.opts.max_values = max_values / 2;
+	if (sh && !vg_helpers_try_start(x->opts.helpers, &sh->task)) {
+		share_free(sh);
+		sh = NULL;
 	}
-	/* The helper reads in the fork now: this half must not lend it out. */
+	/* The helper reads in the fork now: this thread must not lend it out
+	 * again (run_buckets). */
 	vg_rtxn_t *fork = x->fork;
-	x->fork = NULL;
-	x->opts.max_values = max_values - max_values / 2;
-	int code = aggregate_groups(x, plan, 0, k);
+	if (sh) {
+		x->fork = NULL;
+		x->opts.max_values = max_values - max_values / 2;
+	}
+	agg_t s;
+	int code = agg_setup(&s, x, plan);
+	size_t g = 0;
+	if (sh)
+		while (code == 0 && vg_split_front(&sh->split, &g))
+			code = run_group(&s, &plan->groups[g]);
+	else
+		for (g = 0; code == 0 && g < plan->ngroups; g++)
+			code = run_group(&s, &plan->groups[g]);
+	agg_teardown(&s);
 	x->opts.max_values = max_values;
+	x->fork = fork;
+	if (!sh)
+		return code;
 	if (code)
 		atomic_store(&sh->stop, true);
-	vg_helpers_wait(x->opts.helpers, &sh->task);
-	x->fork = fork;
+	vg_helpers_finish(x->opts.helpers, &sh->task);
 	if (code == 0 && sh->code) {
 		code = sh->code;
 		if (x->err)
 			*x->err = sh->err;
 	}
 	x->stats->points_scanned += sh->stats.points_scanned;
-	if (code == 0)
-		code = vg_record_replay(&sh->record, x->sink);
+	/* The helper's groups are [back, ngroups): it took them from the back. */
+	for (g = sh->split.back; code == 0 && g < plan->ngroups; g++)
+		code = vg_record_replay(&sh->records[g], x->sink);
 	if (code == 0) {
 		x->stats->rows_emitted += sh->stats.rows_emitted;
-		x->stats->groups_shared += sh->g1 - sh->g0;
+		x->stats->groups_shared += plan->ngroups - sh->split.back;
 	}
-	vg_record_release(&sh->record);
-	vg_free(sh);
+	share_free(sh);
 	return code;
 }

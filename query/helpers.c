@@ -7,6 +7,13 @@
  * statement is never slower for the pool being busy, no statement waits
  * behind another, and a task can never wait for a task (no deadlock).
  *
+ * A helper may be slow to start on a busy machine, so work is not cut in
+ * halves up front: the statement's thread takes items (groups, series)
+ * from the front of a vg_split_t and the helper from the back until they
+ * meet, and the statement's thread revokes the task if no helper has taken
+ * it by the time the front reaches the back.  The statement is then never
+ * slower than alone by more than one item.
+ *
  * One mutex guards the pool; a task's `done` flag is written under it and
  * the task's owner waits on `finished`.  A thread that finishes a task
  * polls for the next one for a short while before it sleeps, because a
@@ -146,6 +153,56 @@ bool vg_helpers_try_start(vg_query_helpers_t *h, vg_helper_task_t *task)
 	}
 	pthread_mutex_unlock(&h->lock);
 	return taken;
+}
+
+bool vg_helpers_revoke(vg_query_helpers_t *h, vg_helper_task_t *task)
+{
+	pthread_mutex_lock(&h->lock);
+	bool revoked = h->pending == task;
+	if (revoked) {
+		h->pending = NULL;
+		h->idle++; /* given back: no thread took it */
+	}
+	pthread_mutex_unlock(&h->lock);
+	return revoked;
+}
+
+void vg_helpers_finish(vg_query_helpers_t *h, vg_helper_task_t *task)
+{
+	if (!vg_helpers_revoke(h, task))
+		vg_helpers_wait(h, task);
+}
+
+void vg_split_init(vg_split_t *split, size_t n)
+{
+	pthread_mutex_init(&split->lock, NULL);
+	split->front = 0;
+	split->back = n;
+}
+
+void vg_split_release(vg_split_t *split)
+{
+	pthread_mutex_destroy(&split->lock);
+}
+
+bool vg_split_front(vg_split_t *split, size_t *item)
+{
+	pthread_mutex_lock(&split->lock);
+	bool ok = split->front < split->back;
+	if (ok)
+		*item = split->front++;
+	pthread_mutex_unlock(&split->lock);
+	return ok;
+}
+
+bool vg_split_back(vg_split_t *split, size_t *item)
+{
+	pthread_mutex_lock(&split->lock);
+	bool ok = split->front < split->back;
+	if (ok)
+		*item = --split->back;
+	pthread_mutex_unlock(&split->lock);
+	return ok;
 }
 
 void vg_helpers_wait(vg_query_helpers_t *h, vg_helper_task_t *task)

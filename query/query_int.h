@@ -31,6 +31,7 @@
 
 #include "vg_buf.h"
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 
@@ -179,6 +180,25 @@ typedef struct vg_helper_task {
 bool vg_helpers_try_start(vg_query_helpers_t *h, vg_helper_task_t *task);
 /* Waits until a started task has run. */
 void vg_helpers_wait(vg_query_helpers_t *h, vg_helper_task_t *task);
+/* Takes a started task back if no helper has begun it (true: it will never
+ * run); false when it has begun. */
+bool vg_helpers_revoke(vg_query_helpers_t *h, vg_helper_task_t *task);
+/* Revokes a started task or, when it has begun, waits until it has run. */
+void vg_helpers_finish(vg_query_helpers_t *h, vg_helper_task_t *task);
+
+/* Items [0, n) taken one at a time from the front by one thread and from
+ * the back by another until none is left. */
+typedef struct vg_split {
+	pthread_mutex_t lock;
+	size_t front, back; /* items [front, back) are left */
+} vg_split_t;
+
+void vg_split_init(vg_split_t *split, size_t n);
+void vg_split_release(vg_split_t *split);
+/* Takes the next item from the front (back): true and *item, or false when
+ * none is left. */
+bool vg_split_front(vg_split_t *split, size_t *item);
+bool vg_split_back(vg_split_t *split, size_t *item);
 
 /* ---- recorded results (exec_record.c) ------------------------------------- */
 

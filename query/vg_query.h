@@ -407,14 +407,17 @@ typedef struct vg_stat_pair {
 } vg_stat_pair_t;
 
 /*
- * Helper threads for statements.  A SELECT that reads several groups (GROUP
- * BY tags) may hand about half of them to an idle helper, which reads them
- * in a read transaction of the same snapshot while the calling thread reads
- * the rest; the helper's rows are held and passed to the sink after the
- * caller's own, so the sink sees exactly what it would without helpers.
- * A busy pool is never waited for: the statement then runs alone.  One pool
- * serves any number of threads' statements; free it only when no
- * statement that uses it is running.
+ * Helper threads for statements.  An aggregate SELECT over several groups
+ * (GROUP BY tags) shares them with an idle helper: the calling thread takes
+ * groups from the front, the helper from the back, until they meet; the
+ * helper reads in a read transaction of the same snapshot and its rows are
+ * held and passed to the sink after the caller's own, so the sink sees
+ * exactly what it would without helpers.  A GROUP BY time over one group's
+ * several series shares the opening (first chunk) of the series the same
+ * way.  A busy pool is never waited for, and a helper that has not started
+ * by the time the caller has done everything is not waited for either: the
+ * statement then runs alone.  One pool serves any number of threads'
+ * statements; free it only when no statement that uses it is running.
  */
 typedef struct vg_query_helpers vg_query_helpers_t;
 

@@ -180,8 +180,8 @@ typedef struct vg_workers {
 	 * in a row, and how many statements to skip trying before the next
 	 * attempt (worker.c, try_inline). */
 	unsigned inline_misses, inline_skip;
-	/* Threads a statement may lend half of its groups to (query/helpers.c),
-	 * shared by the workers and inline statements. */
+	/* Threads a statement may share its groups with (query/helpers.c),
+	 * for the workers and inline statements alike. */
 	vg_query_helpers_t *helpers;
 } vg_workers_t;
 
