@@ -1031,8 +1031,12 @@ static void agg_teardown(agg_t *s)
  * records are replayed in group order.  The sink sees the same sets and
  * rows in the same order as without the helper.  Below
  * opts.parallel_min_series series the hand-off (tens of microseconds)
- * costs more than it saves.
+ * costs more than it saves.  The helper stops taking groups once it holds
+ * SHARE_MAX_RECORDED bytes of rows, which the sink (and its bound on
+ * output) has not seen yet; this thread then does the rest.
  */
+#define SHARE_MAX_RECORDED ((size_t)16 << 20)
+
 typedef struct share {
 	vg_helper_task_t task; /* first: the helper is handed &task */
 	vg_split_t split;
@@ -1050,10 +1054,11 @@ static void run_share(vg_helper_task_t *task)
 	share_t *sh = (share_t *)task;
 	agg_t s;
 	int code = agg_setup(&s, &sh->x, sh->plan);
-	size_t g;
-	while (code == 0 && vg_split_back(&sh->split, &g)) {
+	size_t g, held = 0;
+	while (code == 0 && held < SHARE_MAX_RECORDED && vg_split_back(&sh->split, &g)) {
 		sh->x.sink = &sh->records[g].sink;
 		code = run_group(&s, &sh->plan->groups[g]);
+		held += sh->records[g].bytes;
 	}
 	agg_teardown(&s);
 	sh->code = code;

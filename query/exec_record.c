@@ -134,6 +134,7 @@ static int record_begin_set(void *ctx, const vg_result_set_t *set)
 	e->kind = ENTRY_SET;
 	c = (carve_t){(unsigned char *)e + head, 0};
 	lay_set(&c, &e->set, set);
+	rec->bytes += head + c.used;
 	append(rec, e);
 	return 0;
 }
@@ -152,6 +153,7 @@ static int record_rows(void *ctx, const int64_t *times, const vg_result_column_t
 	e->kind = ENTRY_ROWS;
 	c = (carve_t){(unsigned char *)e + head, 0};
 	lay_rows(&c, e, times, columns, ncols, nrows);
+	rec->bytes += head + c.used;
 	append(rec, e);
 	return 0;
 }
@@ -160,6 +162,7 @@ void vg_record_init(vg_record_t *rec)
 {
 	rec->first = NULL;
 	rec->tail = &rec->first;
+	rec->bytes = 0;
 	rec->sink = (vg_result_sink_t){record_begin_set, record_rows, rec};
 }
 

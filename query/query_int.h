@@ -211,6 +211,7 @@ typedef struct vg_record {
 	vg_record_entry_t *first;
 	vg_record_entry_t **tail;
 	vg_result_sink_t sink;
+	size_t bytes; /* held by the entries */
 } vg_record_t;
 
 void vg_record_init(vg_record_t *rec);
