@@ -906,6 +906,23 @@ int vg_chunk_header_read(const void *data, size_t len, vg_chunk_header_t *header
 
 /* ---- decoding ---------------------------------------------------------- */
 
+/* times[j] = t + (j + 1) * delta for j < n (n a multiple of 8); the
+ * caller has checked that the last one does not overflow. */
+static void fill_regular(int64_t *times, int64_t t, int64_t delta, size_t n)
+{
+	size_t j = 0;
+#ifdef HAVE_SSE2
+	__m128i step = _mm_set1_epi64x(2 * delta);
+	__m128i a = _mm_set_epi64x(t + 2 * delta, t + delta);
+	for (; j + 2 <= n; j += 2) {
+		_mm_storeu_si128((__m128i *)(times + j), a);
+		a = _mm_add_epi64(a, step);
+	}
+#endif
+	for (; j < n; j++)
+		times[j] = t + (int64_t)(j + 1) * delta;
+}
+
 static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_header_t *h,
                      int64_t *times)
 {
@@ -916,18 +933,20 @@ static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_head
 	times[0] = h->min_time;
 	size_t i = 1;
 	while (i < n) {
-		int64_t step8, last;
-		/* Eight unchanged deltas that keep the times increasing and in
-		 * range: a regular stretch, filled without per-point checks. */
-		if (i + 8 <= n && load_le64(p) == 0 && (int64_t)delta > 0 &&
-		    !__builtin_mul_overflow((int64_t)delta, 8, &step8) &&
-		    !__builtin_add_overflow((int64_t)t, step8, &last)) {
-			for (size_t j = 0; j < 8; j++) {
-				t += delta;
-				times[i + j] = (int64_t)t;
-			}
-			p += 8;
-			i += 8;
+		/* Runs of eight unchanged deltas that keep the times increasing
+		 * and in range: a regular stretch, filled without per-point
+		 * checks. */
+		size_t runs = 0;
+		while (i + 8 * (runs + 1) <= n && load_le64(p + 8 * runs) == 0)
+			runs++;
+		int64_t span, last;
+		if (runs > 0 && (int64_t)delta > 0 &&
+		    !__builtin_mul_overflow((int64_t)delta, (int64_t)(8 * runs), &span) &&
+		    !__builtin_add_overflow((int64_t)t, span, &last)) {
+			fill_regular(times + i, (int64_t)t, (int64_t)delta, 8 * runs);
+			t = (uint64_t)last;
+			p += 8 * runs;
+			i += 8 * runs;
 			continue;
 		}
 		/* Otherwise every varint that ends in the next 64 bytes. */
