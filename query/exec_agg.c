@@ -149,6 +149,24 @@ static int keep_values(vg_exec_t *x, acc_t *a, size_t extra)
 static void run_summary(const double *v, size_t n, uint64_t *count, double *sum, double *mn,
                         double *mx)
 {
+	if (n < 16) {
+		/* A short run (a bucket of a few points): one lane. */
+		uint64_t k = 0;
+		double t = 0, l = *mn, h = *mx;
+		for (size_t i = 0; i < n; i++) {
+			double x = v[i];
+			bool ok = x == x;
+			t += ok ? x : 0.0;
+			k += ok;
+			l = x < l ? x : l;
+			h = x > h ? x : h;
+		}
+		*count = k;
+		*sum = t;
+		*mn = l;
+		*mx = h;
+		return;
+	}
 	double s[4] = {0, 0, 0, 0}, lo[4], hi[4];
 	uint64_t c[4] = {0, 0, 0, 0};
 	for (size_t k = 0; k < 4; k++) {
@@ -412,10 +430,17 @@ static bool in_bucket(const agg_t *s, int64_t t, int64_t lo, int64_t hi)
 }
 
 /* The end of the points [pos, n) of a block that fall in the bucket [lo,
- * hi): binary search, times ascending (descending when reverse). */
+ * hi), times ascending (descending when reverse): a galloping search, as
+ * a bucket is often a few points of a long decoded block. */
 static size_t run_end(const int64_t *times, size_t pos, size_t n, bool reverse, int64_t lo,
                       int64_t hi)
 {
+	size_t step = 1;
+	while (pos + step < n && (reverse ? times[pos + step] >= lo : times[pos + step] < hi)) {
+		pos += step;
+		step *= 2;
+	}
+	n = pos + step < n ? pos + step : n;
 	while (pos < n) {
 		size_t mid = pos + (n - pos) / 2;
 		if (reverse ? times[mid] >= lo : times[mid] < hi)
