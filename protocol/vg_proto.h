@@ -224,4 +224,42 @@ int vg_tag_value_diagnose(const char *s, size_t len, char *err, size_t errlen);
  */
 int vg_write_block_check(const Vigil__V1__WriteBlock *b, char *err, size_t errlen);
 
+/* ---- result frames, encoded by hand (encode.c) ---------------------------- */
+
+/* A view of bytes (need not be NUL-terminated). */
+typedef struct vg_wire_text {
+	const char *data;
+	size_t len;
+} vg_wire_text_t;
+
+/* A ResultSet: tags holds ntags (key, value) pairs, 2 * ntags views. */
+typedef struct vg_wire_result_set {
+	vg_wire_text_t name;
+	const vg_wire_text_t *tags;
+	size_t ntags;
+	const vg_wire_text_t *columns;
+	const Vigil__V1__ColumnType *types; /* ncolumns */
+	size_t ncolumns;
+	bool has_time;
+} vg_wire_result_set_t;
+
+/* One Column of a ResultRows: floats or strings (nrows each, or NULL), and
+ * nulls ((nrows + 7) / 8 bytes) or NULL. */
+typedef struct vg_wire_column {
+	const double *floats;
+	const vg_wire_text_t *strings;
+	const uint8_t *nulls;
+} vg_wire_column_t;
+
+/*
+ * Append one frame whose Envelope has `id` and a ResultSet / ResultRows body,
+ * byte for byte what vg_frame_append() writes for the same Envelope, without
+ * building protobuf-c structs (a server answer can be hundreds of such
+ * frames).  Everything is read during the call only.  Return 0, VG_ENOMEM or
+ * VG_ELIMIT (a frame over 4 GiB); on error `out` holds what it held.
+ */
+int vg_frame_append_result_set(vg_buf_t *out, uint64_t id, const vg_wire_result_set_t *set);
+int vg_frame_append_result_rows(vg_buf_t *out, uint64_t id, const int64_t *times,
+                                const vg_wire_column_t *columns, size_t ncols, size_t nrows);
+
 #endif

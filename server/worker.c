@@ -131,61 +131,37 @@ static Vigil__V1__ColumnType wire_type(vg_column_type_t type)
 	}
 }
 
+/* Result frames are written straight from the statement's views
+ * (protocol/encode.c): no protobuf-c structs, no copied names. */
 static int sink_begin_set(void *ctx, const vg_result_set_t *set)
 {
 	job_sink_t *s = ctx;
-	Vigil__V1__Tag tags_storage[VG_MAX_TAGS];
-	Vigil__V1__Tag *tags[VG_MAX_TAGS];
-	char *names[VG_MAX_TAGS * 2];
 	size_t ntags = set->ntags < VG_MAX_TAGS ? set->ntags : VG_MAX_TAGS;
-	int rc = 0;
-	char *name = vg_strndup(set->name.data, set->name.len);
-	char **columns = vg_calloc(set->ncolumns + 1, sizeof *columns);
-	Vigil__V1__ColumnType *types = vg_calloc(set->ncolumns + 1, sizeof *types);
-	size_t made = 0;
-	if (!name || !columns || !types)
-		rc = VG_ENOMEM;
-	for (size_t i = 0; rc == 0 && i < ntags; i++) {
-		vigil__v1__tag__init(&tags_storage[i]);
-		names[2 * i] = vg_strndup(set->tags[i].key.data, set->tags[i].key.len);
-		names[2 * i + 1] = vg_strndup(set->tags[i].value.data, set->tags[i].value.len);
-		made = i + 1;
-		if (!names[2 * i] || !names[2 * i + 1])
-			rc = VG_ENOMEM;
-		tags_storage[i].key = names[2 * i];
-		tags_storage[i].value = names[2 * i + 1];
-		tags[i] = &tags_storage[i];
+	vg_wire_text_t tags[2 * VG_MAX_TAGS];
+	for (size_t i = 0; i < ntags; i++) {
+		tags[2 * i] = (vg_wire_text_t){set->tags[i].key.data, set->tags[i].key.len};
+		tags[2 * i + 1] = (vg_wire_text_t){set->tags[i].value.data, set->tags[i].value.len};
 	}
+	vg_wire_text_t *columns = vg_calloc(set->ncolumns + 1, sizeof *columns);
+	Vigil__V1__ColumnType *types = vg_calloc(set->ncolumns + 1, sizeof *types);
+	int rc = columns && types ? 0 : VG_ENOMEM;
 	for (size_t i = 0; rc == 0 && i < set->ncolumns; i++) {
-		columns[i] = vg_strndup(set->columns[i].data, set->columns[i].len);
-		if (!columns[i])
-			rc = VG_ENOMEM;
+		columns[i] = (vg_wire_text_t){set->columns[i].data, set->columns[i].len};
 		types[i] = wire_type(set->types[i]);
 	}
 	if (rc == 0) {
-		Vigil__V1__ResultSet rs = VIGIL__V1__RESULT_SET__INIT;
-		rs.name = name;
-		rs.n_tags = ntags;
-		rs.tags = tags;
-		rs.n_columns = set->ncolumns;
-		rs.columns = columns;
-		rs.n_types = set->ncolumns;
-		rs.types = types;
-		rs.has_time = set->has_time;
-		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_SET;
-		env.result_set = &rs;
-		rc = append(s, &env);
+		vg_wire_result_set_t ws = {{set->name.data, set->name.len},
+		                           tags,
+		                           ntags,
+		                           columns,
+		                           types,
+		                           set->ncolumns,
+		                           set->has_time};
+		rc = vg_frame_append_result_set(&s->frames, s->job->request_id, &ws);
+		rc = rc ? rc : maybe_flush(s);
 	}
-	for (size_t i = 0; i < made; i++) {
-		vg_free(names[2 * i]);
-		vg_free(names[2 * i + 1]);
-	}
-	for (size_t i = 0; columns && i < set->ncolumns; i++)
-		vg_free(columns[i]);
 	vg_free(columns);
 	vg_free(types);
-	vg_free(name);
 	return rc;
 }
 
@@ -193,57 +169,34 @@ static int sink_rows(void *ctx, const int64_t *times, const vg_result_column_t *
 		     size_t ncols, size_t nrows)
 {
 	job_sink_t *s = ctx;
-	Vigil__V1__Column *colv = vg_calloc(ncols + 1, sizeof *colv);
-	Vigil__V1__Column **colp = vg_calloc(ncols + 1, sizeof *colp);
-	char **strings = NULL;
 	size_t nstrings = 0;
-	int rc = colv && colp ? 0 : VG_ENOMEM;
-	for (size_t c = 0; rc == 0 && c < ncols; c++)
-		if (cols[c].strings)
-			nstrings += nrows;
-	if (rc == 0 && nstrings && !(strings = vg_calloc(nstrings, sizeof *strings)))
-		rc = VG_ENOMEM;
-	size_t si = 0;
-	for (size_t c = 0; rc == 0 && c < ncols; c++) {
-		vigil__v1__column__init(&colv[c]);
-		colp[c] = &colv[c];
+	for (size_t c = 0; c < ncols; c++)
+		nstrings += cols[c].strings ? nrows : 0;
+	vg_wire_column_t *wcols = vg_calloc(ncols + 1, sizeof *wcols);
+	vg_wire_text_t *texts = nstrings ? vg_calloc(nstrings, sizeof *texts) : NULL;
+	if (!wcols || (nstrings && !texts)) {
+		vg_free(wcols);
+		vg_free(texts);
+		return VG_ENOMEM;
+	}
+	vg_wire_text_t *t = texts;
+	for (size_t c = 0; c < ncols; c++) {
+		wcols[c] = (vg_wire_column_t){cols[c].floats, NULL, cols[c].nulls};
 		if (cols[c].strings) {
-			colv[c].n_strings = nrows;
-			colv[c].strings = strings + si;
-			for (size_t r = 0; r < nrows && rc == 0; r++, si++) {
-				strings[si] = vg_strndup(cols[c].strings[r].data, cols[c].strings[r].len);
-				if (!strings[si])
-					rc = VG_ENOMEM;
-			}
-		} else {
-			colv[c].n_floats = nrows;
-			colv[c].floats = (double *)cols[c].floats;
-		}
-		if (cols[c].nulls) {
-			colv[c].nulls.len = (nrows + 7) / 8;
-			colv[c].nulls.data = (uint8_t *)cols[c].nulls;
+			for (size_t r = 0; r < nrows; r++)
+				t[r] = (vg_wire_text_t){cols[c].strings[r].data, cols[c].strings[r].len};
+			wcols[c] = (vg_wire_column_t){NULL, t, cols[c].nulls};
+			t += nrows;
 		}
 	}
-	if (rc == 0) {
-		Vigil__V1__ResultRows rows = VIGIL__V1__RESULT_ROWS__INIT;
-		if (times) {
-			rows.n_times = nrows;
-			rows.times = (int64_t *)times;
-		}
-		rows.n_columns = ncols;
-		rows.columns = colp;
-		Vigil__V1__Envelope env = VIGIL__V1__ENVELOPE__INIT;
-		env.body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_ROWS;
-		env.result_rows = &rows;
-		rc = append(s, &env);
-		s->rows += nrows;
-	}
-	for (size_t i = 0; i < si; i++)
-		vg_free(strings[i]);
-	vg_free(strings);
-	vg_free(colv);
-	vg_free(colp);
-	return rc;
+	int rc = vg_frame_append_result_rows(&s->frames, s->job->request_id, times, wcols, ncols,
+	                                     nrows);
+	vg_free(wcols);
+	vg_free(texts);
+	if (rc)
+		return rc;
+	s->rows += nrows;
+	return maybe_flush(s);
 }
 
 /* ---- the SINCE part of a subscription --------------------------------- */
