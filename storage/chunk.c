@@ -1036,3 +1036,86 @@ int vg_chunk_decode(vg_codec_t *c, const void *data, size_t len, int64_t *times,
 	*count = h.count;
 	return 0;
 }
+
+/* ---- fitting a chunk to a byte budget ------------------------------------
+ *
+ * Chunk size grows with the point count, roughly linearly but not exactly
+ * (zstd), so the largest prefix that fits is found by a few encodes: the
+ * whole run, a secant estimate through the origin (aimed a little low, then
+ * lower while nothing fits),
+ * then interpolation between the largest count known to fit and the
+ * smallest known not to, until the chunk is within `slack` bytes of the
+ * budget or FIT_ATTEMPTS encodes are spent; then halving if nothing fit. */
+
+#define FIT_ATTEMPTS 12
+
+static int encode_prefix(vg_codec_t *c, const int64_t *times, const double *values, size_t n,
+			 vg_buf_t *out, size_t base)
+{
+	out->len = base;
+	return vg_chunk_encode(c, times, values, n, out);
+}
+
+int vg_chunk_encode_fit(vg_codec_t *c, const int64_t *times, const double *values, size_t n,
+			size_t max_bytes, size_t slack, vg_buf_t *out, size_t *count)
+{
+	if (n > MAX_POINTS)
+		n = MAX_POINTS;
+	size_t base = out->len;
+	int code = encode_prefix(c, times, values, n, out, base);
+	if (code)
+		return code;
+	if (out->len - base <= max_bytes) {
+		*count = n;
+		return 0;
+	}
+	size_t lo = 0, lo_len = 0, hi = n, hi_len = out->len - base;
+	for (int attempt = 0; attempt < FIT_ATTEMPTS && hi - lo > 1; attempt++) {
+		size_t next;
+		if (lo == 0) {
+			double aim = attempt == 0 ? 0.995 : 0.9;
+			next = (size_t)((double)hi * (double)max_bytes / (double)hi_len * aim);
+		} else {
+			double per = (double)(hi_len - lo_len) / (double)(hi - lo);
+			next = lo + (size_t)((double)(max_bytes - lo_len) / (per > 0 ? per : 1.0));
+		}
+		if (next <= lo)
+			next = lo + 1;
+		if (next >= hi)
+			next = hi - 1;
+		code = encode_prefix(c, times, values, next, out, base);
+		if (code)
+			return code;
+		size_t len = out->len - base;
+		if (len <= max_bytes) {
+			lo = next;
+			lo_len = len;
+			if (max_bytes - len <= slack)
+				break;
+		} else {
+			hi = next;
+			hi_len = len;
+		}
+	}
+	while (lo == 0 && hi > 1) {
+		hi /= 2;
+		code = encode_prefix(c, times, values, hi, out, base);
+		if (code)
+			return code;
+		if (out->len - base <= max_bytes) {
+			lo = hi;
+			lo_len = out->len - base;
+		}
+	}
+	if (lo == 0) {
+		out->len = base;
+		*count = 0;
+		return 0;
+	}
+	if (out->len - base != lo_len)
+		code = encode_prefix(c, times, values, lo, out, base);
+	*count = lo;
+	if (code)
+		out->len = base;
+	return code;
+}

@@ -113,6 +113,18 @@ int vg_chunk_encode(vg_codec_t *codec, const int64_t *times, const double *value
 		    vg_buf_t *out);
 
 /*
+ * Encodes the longest prefix of the n points (times strictly increasing)
+ * whose chunk is at most max_bytes long, at most VG_CHUNK_MAX_POINTS
+ * points, and appends it to `out`; *count gets its point count.  The search
+ * stops early once the chunk is within `slack` bytes of max_bytes, so it
+ * may return a prefix a few points short of the longest.  When not even
+ * one point fits, *count is 0 and `out` is unchanged.  Returns 0,
+ * VG_EINVAL (unsorted times), VG_ENOMEM; on error `out` is unchanged.
+ */
+int vg_chunk_encode_fit(vg_codec_t *codec, const int64_t *times, const double *values, size_t n,
+			size_t max_bytes, size_t slack, vg_buf_t *out, size_t *count);
+
+/*
  * Reads and validates the header of the chunk in [data, data+len): magic,
  * version, header checksum, count within bounds, min_time <= max_time,
  * payload length consistent with len.  Does not touch the payload.  Returns 0,
