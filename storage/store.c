@@ -809,7 +809,7 @@ static int repack_db(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t i)
 
 #define VG_KEY_SIZE 12 /* chunk keys: series id, flipped min_time */
 /* A leaf with less room than this for a chunk value is left as it is. */
-#define VG_REPACK_MIN_PIECE 320
+#define VG_REPACK_MIN_PIECE 192
 /* Runs of tail chunks gathered before they are written out. */
 #define VG_REPACK_RUN_POINTS (4 * VG_CHUNK_MAX_POINTS)
 #define VG_REPACK_RUN_CHUNKS 64
