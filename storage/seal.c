@@ -176,9 +176,9 @@ static int delete_chunk(vg_wtxn_t *txn, const chunk_key_t *key)
  * page.  The first candidate is everything left (at most
  * VG_CHUNK_MAX_POINTS points); when that is too large for a leaf page and
  * does not fill its pages, the chunk is cut to the largest point count that
- * fits in the whole pages below the boundary (a few encodes: a secant
- * estimate from the bytes per point, then steps up while it still fits),
- * and the rest starts the next chunk.  A candidate smaller than a page
+ * fits in the whole pages below the boundary, to within FIT_SLACK bytes
+ * (vg_chunk_encode_fit), and the rest starts the next chunk.  (Compaction
+ * re-cuts the leaf-sized tails again to fill leaf pages: store.c.)  A candidate smaller than a page
  * becomes two leaf-sized chunks instead, which share leaf pages with
  * others.  The chunk is left in txn->scratch; *n gets its count.
  */
