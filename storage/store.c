@@ -745,7 +745,9 @@ int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
  * header, the key and the value, rounded up to even; a value too big for a
  * leaf is a page number there, 8 bytes on 64-bit systems) and re-encodes each run of one
  * series' consecutive leaf-sized chunks as chunks that use up that room:
- * the longest prefix that fits, and so on from the next page.  The points,
+ * the longest prefix that fits, and so on from the next page, with a
+ * thorough codec (chunk.h: ~12% smaller integer walks; ~1.6 s for vitals'
+ * 10.8 M points, while the writer lock is held).  The points,
  * their order and every aggregate of a query stay the same; only the cuts
  * between chunks move.  Should the accounting ever disagree with LMDB's,
  * only the packing suffers.  A run whose chunks do not decode is copied as
@@ -920,6 +922,7 @@ static int repack_chunks(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t 
 	int code = vg_codec_new(&cr.codec);
 	if (code)
 		return codec_to_lmdb(code);
+	vg_codec_set_thorough(cr.codec, true);
 	MDB_cursor *in = NULL;
 	rc = mdb_cursor_open(from, *store_dbi(store, i), &in);
 	MDB_val k, v;

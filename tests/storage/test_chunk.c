@@ -1136,3 +1136,44 @@ Test(chunk, encode_fit_takes_the_longest_prefix_that_fits)
 	vg_buf_release(&probe);
 	vg_codec_free(codec);
 }
+
+/* ---- thorough codecs ----------------------------------------------------- */
+
+Test(chunk, a_thorough_codec_writes_chunks_any_codec_reads)
+{
+	vg_codec_t *normal = new_codec(), *thorough = new_codec();
+	vg_codec_set_thorough(thorough, true);
+	vg_test_rng_t rng = {59};
+	static double ints[MAXN];
+	static int64_t dt[MAXN];
+	static double dv[MAXN];
+	regular_times(T, 3600, 1700000000000000000, 1000000000);
+	walk(&rng, ints, 3600, 0);
+	for (size_t i = 0; i < 3600; i += 97) /* exceptions too */
+		ints[i] = special(&rng);
+	vg_buf_t a = VG_BUF_INIT, b = VG_BUF_INIT;
+	cr_assert_eq(vg_chunk_encode(normal, T, ints, 3600, &a), 0);
+	cr_assert_eq(vg_chunk_encode(thorough, T, ints, 3600, &b), 0);
+	cr_assert_leq(b.len, a.len, "thorough %zu bytes, normal %zu", b.len, a.len);
+	size_t n = 0;
+	cr_assert_eq(vg_chunk_decode(normal, b.data, b.len, dt, dv, MAXN, &n), 0);
+	cr_assert_eq(n, 3600);
+	cr_assert_eq(memcmp(dt, T, n * sizeof *dt), 0);
+	cr_assert_eq(memcmp(dv, ints, n * sizeof *dv), 0, "bit-exact, NaN payloads included");
+	vg_chunk_header_t ha, hb;
+	cr_assert_eq(vg_chunk_header_read(a.data, a.len, &ha), 0);
+	cr_assert_eq(vg_chunk_header_read(b.data, b.len, &hb), 0);
+	cr_assert_eq(ha.count, hb.count);
+	cr_assert_eq(ha.value_count, hb.value_count);
+	cr_assert_eq(memcmp(&ha.sum, &hb.sum, sizeof ha.sum), 0);
+	/* Back to normal, it writes what a new codec writes. */
+	vg_codec_set_thorough(thorough, false);
+	b.len = 0;
+	cr_assert_eq(vg_chunk_encode(thorough, T, ints, 3600, &b), 0);
+	cr_assert_eq(b.len, a.len);
+	cr_assert_eq(memcmp(a.data, b.data, a.len), 0);
+	vg_buf_release(&a);
+	vg_buf_release(&b);
+	vg_codec_free(normal);
+	vg_codec_free(thorough);
+}
