@@ -65,10 +65,7 @@ static bool chunk_fills_pages(size_t size, size_t psize)
 	return need >= psize && (pages * psize - need) * 16 <= pages * psize;
 }
 
-/* The largest chunk LMDB keeps inside a leaf page beside others (half a
- * page less the node and key headers, with a margin); a larger one takes
- * overflow pages of its own. */
-static size_t leaf_value_max(size_t psize) { return (psize - 16) / 2 - 40; }
+static size_t leaf_value_max(size_t psize) { return vg_leaf_value_max(psize); }
 
 /* A chunk that seals no longer merge into: it fills its pages and is big
  * (half the point limit, or half the page limit).  Smaller chunks at the
@@ -176,46 +173,47 @@ static int delete_chunk(vg_wtxn_t *txn, const chunk_key_t *key)
  * Encodes the chunk that starts at run[start], choosing its point count.
  * LMDB keeps a value too large for a leaf page in whole overflow pages, so
  * a chunk that overshoots a page boundary by a little wastes most of a
- * page.  A chunk that is complete (VG_CHUNK_MAX_POINTS points, or
- * VG_FIT_PAGES pages) or the last of the run (the tail, which would sit in
- * a part-empty page while the series is idle) is cut so that it fills the
- * pages below the boundary instead, and the rest starts the next chunk; a
- * tail smaller than a page becomes two leaf-sized chunks, which share leaf
- * pages with others.  The chunk is left in txn->scratch; *n gets its count.
+ * page.  The first candidate is everything left (at most
+ * VG_CHUNK_MAX_POINTS points); when that is too large for a leaf page and
+ * does not fill its pages, the chunk is cut to the largest point count that
+ * fits in the whole pages below the boundary, to within FIT_SLACK bytes
+ * (vg_chunk_encode_fit), and the rest starts the next chunk.  (Compaction
+ * re-cuts the leaf-sized tails again to fill leaf pages: store.c.)  A candidate smaller than a page
+ * becomes two leaf-sized chunks instead, which share leaf pages with
+ * others.  The chunk is left in txn->scratch; *n gets its count.
  */
+#define FIT_SLACK 8 /* bytes left below a page boundary that end the search */
+
 static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size_t *n)
 {
-	vg_store_t *store = txn->store;
+	vg_codec_t *codec = txn->store->write_codec;
+	size_t psize = txn->store->page_size;
 	size_t count = run->len - start < VG_CHUNK_MAX_POINTS ? run->len - start : VG_CHUNK_MAX_POINTS;
-	size_t psize = store->page_size;
-	for (int attempt = 0;; attempt++) {
-		vg_buf_clear(&txn->scratch);
-		int code = vg_chunk_encode(store->write_codec, run->times + start,
-					   run->values + start, count, &txn->scratch);
-		if (code)
-			return code;
-		size_t need = txn->scratch.len + VG_OVERFLOW_HEADER;
-		bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
-		bool tail = start + count == run->len;
-		if ((!complete && !tail) || txn->scratch.len <= leaf_value_max(psize) ||
-		    chunk_fills_pages(txn->scratch.len, psize) || attempt == 3 || count < 64)
-			break;
-		if (need < psize) {
-			/* Between a leaf value and a page: two leaf values. */
-			count = (count + 1) / 2;
-			continue;
-		}
-		/* Aim just under the page boundary below. */
-		size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
-		size_t shrink = attempt == 0 ? 99 : 97 - 2 * (size_t)attempt;
-		size_t next = (size_t)((double)count * (double)target / (double)txn->scratch.len *
-				       (double)shrink / 100.0);
-		if (next < 1 || next >= count)
-			break;
-		count = next;
-	}
+	vg_buf_clear(&txn->scratch);
+	int code = vg_chunk_encode(codec, run->times + start, run->values + start, count,
+				   &txn->scratch);
+	if (code)
+		return code;
+	size_t len = txn->scratch.len, need = len + VG_OVERFLOW_HEADER;
 	*n = count;
-	return 0;
+	if (len <= leaf_value_max(psize) || count < 64 || psize - need % psize <= FIT_SLACK ||
+	    need % psize == 0)
+		return 0;
+	if (need < psize) {
+		/* Between a leaf value and a page: two leaf values. */
+		*n = (count + 1) / 2;
+		vg_buf_clear(&txn->scratch);
+		return vg_chunk_encode(codec, run->times + start, run->values + start, *n,
+				       &txn->scratch);
+	}
+	/* The whole pages below the boundary. */
+	size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
+	vg_buf_clear(&txn->scratch);
+	code = vg_chunk_encode_fit(codec, run->times + start, run->values + start, count, target,
+				   FIT_SLACK, &txn->scratch, n);
+	if (code == 0 && *n == 0)
+		code = VG_EINVAL; /* cannot happen: one point is far below a page */
+	return code;
 }
 
 /* Writes a sorted, deduplicated run as chunks fitted to pages. */

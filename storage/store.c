@@ -760,7 +760,24 @@ int vg_rtxn_list_retention(vg_rtxn_t *txn, vg_retention_fn fn, void *ctx)
  * keeping the half-empty leaves that inserts in the middle of a tree leave
  * behind (chunks are keyed by series, and all series grow at once).  The
  * copy commits every VG_REPACK_BYTES so no transaction grows without bound,
- * and is synced once at the end. */
+ * and is synced once at the end.
+ *
+ * Chunks small enough to live in leaf pages (a series' tail: see seal.c)
+ * are also re-cut so that they fill the leaf pages.  Appending puts nodes
+ * on the last leaf until the next one does not fit, then starts a new page
+ * with it, so leaves of ~1 KB chunks were left ~15% empty on average.  The
+ * copy keeps track of the room left on the current leaf (LMDB's accounting:
+ * a 16-byte page header, then per node a 2-byte slot and an 8-byte node
+ * header, the key and the value, rounded up to even; a value too big for a
+ * leaf is a page number there, 8 bytes on 64-bit systems) and re-encodes each run of one
+ * series' consecutive leaf-sized chunks as chunks that use up that room:
+ * the longest prefix that fits, and so on from the next page, with a
+ * thorough codec (chunk.h: ~12% smaller integer walks; ~1.6 s for vitals'
+ * 10.8 M points, while the writer lock is held).  The points,
+ * their order and every aggregate of a query stay the same; only the cuts
+ * between chunks move.  Should the accounting ever disagree with LMDB's,
+ * only the packing suffers.  A run whose chunks do not decode is copied as
+ * it is. */
 
 #define VG_REPACK_BYTES ((size_t)32 << 20)
 
@@ -818,6 +835,167 @@ static int repack_db(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t i)
 	return get == MDB_NOTFOUND ? 0 : get;
 }
 
+#define VG_KEY_SIZE 12 /* chunk keys: series id, flipped min_time */
+/* A leaf with less room than this for a chunk value is left as it is. */
+#define VG_REPACK_MIN_PIECE 192
+/* Runs of tail chunks gathered before they are written out. */
+#define VG_REPACK_RUN_POINTS (4 * VG_CHUNK_MAX_POINTS)
+#define VG_REPACK_RUN_CHUNKS 64
+
+typedef struct {
+	repack_t *rp;
+	MDB_dbi dst;
+	size_t psize;
+	size_t room;       /* free bytes on the leaf being filled (0: none yet) */
+	vg_codec_t *codec;
+	vg_run_t run;      /* points of the pending chunks */
+	MDB_val keys[VG_REPACK_RUN_CHUNKS], vals[VG_REPACK_RUN_CHUNKS];
+	size_t pending;    /* chunks in keys/vals, all of series `id` */
+	uint32_t id;
+	vg_buf_t buf;
+} chunk_repack_t;
+
+/* The leaf bytes a node with a value of `size` bytes takes. */
+static size_t leaf_node_bytes(const chunk_repack_t *cr, size_t size)
+{
+	size_t node = 8 + VG_KEY_SIZE + size;
+	if (node > ((cr->psize - 16) / 2 & ~(size_t)1) - 2)
+		node = 8 + VG_KEY_SIZE + sizeof(size_t); /* pgno_t */
+	return ((node + 1) & ~(size_t)1) + 2;
+}
+
+static int repack_put_chunk(chunk_repack_t *cr, const void *key, const void *val, size_t size)
+{
+	MDB_val k = {VG_KEY_SIZE, (void *)key}, v = {size, (void *)val};
+	int rc = mdb_put(cr->rp->txn, cr->dst, &k, &v, MDB_APPEND);
+	if (rc)
+		return rc;
+	size_t node = leaf_node_bytes(cr, size);
+	cr->room = node <= cr->room ? cr->room - node : cr->psize - 16 - node;
+	cr->rp->bytes += VG_KEY_SIZE + size;
+	return 0;
+}
+
+static int codec_to_lmdb(int code)
+{
+	return code == VG_ENOMEM ? ENOMEM : code ? MDB_CORRUPTED : 0;
+}
+
+/* Writes the pending chunks: re-cut to fill the leaves, or as they are if
+ * they do not decode. */
+static int repack_flush_run(chunk_repack_t *cr)
+{
+	if (cr->pending == 0)
+		return 0;
+	int code = 0;
+	cr->run.len = 0;
+	for (size_t i = 0; code == 0 && i < cr->pending; i++) {
+		size_t n = 0;
+		code = vg_run_reserve(&cr->run, cr->run.len + VG_CHUNK_MAX_POINTS);
+		code = code ? code
+			    : vg_chunk_decode(cr->codec, cr->vals[i].mv_data, cr->vals[i].mv_size,
+					      cr->run.times + cr->run.len, cr->run.values + cr->run.len,
+					      VG_CHUNK_MAX_POINTS, &n);
+		/* Chunks of a series never overlap; refuse a copy that would. */
+		if (code == 0 && n > 0 && cr->run.len > 0 &&
+		    cr->run.times[cr->run.len] <= cr->run.times[cr->run.len - 1])
+			code = VG_ECORRUPT;
+		cr->run.len += n;
+	}
+	size_t npending = cr->pending;
+	cr->pending = 0;
+	if (code == VG_ENOMEM)
+		return ENOMEM;
+	if (code) {
+		int rc = 0;
+		for (size_t i = 0; rc == 0 && i < npending; i++)
+			rc = repack_put_chunk(cr, cr->keys[i].mv_data, cr->vals[i].mv_data,
+					      cr->vals[i].mv_size);
+		return rc;
+	}
+	size_t leaf_max = vg_leaf_value_max(cr->psize), start = 0;
+	while (start < cr->run.len) {
+		size_t room = cr->room >= 2 + 8 + VG_KEY_SIZE ? cr->room - 2 - 8 - VG_KEY_SIZE : 0;
+		room &= ~(size_t)1;
+		if (room < VG_REPACK_MIN_PIECE)
+			room = cr->psize - 16 - 2 - 8 - VG_KEY_SIZE; /* a new leaf */
+		size_t max = room < leaf_max ? room : leaf_max, n = 0;
+		vg_buf_clear(&cr->buf);
+		code = vg_chunk_encode_fit(cr->codec, cr->run.times + start, cr->run.values + start,
+					   cr->run.len - start, max, 4, &cr->buf, &n);
+		if (code == 0 && n == 0)
+			code = VG_ELIMIT; /* one point always fits in a leaf */
+		if (code)
+			return codec_to_lmdb(code);
+		uint8_t key[VG_KEY_SIZE];
+		vg_store_be32(key, cr->id);
+		vg_store_be64(key + 4, vg_time_flip(cr->run.times[start]));
+		int rc = repack_put_chunk(cr, key, cr->buf.data, cr->buf.len);
+		if (rc)
+			return rc;
+		start += n;
+	}
+	return 0;
+}
+
+/* Copies the chunks database, re-cutting the leaf-sized chunks. */
+static int repack_chunks(repack_t *rp, vg_store_t *store, MDB_txn *from, size_t i)
+{
+	chunk_repack_t cr = {.rp = rp, .psize = store->page_size};
+	int rc = mdb_dbi_open(rp->txn, store_dbs[i].name, store_dbs[i].flags | MDB_CREATE, &cr.dst);
+	if (rc)
+		return rc;
+	int code = vg_codec_new(&cr.codec);
+	if (code)
+		return codec_to_lmdb(code);
+	vg_codec_set_thorough(cr.codec, true);
+	MDB_cursor *in = NULL;
+	rc = mdb_cursor_open(from, *store_dbi(store, i), &in);
+	MDB_val k, v;
+	size_t run_points = 0;
+	int get = rc ? 0 : mdb_cursor_get(in, &k, &v, MDB_FIRST);
+	size_t leaf_max = vg_leaf_value_max(cr.psize);
+	while (rc == 0 && get == 0) {
+		vg_chunk_header_t h;
+		bool tail = k.mv_size == VG_KEY_SIZE && v.mv_size <= leaf_max &&
+			    vg_chunk_header_read(v.mv_data, v.mv_size, &h) == 0;
+		uint32_t id = k.mv_size >= 4 ? vg_load_be32(k.mv_data) : 0;
+		if (cr.pending > 0 &&
+		    (!tail || id != cr.id || cr.pending == VG_REPACK_RUN_CHUNKS ||
+		     run_points + h.count > VG_REPACK_RUN_POINTS)) {
+			rc = repack_flush_run(&cr);
+			run_points = 0;
+		}
+		if (rc == 0 && tail) {
+			cr.keys[cr.pending] = k;
+			cr.vals[cr.pending++] = v;
+			cr.id = id;
+			run_points += h.count;
+		} else if (rc == 0) {
+			if (k.mv_size == VG_KEY_SIZE) {
+				rc = repack_put_chunk(&cr, k.mv_data, v.mv_data, v.mv_size);
+			} else { /* not a chunk key: copied, the leaf accounting is off */
+				rc = mdb_put(rp->txn, cr.dst, &k, &v, MDB_APPEND);
+				rp->bytes += k.mv_size + v.mv_size;
+			}
+		}
+		if (rc == 0 && cr.pending == 0 && rp->bytes >= VG_REPACK_BYTES)
+			rc = repack_flush(rp, true);
+		if (rc == 0)
+			get = mdb_cursor_get(in, &k, &v, MDB_NEXT);
+	}
+	if (rc == 0 && get == MDB_NOTFOUND)
+		rc = repack_flush_run(&cr);
+	if (in)
+		mdb_cursor_close(in);
+	vg_run_release(&cr.run);
+	vg_buf_release(&cr.buf);
+	vg_codec_free(cr.codec);
+	if (rc)
+		return rc;
+	return get == MDB_NOTFOUND ? 0 : get;
+}
+
 /* Writes a repacked copy of the snapshot `from` as <dir>/data.mdb (dir
  * must exist and hold no store) and syncs it; returns an LMDB code or
  * -errno. */
@@ -833,7 +1011,9 @@ static int repack_into(vg_store_t *store, MDB_txn *from, const char *dir)
 	if (rc == 0)
 		rc = mdb_txn_begin(rp.env, NULL, 0, &rp.txn);
 	for (size_t i = 0; rc == 0 && i < VG_STORE_NDBS; i++)
-		rc = repack_db(&rp, store, from, i);
+		rc = store_dbs[i].offset == offsetof(vg_store_t, dbi_chunks)
+			 ? repack_chunks(&rp, store, from, i)
+			 : repack_db(&rp, store, from, i);
 	if (rc == 0)
 		rc = repack_flush(&rp, false);
 	if (rp.txn)

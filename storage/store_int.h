@@ -60,6 +60,11 @@
 /* Bytes of an LMDB overflow page run not available to the value. */
 #define VG_OVERFLOW_HEADER 16
 
+/* The largest chunk LMDB keeps inside a leaf page beside others (half a
+ * page less the node and key headers, with a margin); a larger one takes
+ * overflow pages of its own. */
+static inline size_t vg_leaf_value_max(size_t psize) { return (psize - 16) / 2 - 40; }
+
 /* A chunk this many pages large is complete even below the point limit. */
 #define VG_FIT_PAGES 8
 

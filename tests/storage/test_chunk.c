@@ -1078,3 +1078,102 @@ Test(chunk, compression_of_a_random_walk)
 	             (double)size / MAXN);
 	vg_codec_free(codec);
 }
+
+/* ---- fitting to a byte budget ------------------------------------------- */
+
+Test(chunk, encode_fit_takes_the_longest_prefix_that_fits)
+{
+	vg_codec_t *codec = new_codec();
+	vg_test_rng_t rng = {53};
+	regular_times(T, MAXN, 1700000000000000000, 10000000000);
+	walk(&rng, V, MAXN, 1);
+	static int64_t dt[MAXN];
+	static double dv[MAXN];
+	const size_t budgets[] = {150, 333, 1000, 2000, 4080};
+	vg_buf_t out = VG_BUF_INIT, probe = VG_BUF_INIT;
+	for (size_t b = 0; b < sizeof budgets / sizeof budgets[0]; b++) {
+		out.len = 0;
+		cr_assert_eq(vg_buf_append(&out, "xy", 2), 0); /* appends after what is there */
+		size_t n = 0;
+		cr_assert_eq(vg_chunk_encode_fit(codec, T, V, MAXN, budgets[b], 4, &out, &n), 0);
+		cr_assert_gt(n, 0);
+		cr_assert_lt(n, MAXN);
+		size_t len = out.len - 2;
+		cr_assert_leq(len, budgets[b], "budget %zu: %zu bytes", budgets[b], len);
+		cr_assert_eq(memcmp(out.data, "xy", 2), 0);
+		/* Within the slack, or one more point would not fit. */
+		if (budgets[b] - len > 4) {
+			probe.len = 0;
+			cr_assert_eq(vg_chunk_encode(codec, T, V, n + 1, &probe), 0);
+			cr_assert_gt(probe.len, budgets[b], "budget %zu: %zu points stop short", budgets[b], n);
+		}
+		size_t got = 0;
+		cr_assert_eq(vg_chunk_decode(codec, out.data + 2, len, dt, dv, MAXN, &got), 0);
+		cr_assert_eq(got, n);
+		cr_assert_eq(memcmp(dt, T, n * sizeof *dt), 0);
+		cr_assert_eq(memcmp(dv, V, n * sizeof *dv), 0);
+	}
+	/* Everything fits: all points, as vg_chunk_encode gives them. */
+	out.len = 0;
+	size_t n = 0;
+	cr_assert_eq(vg_chunk_encode_fit(codec, T, V, 100, 1 << 20, 4, &out, &n), 0);
+	cr_assert_eq(n, 100);
+	probe.len = 0;
+	cr_assert_eq(vg_chunk_encode(codec, T, V, 100, &probe), 0);
+	cr_assert_eq(out.len, probe.len);
+	cr_assert_eq(memcmp(out.data, probe.data, out.len), 0);
+	/* Not even one point fits: nothing is written. */
+	out.len = 0;
+	n = 99;
+	cr_assert_eq(vg_chunk_encode_fit(codec, T, V, MAXN, 20, 4, &out, &n), 0);
+	cr_assert_eq(n, 0);
+	cr_assert_eq(out.len, 0);
+	/* Unsorted times are refused and leave out unchanged. */
+	int64_t bad[3] = {5, 4, 6};
+	cr_assert_eq(vg_chunk_encode_fit(codec, bad, V, 3, 1000, 4, &out, &n), VG_EINVAL);
+	cr_assert_eq(out.len, 0);
+	vg_buf_release(&out);
+	vg_buf_release(&probe);
+	vg_codec_free(codec);
+}
+
+/* ---- thorough codecs ----------------------------------------------------- */
+
+Test(chunk, a_thorough_codec_writes_chunks_any_codec_reads)
+{
+	vg_codec_t *normal = new_codec(), *thorough = new_codec();
+	vg_codec_set_thorough(thorough, true);
+	vg_test_rng_t rng = {59};
+	static double ints[MAXN];
+	static int64_t dt[MAXN];
+	static double dv[MAXN];
+	regular_times(T, 3600, 1700000000000000000, 1000000000);
+	walk(&rng, ints, 3600, 0);
+	for (size_t i = 0; i < 3600; i += 97) /* exceptions too */
+		ints[i] = special(&rng);
+	vg_buf_t a = VG_BUF_INIT, b = VG_BUF_INIT;
+	cr_assert_eq(vg_chunk_encode(normal, T, ints, 3600, &a), 0);
+	cr_assert_eq(vg_chunk_encode(thorough, T, ints, 3600, &b), 0);
+	cr_assert_leq(b.len, a.len, "thorough %zu bytes, normal %zu", b.len, a.len);
+	size_t n = 0;
+	cr_assert_eq(vg_chunk_decode(normal, b.data, b.len, dt, dv, MAXN, &n), 0);
+	cr_assert_eq(n, 3600);
+	cr_assert_eq(memcmp(dt, T, n * sizeof *dt), 0);
+	cr_assert_eq(memcmp(dv, ints, n * sizeof *dv), 0, "bit-exact, NaN payloads included");
+	vg_chunk_header_t ha, hb;
+	cr_assert_eq(vg_chunk_header_read(a.data, a.len, &ha), 0);
+	cr_assert_eq(vg_chunk_header_read(b.data, b.len, &hb), 0);
+	cr_assert_eq(ha.count, hb.count);
+	cr_assert_eq(ha.value_count, hb.value_count);
+	cr_assert_eq(memcmp(&ha.sum, &hb.sum, sizeof ha.sum), 0);
+	/* Back to normal, it writes what a new codec writes. */
+	vg_codec_set_thorough(thorough, false);
+	b.len = 0;
+	cr_assert_eq(vg_chunk_encode(thorough, T, ints, 3600, &b), 0);
+	cr_assert_eq(b.len, a.len);
+	cr_assert_eq(memcmp(a.data, b.data, a.len), 0);
+	vg_buf_release(&a);
+	vg_buf_release(&b);
+	vg_codec_free(normal);
+	vg_codec_free(thorough);
+}

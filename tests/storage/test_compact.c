@@ -9,6 +9,7 @@
 #include "vg_error.h"
 #include "vg_store.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <sys/stat.h>
@@ -203,6 +204,107 @@ Test(compact, a_leftover_copy_is_removed_at_open)
 	snprintf(path, sizeof path, "%s/compact.tmp", dir);
 	cr_assert_neq(stat(path, &st), 0);
 	check(store, NPTS, NPTS - 1);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
+/* ---- re-cut tails ------------------------------------------------------ */
+
+#define RAGGED_SERIES 120
+#define RAGGED_MAX 6000
+
+static size_t ragged_points(int i) { return 900 + (size_t)i * 41 % 5000; }
+
+/* Series i: ragged_points(i) points of a 1-decimal random walk (whose
+ * chunks are partly leaf-sized tails) with a NaN now and then. */
+static void ragged_series(int i, int64_t *t, double *v, size_t n)
+{
+	uint64_t x = 0x9e3779b97f4a7c15ull * (uint64_t)(i + 1);
+	double level = 50;
+	for (size_t j = 0; j < n; j++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		level += (double)(int)(x % 21) - 10;
+		t[j] = 1000000 + (int64_t)j * 10 + (int64_t)(x >> 61); /* 0..7: increasing */
+		v[j] = x % 997 == 0 ? NAN : round(level) / 10;
+	}
+}
+
+static void check_ragged(vg_store_t *store)
+{
+	static int64_t t[RAGGED_MAX];
+	static double v[RAGGED_MAX];
+	vg_rtxn_t *r;
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	for (int i = 0; i < RAGGED_SERIES; i++) {
+		size_t n = ragged_points(i), at = 0;
+		ragged_series(i, t, v, n);
+		char name[32];
+		snprintf(name, sizeof name, "s%d", i);
+		vg_series_key_t key = {{"m", 1}, NULL, 0, {name, strlen(name)}};
+		vg_series_id_t id;
+		cr_assert_eq(vg_rtxn_series_find(r, &key, &id), 0);
+		vg_cursor_t *c;
+		cr_assert_eq(vg_cursor_open(r, id, INT64_MIN, INT64_MAX, 0, &c), 0);
+		const int64_t *ct;
+		const double *cv;
+		size_t m;
+		while (vg_cursor_next(c, &ct, &cv, &m) == 0 && m > 0) {
+			cr_assert_leq(at + m, n);
+			cr_assert_eq(memcmp(ct, t + at, m * sizeof *ct), 0, "series %d", i);
+			cr_assert_eq(memcmp(cv, v + at, m * sizeof *cv), 0, "series %d", i);
+			at += m;
+		}
+		cr_assert_eq(at, n, "series %d: %zu of %zu points", i, at, n);
+		vg_cursor_close(c);
+	}
+	vg_rtxn_end(r);
+}
+
+Test(compact, recut_tails_keep_every_point_bit_for_bit)
+{
+	char dir[256];
+	vg_test_tmpdir(dir, sizeof dir);
+	vg_store_t *store = open_store(dir);
+	static int64_t t[RAGGED_MAX];
+	static double v[RAGGED_MAX];
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	for (int i = 0; i < RAGGED_SERIES; i++) {
+		size_t n = ragged_points(i);
+		ragged_series(i, t, v, n);
+		cr_assert_eq(vg_wtxn_put(txn, series_id(txn, i), t, v, n), 0);
+	}
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	cr_assert_eq(vg_store_seal(store, 1), 0);
+	vg_store_stats_t before, after, again;
+	cr_assert_eq(vg_store_stats(store, &before), 0);
+	check_ragged(store);
+
+	cr_assert_eq(vg_store_compact(store), 0);
+	cr_assert_eq(vg_store_stats(store, &after), 0);
+	cr_assert_eq(after.chunk_points, before.chunk_points);
+	cr_assert_eq(after.head_points, 0);
+	cr_assert_leq(after.used_bytes, before.used_bytes);
+	check_ragged(store);
+	/* A second compaction finds the tails already fitted. */
+	cr_assert_eq(vg_store_compact(store), 0);
+	cr_assert_eq(vg_store_stats(store, &again), 0);
+	cr_assert_eq(again.used_bytes, after.used_bytes);
+	cr_assert_eq(again.chunks, after.chunks);
+	check_ragged(store);
+	/* Seals merge new points into the re-cut tails; all survives a reopen. */
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	int64_t t_new = 1000000 + 10 * RAGGED_MAX + 100;
+	double v_new = 1.5;
+	for (int i = 0; i < RAGGED_SERIES; i++)
+		cr_assert_eq(vg_wtxn_put(txn, series_id(txn, i), &t_new, &v_new, 1), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	cr_assert_eq(vg_store_seal(store, 1), 0);
+	vg_store_close(store);
+	store = open_store(dir);
+	vg_store_stats_t last;
+	cr_assert_eq(vg_store_stats(store, &last), 0);
+	cr_assert_eq(last.chunk_points + last.head_points, before.chunk_points + RAGGED_SERIES);
 	vg_store_close(store);
 	vg_test_rmdir(dir);
 }
