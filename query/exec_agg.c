@@ -746,7 +746,7 @@ static open_share_t *open_share_start(agg_t *s)
 	if (!o)
 		return NULL;
 	o->task.run = run_open_share;
-	vg_split_init(&o->split, s->nssrc);
+	vg_split_init(&o->split, s->nssrc, x->opts.helpers_even);
 	o->s = s;
 	o->x = *x;
 	o->x.txn = x->fork;
@@ -785,7 +785,13 @@ static int open_sources(agg_t *s)
 		return code;
 	if (code)
 		atomic_store(&o->stop, true);
-	vg_helpers_finish(x->opts.helpers, &o->task);
+	if (x->opts.helpers_even)
+		vg_helpers_wait(x->opts.helpers, &o->task);
+	else
+		vg_helpers_finish(x->opts.helpers, &o->task);
+	o->split.even = false; /* what is left is this thread's */
+	while (code == 0 && o->code == 0 && vg_split_front(&o->split, &i))
+		code = open_source(s, x, i);
 	if (code == 0 && o->code) {
 		code = o->code;
 		if (x->err)
@@ -1116,7 +1122,7 @@ static share_t *share_new(vg_exec_t *x, vg_plan_t *plan)
 		return NULL;
 	}
 	sh->task.run = run_share;
-	vg_split_init(&sh->split, plan->ngroups);
+	vg_split_init(&sh->split, plan->ngroups, x->opts.helpers_even);
 	sh->plan = plan;
 	sh->records = records;
 	for (size_t g = 0; g < plan->ngroups; g++)
@@ -1165,20 +1171,29 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 	agg_t s;
 	int code = agg_setup(&s, x, plan);
 	size_t g = 0;
-	if (sh)
-		while (code == 0 && vg_split_front(&sh->split, &g))
-			code = run_group(&s, &plan->groups[g]);
-	else
+	if (!sh) {
 		for (g = 0; code == 0 && g < plan->ngroups; g++)
 			code = run_group(&s, &plan->groups[g]);
+		agg_teardown(&s);
+		return code;
+	}
+	while (code == 0 && vg_split_front(&sh->split, &g))
+		code = run_group(&s, &plan->groups[g]);
+	if (code)
+		atomic_store(&sh->stop, true);
+	if (x->opts.helpers_even)
+		vg_helpers_wait(x->opts.helpers, &sh->task);
+	else
+		vg_helpers_finish(x->opts.helpers, &sh->task);
+	/* The helper is done; what it left (it stops at SHARE_MAX_RECORDED,
+	 * and an even split stops this thread at the middle) is this
+	 * thread's, before the helper's groups. */
+	sh->split.even = false;
+	while (code == 0 && sh->code == 0 && vg_split_front(&sh->split, &g))
+		code = run_group(&s, &plan->groups[g]);
 	agg_teardown(&s);
 	x->opts.max_values = max_values;
 	x->fork = fork;
-	if (!sh)
-		return code;
-	if (code)
-		atomic_store(&sh->stop, true);
-	vg_helpers_finish(x->opts.helpers, &sh->task);
 	if (code == 0 && sh->code) {
 		code = sh->code;
 		if (x->err)

@@ -173,11 +173,13 @@ void vg_helpers_finish(vg_query_helpers_t *h, vg_helper_task_t *task)
 		vg_helpers_wait(h, task);
 }
 
-void vg_split_init(vg_split_t *split, size_t n)
+void vg_split_init(vg_split_t *split, size_t n, bool even)
 {
 	pthread_mutex_init(&split->lock, NULL);
 	split->front = 0;
 	split->back = n;
+	split->mid = n / 2;
+	split->even = even;
 }
 
 void vg_split_release(vg_split_t *split)
@@ -188,7 +190,7 @@ void vg_split_release(vg_split_t *split)
 bool vg_split_front(vg_split_t *split, size_t *item)
 {
 	pthread_mutex_lock(&split->lock);
-	bool ok = split->front < split->back;
+	bool ok = split->front < split->back && (!split->even || split->front < split->mid);
 	if (ok)
 		*item = split->front++;
 	pthread_mutex_unlock(&split->lock);
@@ -198,7 +200,7 @@ bool vg_split_front(vg_split_t *split, size_t *item)
 bool vg_split_back(vg_split_t *split, size_t *item)
 {
 	pthread_mutex_lock(&split->lock);
-	bool ok = split->front < split->back;
+	bool ok = split->front < split->back && (!split->even || split->back > split->mid);
 	if (ok)
 		*item = --split->back;
 	pthread_mutex_unlock(&split->lock);

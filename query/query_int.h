@@ -191,9 +191,12 @@ void vg_helpers_finish(vg_query_helpers_t *h, vg_helper_task_t *task);
 typedef struct vg_split {
 	pthread_mutex_t lock;
 	size_t front, back; /* items [front, back) are left */
+	size_t mid;         /* even: the front stops at mid, the back too */
+	bool even;
 } vg_split_t;
 
-void vg_split_init(vg_split_t *split, size_t n);
+/* even: the front thread gets exactly [0, n/2) and the back one the rest. */
+void vg_split_init(vg_split_t *split, size_t n, bool even);
 void vg_split_release(vg_split_t *split);
 /* Takes the next item from the front (back): true and *item, or false when
  * none is left. */

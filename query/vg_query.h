@@ -457,6 +457,10 @@ typedef struct vg_exec_options {
 	int64_t range_t1;    /* init: INT64_MAX */
 	vg_query_helpers_t *helpers; /* NULL (init): the statement runs on the
 				      * calling thread only; borrowed */
+	bool helpers_even;           /* tests: share exactly half (the helper the
+				      * back half) and wait for the helper
+				      * however late it starts, so that what
+				      * is shared does not depend on timing */
 	size_t parallel_min_series;  /* with helpers: share only statements
 				      * over at least this many series (a
 				      * hand-off costs tens of microseconds);

@@ -989,7 +989,7 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 	cr_assert_eq(vg_store_stats(store, &st), 0);
 	cr_assert_gt(st.chunks, 0, "some data is sealed");
 	cr_assert_gt(st.head_points, 0, "some data is not");
-	uint64_t scanned = 0, shared = 0, opened = 0;
+	uint64_t scanned = 0, shared = 0;
 	/* Half the queries may hand half of their groups to a helper thread:
 	 * the answers must not change. */
 	vg_query_helpers_t *helpers;
@@ -1009,6 +1009,8 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 		if (vg_test_below(&rng, 2)) {
 			opts.helpers = helpers;
 			opts.parallel_min_series = 2;
+			/* Half of those share exactly half, whatever the timing. */
+			opts.helpers_even = vg_test_below(&rng, 2);
 		}
 		collect_t got = {0};
 		got.abort_after_blocks = -1;
@@ -1022,8 +1024,8 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 			rows += got.sets[s].nrows;
 		cr_assert_eq(stats.rows_emitted, rows, "%s", q.text);
 		scanned += stats.points_scanned;
-		shared += stats.groups_shared;
-		opened += stats.sources_shared;
+		if (opts.helpers_even)
+			shared += stats.groups_shared;
 		cr_assert(opts.helpers || stats.groups_shared + stats.sources_shared == 0, "%s",
 		          q.text);
 		collect_release(&got);
@@ -1031,8 +1033,10 @@ static void run_property(uint64_t seed, int nqueries, bool headers)
 		free_query(&q);
 	}
 	cr_assert_gt(scanned, 0);
+	/* Even splits do not depend on timing: some multi-group queries must
+	 * have shared.  (Single-group GROUP BY time over several series, where
+	 * the opening is shared, is rarer here; exec_select checks it.) */
 	cr_assert_gt(shared, 0, "some queries shared groups with the helper");
-	cr_assert_gt(opened, 0, "some queries shared the opening of a group's series");
 	vg_query_helpers_free(helpers);
 	free_data();
 	vg_store_close(store);

@@ -508,8 +508,7 @@ Test(exec_select, shared_with_a_helper)
 	cr_assert_eq(run_query(store, text, &opts, &shared, &shared_stats, &err), 0, "%s",
 	             err.message);
 	cr_assert_eq(alone_stats.groups_shared, 0);
-	/* How many the helper takes depends on when it starts (the property
-	 * test checks that it does take some). */
+	/* How many the helper takes depends on when it starts... */
 	cr_assert_leq(shared_stats.groups_shared, HOSTS);
 	cr_assert_eq(shared_stats.rows_emitted, alone_stats.rows_emitted);
 	cr_assert_eq(shared_stats.points_scanned, alone_stats.points_scanned);
@@ -525,6 +524,18 @@ Test(exec_select, shared_with_a_helper)
 				cr_assert_eq(a->f[r * 2 + c], b->f[r * 2 + c]);
 		}
 	}
+	collect_release(&shared);
+	/* ...unless the split is even. */
+	shared = (collect_t){0};
+	shared.abort_after_blocks = -1;
+	opts.helpers_even = true;
+	cr_assert_eq(run_query(store, text, &opts, &shared, &shared_stats, &err), 0, "%s",
+	             err.message);
+	opts.helpers_even = false;
+	cr_assert_eq(shared_stats.groups_shared, HOSTS / 2);
+	cr_assert_eq(shared.nsets, HOSTS);
+	for (size_t s = 0; s < HOSTS; s++)
+		cr_assert_str_eq(alone.sets[s].tag_values[0], shared.sets[s].tag_values[0]);
 	collect_release(&alone);
 	collect_release(&shared);
 
@@ -538,6 +549,17 @@ Test(exec_select, shared_with_a_helper)
 	opts.helpers = helpers;
 	cr_assert_eq(run_query(store, one_group, &opts, &shared, &shared_stats, &err), 0);
 	cr_assert_leq(shared_stats.sources_shared, HOSTS);
+	collect_t even = {0};
+	even.abort_after_blocks = -1;
+	opts.helpers_even = true;
+	vg_exec_stats_t even_stats;
+	cr_assert_eq(run_query(store, one_group, &opts, &even, &even_stats, &err), 0);
+	opts.helpers_even = false;
+	cr_assert_eq(even_stats.sources_shared, HOSTS / 2);
+	cr_assert_eq(even.sets[0].nrows, 5);
+	for (size_t r = 0; r < 5; r++)
+		cr_assert_eq(even.sets[0].f[r * 2], alone.sets[0].f[r * 2]);
+	collect_release(&even);
 	cr_assert_eq(shared_stats.points_scanned, alone_stats.points_scanned);
 	cr_assert_eq(alone.nsets, 1);
 	cr_assert_eq(shared.nsets, 1);
