@@ -74,15 +74,6 @@
 #include <stdint.h>
 
 #define VG_CHUNK_MAX_POINTS 8192
-/*
- * Full-precision (XOR) chunks are sealed with at most this many points.  A
- * query decodes the whole chunk at each end of its range, and decoding is
- * most of an aggregate over full-precision data: a 12-hour range of
- * 10-second points decodes ~8,200 points per series at 8,192-point chunks,
- * ~6,200 at 2,048, for 1% more bytes (cpu-full).  ALP chunks keep the full
- * limit: their points are ten times smaller and cost 6% more at 2,048.
- */
-#define VG_CHUNK_XOR_MAX_POINTS 2048
 #define VG_CHUNK_VERSION 1
 #define VG_CHUNK_HEADER_SIZE 84
 

@@ -73,13 +73,11 @@ static size_t leaf_value_max(size_t psize) { return vg_leaf_value_max(psize); }
  * up to a finished chunk. */
 static bool chunk_is_finished(const vg_chunk_header_t *h, size_t size, size_t psize)
 {
-	size_t limit =
-	    h->encoding == VG_CHUNK_ENC_XOR ? VG_CHUNK_XOR_MAX_POINTS : VG_CHUNK_MAX_POINTS;
-	if (h->count >= limit)
+	if (h->count >= VG_CHUNK_MAX_POINTS)
 		return true;
 	size_t pages = (size + VG_OVERFLOW_HEADER + psize - 1) / psize;
 	return chunk_fills_pages(size, psize) &&
-	       (h->count >= limit / 2 || pages >= VG_FIT_PAGES / 2);
+	       (h->count >= VG_CHUNK_MAX_POINTS / 2 || pages >= VG_FIT_PAGES / 2);
 }
 
 /* At most this many tail chunks are gathered back by a seal (a tail is at
@@ -176,8 +174,7 @@ static int delete_chunk(vg_wtxn_t *txn, const chunk_key_t *key)
  * LMDB keeps a value too large for a leaf page in whole overflow pages, so
  * a chunk that overshoots a page boundary by a little wastes most of a
  * page.  The first candidate is everything left (at most
- * VG_CHUNK_MAX_POINTS points, VG_CHUNK_XOR_MAX_POINTS when it encodes as
- * XOR); when that is too large for a leaf page and
+ * VG_CHUNK_MAX_POINTS points); when that is too large for a leaf page and
  * does not fill its pages, the chunk is cut to the largest point count that
  * fits in the whole pages below the boundary, to within FIT_SLACK bytes
  * (vg_chunk_encode_fit), and the rest starts the next chunk.  (Compaction
@@ -195,15 +192,6 @@ static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size
 	vg_buf_clear(&txn->scratch);
 	int code = vg_chunk_encode(codec, run->times + start, run->values + start, count,
 				   &txn->scratch);
-	vg_chunk_header_t h;
-	if (code == 0 && count > VG_CHUNK_XOR_MAX_POINTS &&
-	    vg_chunk_header_read(txn->scratch.data, txn->scratch.len, &h) == 0 &&
-	    h.encoding == VG_CHUNK_ENC_XOR) {
-		count = VG_CHUNK_XOR_MAX_POINTS;
-		vg_buf_clear(&txn->scratch);
-		code = vg_chunk_encode(codec, run->times + start, run->values + start, count,
-				       &txn->scratch);
-	}
 	if (code)
 		return code;
 	size_t len = txn->scratch.len, need = len + VG_OVERFLOW_HEADER;
