@@ -186,6 +186,279 @@ static arena_chunk_t *first_chunk_of(Vigil__V1__Envelope *env)
 	return (arena_chunk_t *)(void *)((unsigned char *)env - offsetof(arena_chunk_t, data));
 }
 
+/* ---- the Write fast path ------------------------------------------------
+ *
+ * protobuf-c's generic unpack walks descriptors for every field and made
+ * ~3.7 k instructions per series of a WriteBlock.  Writes are nearly all the
+ * server decodes, so the plain shape of one is decoded here by hand into the
+ * same structs, in the same arena: an Envelope of an id and one Write; a
+ * Write of blocks; each block, tag and field with every singular field at
+ * most once, packed arrays at most once and non-empty, nothing unknown.
+ * Anything else (repeated singular fields, unpacked arrays, unknown fields,
+ * other messages) is left to protobuf-c, so the result never differs from
+ * its (tests/protocol/test_frame.c compares the two).  The wire walker has
+ * already checked the bytes; the checks below only decide "plain or not".
+ */
+
+typedef struct fw_field {
+	uint64_t number;
+	unsigned wt;
+	uint64_t value;      /* wire type 0 */
+	const uint8_t *body; /* wire type 2 */
+	size_t len;
+} fw_field_t;
+
+static bool fw_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
+{
+	uint64_t x = 0;
+	for (unsigned i = 0; i < 10 && *pos < n; i++) {
+		uint8_t b = p[(*pos)++];
+		x |= (uint64_t)(b & 0x7F) << (7 * i);
+		if (!(b & 0x80)) {
+			*v = x;
+			return true;
+		}
+	}
+	return false;
+}
+
+/* The next field at p[*pos..n); false for what the fast path does not take
+ * (wire types other than varint and length-delimited) or bad bytes. */
+static bool fw_next(const uint8_t *p, size_t n, size_t *pos, fw_field_t *f)
+{
+	uint64_t key;
+	if (!fw_varint(p, n, pos, &key))
+		return false;
+	f->number = key >> 3;
+	f->wt = (unsigned)(key & 7);
+	if (f->wt == 0)
+		return fw_varint(p, n, pos, &f->value);
+	if (f->wt != 2)
+		return false;
+	uint64_t len;
+	if (!fw_varint(p, n, pos, &len) || len > n - *pos)
+		return false;
+	f->body = p + *pos;
+	f->len = (size_t)len;
+	*pos += (size_t)len;
+	return true;
+}
+
+/* Results: 1 decoded, 0 not the plain shape, VG_ENOMEM. */
+#define FW_OK 1
+#define FW_NO 0
+
+static int fw_string(arena_chunk_t *a, const fw_field_t *f, char **out)
+{
+	char *s = chunk_alloc(a, f->len + 1);
+	if (!s)
+		return VG_ENOMEM;
+	if (f->len)
+		memcpy(s, f->body, f->len);
+	s[f->len] = '\0';
+	*out = s;
+	return FW_OK;
+}
+
+/* A packed array of 8-byte elements (sfixed64, double): little-endian on
+ * the wire, so a copy on a little-endian host. */
+static int fw_packed8(arena_chunk_t *a, const fw_field_t *f, void **out, size_t *count)
+{
+	if (f->len == 0 || f->len % 8)
+		return FW_NO;
+	void *v = chunk_alloc(a, f->len);
+	if (!v)
+		return VG_ENOMEM;
+	memcpy(v, f->body, f->len);
+	*out = v;
+	*count = f->len / 8;
+	return FW_OK;
+}
+
+static int fw_tag(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__Tag **out)
+{
+	Vigil__V1__Tag *t = chunk_alloc(a, sizeof *t);
+	if (!t)
+		return VG_ENOMEM;
+	vigil__v1__tag__init(t);
+	bool have_key = false, have_value = false;
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2)
+			return FW_NO;
+		int rc;
+		if (f.number == 1 && !have_key) {
+			have_key = true;
+			rc = fw_string(a, &f, &t->key);
+		} else if (f.number == 2 && !have_value) {
+			have_value = true;
+			rc = fw_string(a, &f, &t->value);
+		} else {
+			return FW_NO;
+		}
+		if (rc != FW_OK)
+			return rc;
+	}
+	*out = t;
+	return FW_OK;
+}
+
+static int fw_field(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__WriteField **out)
+{
+	Vigil__V1__WriteField *wf = chunk_alloc(a, sizeof *wf);
+	if (!wf)
+		return VG_ENOMEM;
+	vigil__v1__write_field__init(wf);
+	bool have_name = false, have_values = false;
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2)
+			return FW_NO;
+		int rc;
+		if (f.number == 1 && !have_name) {
+			have_name = true;
+			rc = fw_string(a, &f, &wf->name);
+		} else if (f.number == 2 && !have_values) {
+			have_values = true;
+			void *v = NULL;
+			rc = fw_packed8(a, &f, &v, &wf->n_values);
+			wf->values = v;
+		} else {
+			return FW_NO;
+		}
+		if (rc != FW_OK)
+			return rc;
+	}
+	*out = wf;
+	return FW_OK;
+}
+
+static int fw_block(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__WriteBlock **out)
+{
+	/* First pass: the shape, and the sizes of the repeated fields. */
+	size_t ntags = 0, nfields = 0;
+	bool have_measurement = false, have_times = false;
+	fw_field_t measurement = {0}, times = {0};
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2)
+			return FW_NO;
+		if (f.number == 1 && !have_measurement) {
+			have_measurement = true;
+			measurement = f;
+		} else if (f.number == 2) {
+			ntags++;
+		} else if (f.number == 3 && !have_times) {
+			have_times = true;
+			times = f;
+		} else if (f.number == 4) {
+			nfields++;
+		} else {
+			return FW_NO;
+		}
+	}
+	Vigil__V1__WriteBlock *b = chunk_alloc(a, sizeof *b);
+	if (!b)
+		return VG_ENOMEM;
+	vigil__v1__write_block__init(b);
+	int rc = FW_OK;
+	if (have_measurement)
+		rc = fw_string(a, &measurement, &b->measurement);
+	if (rc == FW_OK && have_times) {
+		void *v = NULL;
+		rc = fw_packed8(a, &times, &v, &b->n_times);
+		b->times = v;
+	}
+	if (rc == FW_OK && ntags) {
+		b->tags = chunk_alloc(a, ntags * sizeof *b->tags);
+		rc = b->tags ? FW_OK : VG_ENOMEM;
+	}
+	if (rc == FW_OK && nfields) {
+		b->fields = chunk_alloc(a, nfields * sizeof *b->fields);
+		rc = b->fields ? FW_OK : VG_ENOMEM;
+	}
+	/* Second pass: the sub-messages, in wire order. */
+	for (size_t pos = 0; pos < n && rc == FW_OK;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		if (f.number == 2)
+			rc = fw_tag(a, f.body, f.len, &b->tags[b->n_tags++]);
+		else if (f.number == 4)
+			rc = fw_field(a, f.body, f.len, &b->fields[b->n_fields++]);
+	}
+	if (rc == FW_OK)
+		*out = b;
+	return rc;
+}
+
+static int fw_write(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__Write **out)
+{
+	size_t nblocks = 0;
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2 || f.number != 1)
+			return FW_NO;
+		nblocks++;
+	}
+	Vigil__V1__Write *w = chunk_alloc(a, sizeof *w);
+	if (!w)
+		return VG_ENOMEM;
+	vigil__v1__write__init(w);
+	if (nblocks) {
+		w->blocks = chunk_alloc(a, nblocks * sizeof *w->blocks);
+		if (!w->blocks)
+			return VG_ENOMEM;
+	}
+	int rc = FW_OK;
+	for (size_t pos = 0; pos < n && rc == FW_OK;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		rc = fw_block(a, f.body, f.len, &w->blocks[w->n_blocks++]);
+	}
+	if (rc == FW_OK)
+		*out = w;
+	return rc;
+}
+
+/* Decodes a plain Write envelope into the slot of arena a. */
+static int fw_envelope(arena_chunk_t *a, const uint8_t *p, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	Vigil__V1__Envelope *env = (Vigil__V1__Envelope *)(void *)a->data;
+	vigil__v1__envelope__init(env);
+	bool have_id = false;
+	const uint8_t *write = NULL;
+	size_t write_len = 0;
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		if (f.number == 1 && f.wt == 0 && !have_id) {
+			have_id = true;
+			env->id = f.value;
+		} else if (f.number == 3 && f.wt == 2 && !write) {
+			write = f.body;
+			write_len = f.len;
+		} else {
+			return FW_NO;
+		}
+	}
+	if (!write)
+		return FW_NO;
+	int rc = fw_write(a, write, write_len, &env->write);
+	if (rc == FW_OK)
+		env->body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+	return rc;
+#else
+	(void)a;
+	(void)p;
+	(void)n;
+	return FW_NO;
+#endif
+}
+
 int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1__Envelope **out,
                    size_t *consumed)
 {
@@ -216,6 +489,18 @@ int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1_
 	if (!a.first)
 		return VG_ENOMEM;
 	a.first->used = SLOT_SIZE;
+	rc = fw_envelope(a.first, payload, n);
+	if (rc == FW_OK) {
+		*consumed = VG_FRAME_HEADER + n;
+		*out = (Vigil__V1__Envelope *)(void *)a.first->data;
+		return 0;
+	}
+	if (rc != FW_NO) {
+		chunks_free(a.first);
+		return rc;
+	}
+	/* Not plain: protobuf-c decodes it (what the fast path allocated stays
+	 * unused in the arena). */
 	ProtobufCAllocator arena_allocator = {
 	    .alloc = arena_alloc, .free = arena_free, .allocator_data = &a};
 	Vigil__V1__Envelope *env = vigil__v1__envelope__unpack(&arena_allocator, n, payload);
