@@ -85,24 +85,50 @@ static int canonical_key(const vg_series_key_t *key, vg_buf_t *out)
 			return VG_EINVAL;
 		sorted[i] = t;
 	}
-	qsort(sorted, key->ntags, sizeof sorted[0], compare_tags);
-	for (size_t i = 1; i < key->ntags; i++)
-		if (compare_tags(&sorted[i - 1], &sorted[i]) == 0)
-			return VG_EINVAL;
-	vg_buf_clear(out);
-	uint8_t nul = 0;
-	int code = vg_buf_putc(out, (uint8_t)key->ntags);
-	code = code ? code : vg_buf_append(out, key->measurement.data, key->measurement.len);
-	code = code ? code : vg_buf_append(out, &nul, 1);
-	code = code ? code : vg_buf_append(out, key->field.data, key->field.len);
-	code = code ? code : vg_buf_append(out, &nul, 1);
-	for (size_t i = 0; i < key->ntags && !code; i++) {
-		code = vg_buf_append(out, sorted[i]->key.data, sorted[i]->key.len);
-		code = code ? code : vg_buf_append(out, &nul, 1);
-		code = code ? code : vg_buf_append(out, sorted[i]->value.data, sorted[i]->value.len);
-		code = code ? code : vg_buf_append(out, &nul, 1);
+	/* Usually a handful of tags: insertion sort, which beats qsort's call
+	 * overhead there (this runs for every write of every series). */
+	if (key->ntags > 16) {
+		qsort(sorted, key->ntags, sizeof sorted[0], compare_tags);
+	} else {
+		for (size_t i = 1; i < key->ntags; i++) {
+			const vg_tag_t *t = sorted[i];
+			size_t j = i;
+			while (j > 0 && compare_tags(&sorted[j - 1], &t) > 0) {
+				sorted[j] = sorted[j - 1];
+				j--;
+			}
+			sorted[j] = t;
+		}
 	}
-	return code;
+	size_t total = 3 + key->measurement.len + key->field.len;
+	for (size_t i = 0; i < key->ntags; i++) {
+		if (i > 0 && compare_tags(&sorted[i - 1], &sorted[i]) == 0)
+			return VG_EINVAL;
+		total += sorted[i]->key.len + sorted[i]->value.len + 2;
+	}
+	/* Sized once, then copied (lengths are bounded above: no overflow). */
+	vg_buf_clear(out);
+	int code = vg_buf_reserve(out, total);
+	if (code)
+		return code;
+	uint8_t *p = out->data;
+	*p++ = (uint8_t)key->ntags;
+	memcpy(p, key->measurement.data, key->measurement.len);
+	p += key->measurement.len;
+	*p++ = 0;
+	memcpy(p, key->field.data, key->field.len);
+	p += key->field.len;
+	*p++ = 0;
+	for (size_t i = 0; i < key->ntags; i++) {
+		memcpy(p, sorted[i]->key.data, sorted[i]->key.len);
+		p += sorted[i]->key.len;
+		*p++ = 0;
+		memcpy(p, sorted[i]->value.data, sorted[i]->value.len);
+		p += sorted[i]->value.len;
+		*p++ = 0;
+	}
+	out->len = total;
+	return 0;
 }
 
 /* Scans one 0x00-terminated field of a canonical key. */
