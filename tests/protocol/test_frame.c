@@ -919,7 +919,7 @@ Test(frame, built_envelope_in_its_arena)
 	for (size_t i = 0; i < n; i++) {
 		Vigil__V1__WriteBlock *b = vg_envelope_alloc(env, sizeof *b);
 		cr_assert_not_null(b);
-		cr_assert_eq((uintptr_t)b % 16, 0, "aligned");
+		cr_assert_eq((uintptr_t)b % 8, 0, "aligned");
 		vigil__v1__write_block__init(b);
 		char *m = vg_envelope_alloc(env, 3);
 		cr_assert_not_null(m);
