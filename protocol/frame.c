@@ -198,8 +198,11 @@ static arena_chunk_t *first_chunk_of(Vigil__V1__Envelope *env)
  * most once, packed arrays at most once and non-empty, nothing unknown.
  * Anything else (repeated singular fields, unpacked arrays, unknown fields,
  * other messages) is left to protobuf-c, so the result never differs from
- * its (tests/protocol/test_frame.c compares the two).  The wire walker has
- * already checked the bytes; the checks below only decide "plain or not".
+ * its (tests/protocol/test_frame.c compares the two).  It runs before the
+ * wire walker, and whatever it takes passes the walker's checks: only known
+ * fields with their declared wire types, well-formed varints and lengths
+ * inside their message, packed arrays of whole elements, strings without a
+ * NUL byte.  Anything else it leaves to the walker and protobuf-c.
  */
 
 typedef struct fw_field {
@@ -252,6 +255,8 @@ static bool fw_next(const uint8_t *p, size_t n, size_t *pos, fw_field_t *f)
 
 static int fw_string(arena_chunk_t *a, const fw_field_t *f, char **out)
 {
+	if (f->len && memchr(f->body, 0, f->len))
+		return FW_NO; /* refused, with its reason, by the walker */
 	char *s = chunk_alloc(a, f->len + 1);
 	if (!s)
 		return VG_ENOMEM;
@@ -474,16 +479,6 @@ int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1_
 		return VG_EAGAIN;
 	const uint8_t *payload = data + VG_FRAME_HEADER;
 
-	/* Refuse what protobuf-c would refuse or silently alter, before it
-	 * allocates anything. */
-	vg_wire_report_t report;
-	vg_msg_t quiet;
-	vg_msg_init(&quiet, NULL, 0);
-	if (vg_wire_scan_envelope(payload, n, &report, &quiet) || !report.has_body) {
-		*consumed = VG_FRAME_HEADER + n;
-		return VG_EPROTO;
-	}
-
 	/* Decoded structs take ~4-5 x the wire bytes for ordinary writes (304
 	 * bytes for a 72-byte block of 2 tags, 1 field, 1 point), so one chunk
 	 * holds them; more (up to ~55 x, see vg_proto.h) comes from further
@@ -491,21 +486,42 @@ int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1_
 	 * each, so it is not rounded up generously. */
 	size_t first_cap = SLOT_SIZE + 256 + (n <= SIZE_MAX / 8 ? 5 * n : n);
 	arena_t a = {.first = chunk_new(first_cap)};
+	if (a.first) {
+		a.first->used = SLOT_SIZE;
+		/* A plain Write: the fast path checks all the walker would (it
+		 * takes known fields of the right wire types only, whole packed
+		 * arrays, strings without NUL), so it runs alone. */
+		rc = fw_envelope(a.first, payload, n);
+		if (rc == FW_OK) {
+			*consumed = VG_FRAME_HEADER + n;
+			*out = (Vigil__V1__Envelope *)(void *)a.first->data;
+			return 0;
+		}
+		if (rc == FW_NO) {
+			/* Start the arena over for protobuf-c. */
+			chunks_free(a.first->next);
+			a.first->next = NULL;
+			a.first->used = SLOT_SIZE;
+		} else {
+			chunks_free(a.first);
+			a.first = NULL;
+		}
+	}
+
+	/* Refuse what protobuf-c would refuse or silently alter, before it
+	 * decodes anything; a malformed frame is VG_EPROTO even when memory
+	 * is short. */
+	vg_wire_report_t report;
+	vg_msg_t quiet;
+	vg_msg_init(&quiet, NULL, 0);
+	if (vg_wire_scan_envelope(payload, n, &report, &quiet) || !report.has_body) {
+		chunks_free(a.first);
+		*consumed = VG_FRAME_HEADER + n;
+		return VG_EPROTO;
+	}
 	if (!a.first)
 		return VG_ENOMEM;
-	a.first->used = SLOT_SIZE;
-	rc = fw_envelope(a.first, payload, n);
-	if (rc == FW_OK) {
-		*consumed = VG_FRAME_HEADER + n;
-		*out = (Vigil__V1__Envelope *)(void *)a.first->data;
-		return 0;
-	}
-	if (rc != FW_NO) {
-		chunks_free(a.first);
-		return rc;
-	}
-	/* Not plain: protobuf-c decodes it (what the fast path allocated stays
-	 * unused in the arena). */
+	/* Not plain: protobuf-c decodes it. */
 	ProtobufCAllocator arena_allocator = {
 	    .alloc = arena_alloc, .free = arena_free, .allocator_data = &a};
 	Vigil__V1__Envelope *env = vigil__v1__envelope__unpack(&arena_allocator, n, payload);
