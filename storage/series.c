@@ -263,11 +263,30 @@ static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, u
 {
 	uint8_t hk[8];
 	vg_store_be64(hk, hash);
-	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, store->dbi_series, &cur);
+	MDB_val key = {8, hk}, val;
+	/* The usual case, a hash with one id (or none), without a cursor:
+	 * mdb_get gives the first duplicate. */
+	int rc = mdb_get(txn, store->dbi_series, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return VG_ENOTFOUND;
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	MDB_val key = {8, hk}, val;
+	if (val.mv_size == 4) {
+		vg_series_id_t candidate = vg_load_be32(val.mv_data);
+		MDB_val ik = {sizeof candidate, &candidate}, iv;
+		rc = mdb_get(txn, store->dbi_ids, &ik, &iv);
+		if (rc)
+			return vg_store_lmdb_error(rc);
+		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
+			*id = candidate;
+			return 0;
+		}
+	}
+	/* A collision (or a bad record): walk every id under the hash. */
+	MDB_cursor *cur;
+	rc = mdb_cursor_open(txn, store->dbi_series, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
 	int code = VG_ENOTFOUND;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP)) {
