@@ -127,8 +127,24 @@ int vg_frame_peek_length(const uint8_t *data, size_t len, size_t max_frame, size
 int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1__Envelope **out,
                    size_t *consumed);
 
-/* Frees an envelope returned by vg_frame_parse().  NULL is allowed. */
+/* Frees an envelope returned by vg_frame_parse() or vg_envelope_new(), and
+ * everything it holds.  NULL is allowed.
+ *
+ * Such an envelope lives in an arena of its own (see frame.c): every part
+ * of it comes from that arena, and all of it goes at once.  So an envelope
+ * built by hand must take its parts from vg_envelope_alloc(), never from
+ * malloc, and nothing may be taken out of an envelope to outlive it. */
 void vg_frame_free_envelope(Vigil__V1__Envelope *env);
+
+/* An empty (initialised) envelope in an arena of its own, for a message
+ * built by hand that goes where parsed envelopes go; NULL when out of
+ * memory.  Free with vg_frame_free_envelope(). */
+Vigil__V1__Envelope *vg_envelope_new(void);
+
+/* size bytes from env's arena, aligned for any field type, freed with env;
+ * NULL when out of memory.  env must come from vg_frame_parse() or
+ * vg_envelope_new(). */
+void *vg_envelope_alloc(Vigil__V1__Envelope *env, size_t size);
 
 /*
  * Explains why vg_frame_parse() refused the frame at `data` with the same

@@ -281,10 +281,12 @@ int vg_cq_exec(vg_server_t *server, const vg_statement_t *st, const char *text, 
 
 /* Collects a window's result sets as a Write for the target: one block
  * per result set and column (so that empty cells are simply absent).
- * Every piece is allocated through the protocol allocator so that
- * vg_frame_free_envelope() frees the whole message. */
+ * Every piece of the Write comes from the envelope's arena
+ * (vg_envelope_alloc) so that vg_frame_free_envelope() frees the whole
+ * message; the current set's tags and columns are the collector's own. */
 typedef struct {
 	const char *into;
+	Vigil__V1__Envelope *env;
 	Vigil__V1__Write *write;
 	size_t cap;
 	Vigil__V1__Tag **tags;
@@ -295,6 +297,16 @@ typedef struct {
 } collect_t;
 
 static char *dup_str(vg_str_t s) { return vg_strndup(s.data ? s.data : "", s.len); }
+
+/* A copy of s in env's arena. */
+static char *env_strdup(Vigil__V1__Envelope *env, const char *s)
+{
+	size_t n = strlen(s);
+	char *p = vg_envelope_alloc(env, n + 1);
+	if (p)
+		memcpy(p, s, n + 1);
+	return p;
+}
 
 static void free_set(collect_t *c)
 {
@@ -351,41 +363,47 @@ static int add_block(collect_t *c, const int64_t *times, const vg_result_column_
 	Vigil__V1__Write *w = c->write;
 	if (w->n_blocks == c->cap) {
 		size_t cap = c->cap ? c->cap * 2 : 16;
-		Vigil__V1__WriteBlock **blocks = vg_reallocarray(w->blocks, cap, sizeof *blocks);
+		if (cap > SIZE_MAX / sizeof *w->blocks)
+			return VG_ENOMEM;
+		Vigil__V1__WriteBlock **blocks = vg_envelope_alloc(c->env, cap * sizeof *blocks);
 		if (!blocks)
 			return VG_ENOMEM;
+		if (w->n_blocks)
+			memcpy(blocks, w->blocks, w->n_blocks * sizeof *blocks);
 		w->blocks = blocks;
 		c->cap = cap;
 	}
-	Vigil__V1__WriteBlock *b = vg_calloc(1, sizeof *b);
+	if (n > SIZE_MAX / sizeof(double))
+		return VG_ENOMEM;
+	Vigil__V1__WriteBlock *b = vg_envelope_alloc(c->env, sizeof *b);
 	if (!b)
 		return VG_ENOMEM;
 	vigil__v1__write_block__init(b);
 	w->blocks[w->n_blocks++] = b;
-	b->measurement = vg_strndup(c->into, strlen(c->into));
-	b->tags = vg_calloc(c->ntags + 1, sizeof *b->tags);
-	b->times = vg_malloc(n * sizeof *b->times);
-	b->fields = vg_calloc(1, sizeof *b->fields);
+	b->measurement = env_strdup(c->env, c->into);
+	b->tags = vg_envelope_alloc(c->env, (c->ntags + 1) * sizeof *b->tags);
+	b->times = vg_envelope_alloc(c->env, n * sizeof *b->times);
+	b->fields = vg_envelope_alloc(c->env, sizeof *b->fields);
 	if (!b->measurement || !b->tags || !b->times || !b->fields)
 		return VG_ENOMEM;
 	for (size_t t = 0; t < c->ntags; t++) {
-		Vigil__V1__Tag *tag = vg_malloc(sizeof *tag);
+		Vigil__V1__Tag *tag = vg_envelope_alloc(c->env, sizeof *tag);
 		if (!tag)
 			return VG_ENOMEM;
 		vigil__v1__tag__init(tag);
 		b->tags[b->n_tags++] = tag;
-		tag->key = vg_strndup(c->tags[t]->key, strlen(c->tags[t]->key));
-		tag->value = vg_strndup(c->tags[t]->value, strlen(c->tags[t]->value));
+		tag->key = env_strdup(c->env, c->tags[t]->key);
+		tag->value = env_strdup(c->env, c->tags[t]->value);
 		if (!tag->key || !tag->value)
 			return VG_ENOMEM;
 	}
-	Vigil__V1__WriteField *f = vg_malloc(sizeof *f);
+	Vigil__V1__WriteField *f = vg_envelope_alloc(c->env, sizeof *f);
 	if (!f)
 		return VG_ENOMEM;
 	vigil__v1__write_field__init(f);
 	b->fields[b->n_fields++] = f;
-	f->name = vg_strndup(name, strlen(name));
-	f->values = vg_malloc(n * sizeof *f->values);
+	f->name = env_strdup(c->env, name);
+	f->values = vg_envelope_alloc(c->env, n * sizeof *f->values);
 	if (!f->name || !f->values)
 		return VG_ENOMEM;
 	for (size_t r = 0; r < nrows; r++)
@@ -414,20 +432,18 @@ static int collect_rows(void *ctx, const int64_t *times, const vg_result_column_
 static int compute_window(vg_server_t *server, vg_cq_t *cq, int64_t start,
 			  Vigil__V1__Envelope **out)
 {
-	Vigil__V1__Envelope *env = vg_calloc(1, sizeof *env);
-	Vigil__V1__Write *write = vg_calloc(1, sizeof *write);
-	if (!env || !write) {
-		vg_free(env);
-		vg_free(write);
+	Vigil__V1__Envelope *env = vg_envelope_new();
+	Vigil__V1__Write *write = env ? vg_envelope_alloc(env, sizeof *write) : NULL;
+	if (!write) {
+		vg_frame_free_envelope(env);
 		return VG_ENOMEM;
 	}
-	vigil__v1__envelope__init(env);
 	vigil__v1__write__init(write);
 	env->body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
 	env->write = write;
 	char into[VG_NAME_MAX + 1];
 	snprintf(into, sizeof into, "%.*s", (int)cq->select->into.len, cq->select->into.data);
-	collect_t c = {into, write, 0, NULL, 0, NULL, 0, 0};
+	collect_t c = {into, env, write, 0, NULL, 0, NULL, 0, 0};
 	vg_exec_options_t opts;
 	vg_exec_options_init(&opts);
 	opts.select_only = true;

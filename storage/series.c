@@ -19,6 +19,14 @@
  * followed by 0xFF (a byte that never occurs in UTF-8) and its 64-bit hash,
  * so equal long values still share a key.  Listings that meet such a key
  * read the full value back from one of its series.
+ *
+ * The postings of the series a write transaction creates are not put one by
+ * one: four or more dupsort puts per series, each a B-tree descent, were
+ * half of the writer's cost of a new series.  They are gathered per key
+ * (struct vg_postings_pending) and put at commit with one MDB_MULTIPLE put
+ * per key: a batch of 1,000 series of one measurement makes ~100 puts, not
+ * 4,000.  Nothing reads postings through a write transaction, and the one
+ * writer path that deletes them (vg_series_unindex) flushes first.
  */
 #include "store_int.h"
 
@@ -77,24 +85,50 @@ static int canonical_key(const vg_series_key_t *key, vg_buf_t *out)
 			return VG_EINVAL;
 		sorted[i] = t;
 	}
-	qsort(sorted, key->ntags, sizeof sorted[0], compare_tags);
-	for (size_t i = 1; i < key->ntags; i++)
-		if (compare_tags(&sorted[i - 1], &sorted[i]) == 0)
-			return VG_EINVAL;
-	vg_buf_clear(out);
-	uint8_t nul = 0;
-	int code = vg_buf_putc(out, (uint8_t)key->ntags);
-	code = code ? code : vg_buf_append(out, key->measurement.data, key->measurement.len);
-	code = code ? code : vg_buf_append(out, &nul, 1);
-	code = code ? code : vg_buf_append(out, key->field.data, key->field.len);
-	code = code ? code : vg_buf_append(out, &nul, 1);
-	for (size_t i = 0; i < key->ntags && !code; i++) {
-		code = vg_buf_append(out, sorted[i]->key.data, sorted[i]->key.len);
-		code = code ? code : vg_buf_append(out, &nul, 1);
-		code = code ? code : vg_buf_append(out, sorted[i]->value.data, sorted[i]->value.len);
-		code = code ? code : vg_buf_append(out, &nul, 1);
+	/* Usually a handful of tags: insertion sort, which beats qsort's call
+	 * overhead there (this runs for every write of every series). */
+	if (key->ntags > 16) {
+		qsort(sorted, key->ntags, sizeof sorted[0], compare_tags);
+	} else {
+		for (size_t i = 1; i < key->ntags; i++) {
+			const vg_tag_t *t = sorted[i];
+			size_t j = i;
+			while (j > 0 && compare_tags(&sorted[j - 1], &t) > 0) {
+				sorted[j] = sorted[j - 1];
+				j--;
+			}
+			sorted[j] = t;
+		}
 	}
-	return code;
+	size_t total = 3 + key->measurement.len + key->field.len;
+	for (size_t i = 0; i < key->ntags; i++) {
+		if (i > 0 && compare_tags(&sorted[i - 1], &sorted[i]) == 0)
+			return VG_EINVAL;
+		total += sorted[i]->key.len + sorted[i]->value.len + 2;
+	}
+	/* Sized once, then copied (lengths are bounded above: no overflow). */
+	vg_buf_clear(out);
+	int code = vg_buf_reserve(out, total);
+	if (code)
+		return code;
+	uint8_t *p = out->data;
+	*p++ = (uint8_t)key->ntags;
+	memcpy(p, key->measurement.data, key->measurement.len);
+	p += key->measurement.len;
+	*p++ = 0;
+	memcpy(p, key->field.data, key->field.len);
+	p += key->field.len;
+	*p++ = 0;
+	for (size_t i = 0; i < key->ntags; i++) {
+		memcpy(p, sorted[i]->key.data, sorted[i]->key.len);
+		p += sorted[i]->key.len;
+		*p++ = 0;
+		memcpy(p, sorted[i]->value.data, sorted[i]->value.len);
+		p += sorted[i]->value.len;
+		*p++ = 0;
+	}
+	out->len = total;
+	return 0;
 }
 
 /* Scans one 0x00-terminated field of a canonical key. */
@@ -180,21 +214,6 @@ static void pkey_tag(pkey_t *k, vg_str_t m, vg_str_t key, const vg_str_t *value)
 	k->len = (size_t)(p - k->bytes);
 }
 
-/* Ids are handed out in increasing order, so a new series' id is the
- * largest under each of its postings keys: MDB_APPENDDUP puts it at the end
- * of the key's duplicates without searching them (and refuses, should the
- * order ever not hold, in which case the ordinary put sorts it in). */
-static int posting_put(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
-{
-	uint8_t v[4];
-	vg_store_be32(v, id);
-	MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
-	int rc = mdb_put(txn, dbi, &key, &val, MDB_APPENDDUP);
-	if (rc == MDB_KEYEXIST)
-		rc = mdb_put(txn, dbi, &key, &val, 0);
-	return vg_store_lmdb_error(rc);
-}
-
 static int posting_del(MDB_txn *txn, MDB_dbi dbi, const pkey_t *k, vg_series_id_t id)
 {
 	uint8_t v[4];
@@ -244,11 +263,30 @@ static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, u
 {
 	uint8_t hk[8];
 	vg_store_be64(hk, hash);
-	MDB_cursor *cur;
-	int rc = mdb_cursor_open(txn, store->dbi_series, &cur);
+	MDB_val key = {8, hk}, val;
+	/* The usual case, a hash with one id (or none), without a cursor:
+	 * mdb_get gives the first duplicate. */
+	int rc = mdb_get(txn, store->dbi_series, &key, &val);
+	if (rc == MDB_NOTFOUND)
+		return VG_ENOTFOUND;
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	MDB_val key = {8, hk}, val;
+	if (val.mv_size == 4) {
+		vg_series_id_t candidate = vg_load_be32(val.mv_data);
+		MDB_val ik = {sizeof candidate, &candidate}, iv;
+		rc = mdb_get(txn, store->dbi_ids, &ik, &iv);
+		if (rc)
+			return vg_store_lmdb_error(rc);
+		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
+			*id = candidate;
+			return 0;
+		}
+	}
+	/* A collision (or a bad record): walk every id under the hash. */
+	MDB_cursor *cur;
+	rc = mdb_cursor_open(txn, store->dbi_series, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
 	int code = VG_ENOTFOUND;
 	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY); rc == 0;
 	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP)) {
@@ -275,10 +313,226 @@ static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, u
 	return code;
 }
 
-static int index_series(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
-			const vg_series_desc_t *d, bool add)
+/* ---- deferred postings ----------------------------------------------- */
+
+/* One postings key of the transaction and its new ids, in creation (so
+ * increasing) order: a chain through the entries. */
+typedef struct pp_group {
+	uint64_t hash;
+	uint32_t key_off, key_len; /* in keys */
+	uint32_t first, last;      /* entry indexes */
+	uint32_t count;
+	const uint8_t *key;        /* set at flush, when keys no longer moves */
+} pp_group_t;
+
+typedef struct pp_entry {
+	vg_series_id_t id;
+	uint32_t next; /* next entry of the same key, or UINT32_MAX */
+} pp_entry_t;
+
+struct vg_postings_pending {
+	vg_buf_t keys;      /* the groups' key bytes, back to back */
+	pp_group_t *groups;
+	size_t ngroups, groups_cap;
+	uint32_t *table;    /* open addressing: group index + 1, 0 = empty */
+	size_t table_cap;   /* a power of two, > 2 x ngroups */
+	pp_entry_t *entries;
+	size_t nentries, entries_cap;
+	uint8_t *ids;       /* flush scratch: one key's ids, big-endian */
+	size_t ids_cap;
+};
+
+void vg_series_pending_free(vg_wtxn_t *txn)
 {
-	int (*op)(MDB_txn *, MDB_dbi, const pkey_t *, vg_series_id_t) = add ? posting_put : posting_del;
+	struct vg_postings_pending *pp = txn->pending;
+	if (!pp)
+		return;
+	vg_buf_release(&pp->keys);
+	vg_free(pp->groups);
+	vg_free(pp->table);
+	vg_free(pp->entries);
+	vg_free(pp->ids);
+	vg_free(pp);
+	txn->pending = NULL;
+}
+
+static int pending_rehash(struct vg_postings_pending *pp)
+{
+	size_t cap = pp->table_cap ? pp->table_cap * 2 : 256;
+	uint32_t *table = vg_calloc(cap, sizeof *table);
+	if (!table)
+		return VG_ENOMEM;
+	for (size_t g = 0; g < pp->ngroups; g++) {
+		size_t i = (size_t)pp->groups[g].hash & (cap - 1);
+		while (table[i])
+			i = (i + 1) & (cap - 1);
+		table[i] = (uint32_t)g + 1;
+	}
+	vg_free(pp->table);
+	pp->table = table;
+	pp->table_cap = cap;
+	return 0;
+}
+
+/* Records that id goes under postings key k. */
+static int pending_add(vg_wtxn_t *txn, const pkey_t *k, vg_series_id_t id)
+{
+	struct vg_postings_pending *pp = txn->pending;
+	if (!pp) {
+		pp = vg_calloc(1, sizeof *pp);
+		if (!pp)
+			return VG_ENOMEM;
+		txn->pending = pp;
+	}
+	if (pp->nentries >= UINT32_MAX - 1 || pp->keys.len > UINT32_MAX - VG_LMDB_KEY_MAX)
+		return VG_ELIMIT;
+	if (pp->nentries == pp->entries_cap) {
+		size_t cap = pp->entries_cap ? pp->entries_cap * 2 : 1024;
+		pp_entry_t *e = vg_reallocarray(pp->entries, cap, sizeof *e);
+		if (!e)
+			return VG_ENOMEM;
+		pp->entries = e;
+		pp->entries_cap = cap;
+	}
+	if (2 * (pp->ngroups + 1) >= pp->table_cap) {
+		int code = pending_rehash(pp);
+		if (code)
+			return code;
+	}
+	uint64_t h = hash64(k->bytes, k->len);
+	size_t i = (size_t)h & (pp->table_cap - 1);
+	pp_group_t *g = NULL;
+	for (; pp->table[i]; i = (i + 1) & (pp->table_cap - 1)) {
+		pp_group_t *c = &pp->groups[pp->table[i] - 1];
+		if (c->hash == h && c->key_len == k->len &&
+		    memcmp(pp->keys.data + c->key_off, k->bytes, k->len) == 0) {
+			g = c;
+			break;
+		}
+	}
+	uint32_t e = (uint32_t)pp->nentries;
+	if (!g) {
+		if (pp->ngroups == pp->groups_cap) {
+			size_t cap = pp->groups_cap ? pp->groups_cap * 2 : 64;
+			pp_group_t *groups = vg_reallocarray(pp->groups, cap, sizeof *groups);
+			if (!groups)
+				return VG_ENOMEM;
+			pp->groups = groups;
+			pp->groups_cap = cap;
+		}
+		uint32_t off = (uint32_t)pp->keys.len;
+		int code = vg_buf_append(&pp->keys, k->bytes, k->len);
+		if (code)
+			return code;
+		g = &pp->groups[pp->ngroups];
+		*g = (pp_group_t){.hash = h, .key_off = off, .key_len = (uint32_t)k->len,
+		                  .first = e, .last = e, .count = 0};
+		pp->table[i] = (uint32_t)pp->ngroups + 1;
+		pp->ngroups++;
+	} else {
+		pp->entries[g->last].next = e;
+		g->last = e;
+	}
+	pp->entries[e] = (pp_entry_t){id, UINT32_MAX};
+	pp->nentries++;
+	g->count++;
+	return 0;
+}
+
+static int compare_groups(const void *a, const void *b)
+{
+	const pp_group_t *x = a, *y = b;
+	size_t n = x->key_len < y->key_len ? x->key_len : y->key_len;
+	int c = memcmp(x->key, y->key, n);
+	return c ? c : (x->key_len > y->key_len) - (x->key_len < y->key_len);
+}
+
+/* Puts one key's ids (increasing, all new): one MDB_MULTIPLE put that
+ * appends them (ids are handed out in increasing order, so a new id is the
+ * last duplicate of its key and MDB_APPENDDUP skips searching the
+ * duplicates), or, should any not sort after the key's present ids
+ * (MDB_KEYEXIST), the rest one by one. */
+static int flush_group(MDB_cursor *cur, const pp_group_t *g, uint8_t *ids)
+{
+	MDB_val key = {g->key_len, (void *)g->key};
+	MDB_val data[2] = {{4, ids}, {g->count, NULL}};
+	int rc = mdb_cursor_put(cur, &key, data, MDB_MULTIPLE | MDB_APPENDDUP);
+	if (rc != MDB_KEYEXIST)
+		return vg_store_lmdb_error(rc);
+	size_t done = data[1].mv_size;
+	for (size_t i = done; i < g->count; i++) {
+		MDB_val val = {4, ids + 4 * i};
+		rc = mdb_cursor_put(cur, &key, &val, 0);
+		if (rc)
+			return vg_store_lmdb_error(rc);
+	}
+	return 0;
+}
+
+int vg_series_flush_postings(vg_wtxn_t *txn)
+{
+	struct vg_postings_pending *pp = txn->pending;
+	if (!pp || pp->ngroups == 0)
+		return 0;
+	for (size_t g = 0; g < pp->ngroups; g++)
+		pp->groups[g].key = pp->keys.data + pp->groups[g].key_off;
+	/* In key order, so that consecutive puts mostly land on the page the
+	 * cursor is already on. */
+	qsort(pp->groups, pp->ngroups, sizeof pp->groups[0], compare_groups);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	int code = 0;
+	for (size_t g = 0; g < pp->ngroups && code == 0; g++) {
+		const pp_group_t *grp = &pp->groups[g];
+		if (grp->count > pp->ids_cap) {
+			uint8_t *ids = vg_reallocarray(pp->ids, grp->count, 4);
+			if (!ids) {
+				code = VG_ENOMEM;
+				break;
+			}
+			pp->ids = ids;
+			pp->ids_cap = grp->count;
+		}
+		size_t n = 0;
+		for (uint32_t e = grp->first; e != UINT32_MAX; e = pp->entries[e].next)
+			vg_store_be32(pp->ids + 4 * n++, pp->entries[e].id);
+		code = flush_group(cur, grp, pp->ids);
+	}
+	mdb_cursor_close(cur);
+	if (code)
+		return code;
+	/* Emptied, capacity kept (a transaction may create more series). */
+	vg_buf_clear(&pp->keys);
+	pp->ngroups = 0;
+	pp->nentries = 0;
+	memset(pp->table, 0, pp->table_cap * sizeof pp->table[0]);
+	return 0;
+}
+
+/* Defers the postings of a new series (see the top of the file). */
+static int index_new_series(vg_wtxn_t *txn, vg_series_id_t id, const vg_series_desc_t *d)
+{
+	pkey_t k;
+	pkey_measurement(&k, d->measurement);
+	int code = pending_add(txn, &k, id);
+	if (code == 0) {
+		pkey_field(&k, d->measurement, d->field);
+		code = pending_add(txn, &k, id);
+	}
+	for (size_t i = 0; i < d->ntags && code == 0; i++) {
+		pkey_tag(&k, d->measurement, d->tags[i].key, &d->tags[i].value);
+		code = pending_add(txn, &k, id);
+	}
+	return code;
+}
+
+/* Deletes the postings of series id (flushed first). */
+static int unindex_postings(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
+			    const vg_series_desc_t *d)
+{
+	int (*op)(MDB_txn *, MDB_dbi, const pkey_t *, vg_series_id_t) = posting_del;
 	pkey_t k;
 	pkey_measurement(&k, d->measurement);
 	int code = op(txn, store->dbi_postings, &k, id);
@@ -321,7 +575,7 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 		return vg_store_lmdb_error(rc);
 	vg_series_desc_t desc;
 	code = vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
-	code = code ? code : index_series(txn->txn, store, new_id, &desc, true);
+	code = code ? code : index_new_series(txn, new_id, &desc);
 	code = code ? code : vg_wtxn_head_touch(txn, new_id);
 	if (code)
 		return code;
@@ -335,6 +589,9 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
+	int flushed = vg_series_flush_postings(txn);
+	if (flushed)
+		return flushed;
 	MDB_val ik = {sizeof id, &id}, iv;
 	int rc = mdb_get(txn->txn, store->dbi_ids, &ik, &iv);
 	if (rc)
@@ -345,7 +602,7 @@ int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 	code = code ? code : vg_buf_append(&txn->scratch, iv.mv_data, iv.mv_size);
 	vg_series_desc_t desc;
 	code = code ? code : vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
-	code = code ? code : index_series(txn->txn, store, id, &desc, false);
+	code = code ? code : unindex_postings(txn->txn, store, id, &desc);
 	if (code)
 		return code;
 	uint8_t hk[8], idbuf[4];

@@ -425,6 +425,7 @@ static void wtxn_free(vg_wtxn_t *txn)
 	vg_free(txn->undo);
 	vg_free(txn->touched);
 	vg_buf_release(&txn->scratch);
+	vg_series_pending_free(txn);
 	vg_free(txn);
 }
 
@@ -459,7 +460,7 @@ static int commit_error(vg_store_t *store, int rc)
 int vg_wtxn_commit(vg_wtxn_t *txn)
 {
 	vg_store_t *store = txn->store;
-	int code = 0;
+	int code = vg_series_flush_postings(txn);
 	for (size_t i = 0; i < txn->ntouched && code == 0; i++) {
 		vg_series_id_t id = txn->touched[i];
 		if (store->heads[id].points >= VG_SEAL_POINTS)

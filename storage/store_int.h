@@ -130,6 +130,9 @@ struct vg_wtxn {
 	vg_series_id_t *touched;
 	size_t ntouched, touched_cap;
 	vg_buf_t scratch;
+	/* Postings of series created in this transaction, not yet put (see
+	 * series.c); NULL until the first. */
+	struct vg_postings_pending *pending;
 };
 
 struct vg_rtxn {
@@ -148,6 +151,13 @@ int vg_store_heads_reserve(vg_store_t *store, vg_series_id_t id);
 /* Records heads[id] in the undo log and makes sure the slot exists. */
 int vg_wtxn_head_touch(vg_wtxn_t *txn, vg_series_id_t id);
 int vg_wtxn_mark_touched(vg_wtxn_t *txn, vg_series_id_t id);
+
+/* ---- series.c -------------------------------------------------------- */
+/* Puts the postings the transaction has deferred (before commit, and before
+ * anything reads or deletes postings in it).  0 or an error (abort). */
+int vg_series_flush_postings(vg_wtxn_t *txn);
+/* Frees the deferred postings, put or not (commit and abort). */
+void vg_series_pending_free(vg_wtxn_t *txn);
 
 /* Key helpers. */
 static inline uint64_t vg_time_flip(int64_t t) { return (uint64_t)t ^ (UINT64_C(1) << 63); }

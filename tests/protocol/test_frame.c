@@ -753,6 +753,243 @@ Test(frame, random_and_mutated_input_never_crashes)
 		vg_buf_release(&valid[i]);
 }
 
+/* ---- the Write fast path ------------------------------------------------------ */
+
+/* A random string field: absent, empty, or a few letters. */
+static void rand_string(vg_test_rng_t *rng, vg_buf_t *b, unsigned field)
+{
+	static const char letters[] = "abcxyz_0";
+	char s[12];
+	size_t n = vg_test_below(rng, sizeof s);
+	for (size_t i = 0; i < n; i++)
+		s[i] = letters[vg_test_below(rng, sizeof letters - 1)];
+	pb_bytes(b, field, s, n);
+}
+
+/* count 8-byte elements, packed (one field or, rarely, two or an empty
+ * one) or not packed. */
+static void rand_array8(vg_test_rng_t *rng, vg_buf_t *b, unsigned field, size_t count)
+{
+	uint8_t raw[8 * 8];
+	for (size_t i = 0; i < 8 * count; i++)
+		raw[i] = (uint8_t)vg_test_next(rng);
+	unsigned how = (unsigned)vg_test_below(rng, 12);
+	if (how == 0) {
+		for (size_t i = 0; i < count; i++) {
+			uint64_t v;
+			memcpy(&v, raw + 8 * i, 8);
+			pb_fixed64(b, field, v);
+		}
+	} else if (how == 1) {
+		pb_bytes(b, field, raw, 8 * (count / 2));
+		pb_bytes(b, field, raw + 8 * (count / 2), 8 * (count - count / 2));
+	} else {
+		pb_bytes(b, field, raw, 8 * count);
+	}
+}
+
+/* A Write envelope: mostly the plain shape the fast path takes, sometimes
+ * with what it leaves to protobuf-c (repeated singular fields, unpacked or
+ * split arrays, unknown fields, fields out of order, empty messages). */
+static void rand_write(vg_test_rng_t *rng, vg_buf_t *env)
+{
+	vg_buf_t write = VG_BUF_INIT;
+	size_t nblocks = vg_test_below(rng, 5);
+	for (size_t bi = 0; bi < nblocks; bi++) {
+		vg_buf_t block = VG_BUF_INIT;
+		size_t ntimes = vg_test_below(rng, 8);
+		if (vg_test_below(rng, 8))
+			rand_string(rng, &block, 1);
+		if (vg_test_below(rng, 20) == 0)
+			rand_string(rng, &block, 1); /* twice: the last wins */
+		size_t ntags = vg_test_below(rng, 4);
+		for (size_t t = 0; t < ntags; t++) {
+			vg_buf_t tag = VG_BUF_INIT;
+			if (vg_test_below(rng, 10))
+				rand_string(rng, &tag, 1);
+			if (vg_test_below(rng, 10))
+				rand_string(rng, &tag, 2);
+			if (vg_test_below(rng, 30) == 0)
+				rand_string(rng, &tag, 1 + (unsigned)vg_test_below(rng, 3));
+			pb_bytes(&block, 2, tag.data, tag.len);
+			vg_buf_release(&tag);
+		}
+		if (vg_test_below(rng, 10))
+			rand_array8(rng, &block, 3, ntimes);
+		size_t nfields = vg_test_below(rng, 3);
+		for (size_t fi = 0; fi < nfields; fi++) {
+			vg_buf_t field = VG_BUF_INIT;
+			if (vg_test_below(rng, 10))
+				rand_string(rng, &field, 1);
+			rand_array8(rng, &field, 2, ntimes);
+			if (vg_test_below(rng, 30) == 0)
+				pb_bytes(&field, 9, "?", 1); /* unknown */
+			pb_bytes(&block, 4, field.data, field.len);
+			vg_buf_release(&field);
+		}
+		if (vg_test_below(rng, 30) == 0)
+			rand_string(rng, &block, 1); /* measurement after the rest */
+		if (vg_test_below(rng, 30) == 0) {
+			pb_key(&block, 7, 0); /* unknown varint */
+			pb_varint(&block, 5);
+		}
+		pb_bytes(&write, 1, block.data, block.len);
+		vg_buf_release(&block);
+	}
+	if (vg_test_below(rng, 4)) {
+		pb_key(env, 1, 0);
+		pb_varint(env, vg_test_next(rng) >> vg_test_below(rng, 64));
+	}
+	pb_bytes(env, 3, write.data, write.len);
+	if (vg_test_below(rng, 20) == 0) {
+		pb_key(env, 1, 0); /* a second id: the last wins */
+		pb_varint(env, 7);
+	}
+	vg_buf_release(&write);
+}
+
+Test(frame, write_fast_path_matches_protobuf_c)
+{
+	vg_test_rng_t rng = {UINT64_C(0x243f6a8885a308d3)};
+	int decoded = 0;
+	for (int round = 0; round < 20000; round++) {
+		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
+		rand_write(&rng, &env);
+		frame_of(&f, &env);
+		Vigil__V1__Envelope *got;
+		size_t consumed;
+		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+		cr_assert_eq(rc, 0, "round %d: rc %d", round, rc);
+		cr_assert_eq(consumed, f.len);
+		Vigil__V1__Envelope *ref = vigil__v1__envelope__unpack(NULL, env.len, env.data);
+		cr_assert_not_null(ref, "round %d: protobuf-c refuses what the server took", round);
+		cr_assert_eq(got->body_case, VIGIL__V1__ENVELOPE__BODY_WRITE);
+		cr_assert_eq(got->id, ref->id);
+		assert_same_envelope(got, ref);
+		/* Field by field too: packing drops nothing a reader sees, but
+		 * says nothing of NULL vs "" strings. */
+		cr_assert_eq(got->write->n_blocks, ref->write->n_blocks);
+		for (size_t b = 0; b < ref->write->n_blocks; b++) {
+			const Vigil__V1__WriteBlock *x = got->write->blocks[b],
+			                            *y = ref->write->blocks[b];
+			cr_assert_str_eq(x->measurement, y->measurement);
+			cr_assert_eq(x->n_tags, y->n_tags);
+			for (size_t t = 0; t < y->n_tags; t++) {
+				cr_assert_str_eq(x->tags[t]->key, y->tags[t]->key);
+				cr_assert_str_eq(x->tags[t]->value, y->tags[t]->value);
+			}
+			cr_assert_eq(x->n_times, y->n_times);
+			if (y->n_times)
+				cr_assert_eq(memcmp(x->times, y->times, y->n_times * 8), 0);
+			cr_assert_eq(x->n_fields, y->n_fields);
+			for (size_t i = 0; i < y->n_fields; i++) {
+				cr_assert_str_eq(x->fields[i]->name, y->fields[i]->name);
+				cr_assert_eq(x->fields[i]->n_values, y->fields[i]->n_values);
+				if (y->fields[i]->n_values)
+					cr_assert_eq(memcmp(x->fields[i]->values, y->fields[i]->values,
+					                    y->fields[i]->n_values * 8),
+					             0, "values bit-exact");
+			}
+		}
+		decoded++;
+		vigil__v1__envelope__free_unpacked(ref, NULL);
+		vg_frame_free_envelope(got);
+		vg_buf_release(&env);
+		vg_buf_release(&f);
+	}
+	cr_assert_eq(decoded, 20000);
+
+	/* Mutated: whatever the parser takes, the walker and protobuf-c take
+	 * too, with the same result; whatever it refuses, one of them does. */
+	int taken = 0, refused = 0;
+	for (int round = 0; round < 20000; round++) {
+		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
+		rand_write(&rng, &env);
+		if (env.len == 0) {
+			vg_buf_release(&env);
+			continue;
+		}
+		int flips = 1 + (int)vg_test_below(&rng, 3);
+		for (int k = 0; k < flips; k++)
+			env.data[vg_test_below(&rng, env.len)] ^= (uint8_t)(1u << vg_test_below(&rng, 8));
+		frame_of(&f, &env);
+		Vigil__V1__Envelope *got;
+		size_t consumed;
+		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+		cr_assert(rc == 0 || rc == VG_EPROTO, "round %d: rc %d", round, rc);
+		vg_wire_report_t report;
+		vg_msg_t quiet;
+		vg_msg_init(&quiet, NULL, 0);
+		bool walker_ok = vg_wire_scan_envelope(env.data, env.len, &report, &quiet) == 0 &&
+		                 report.has_body;
+		Vigil__V1__Envelope *ref =
+		    walker_ok ? vigil__v1__envelope__unpack(NULL, env.len, env.data) : NULL;
+		if (ref && ref->body_case == VIGIL__V1__ENVELOPE__BODY__NOT_SET) {
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+			ref = NULL;
+		}
+		if (rc == 0) {
+			taken++;
+			cr_assert_not_null(ref, "round %d: taken, but the reference refuses it", round);
+			assert_same_envelope(got, ref);
+			vg_frame_free_envelope(got);
+		} else {
+			refused++;
+			cr_assert_null(ref, "round %d: refused, but the reference takes it", round);
+		}
+		if (ref)
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+		vg_buf_release(&env);
+		vg_buf_release(&f);
+	}
+	cr_assert_gt(taken, 1000);
+	cr_assert_gt(refused, 1000);
+	assert_no_leaks();
+}
+
+Test(frame, built_envelope_in_its_arena)
+{
+	/* vg_envelope_new/alloc: a hand-built Write, many parts (more than
+	 * the first chunk holds), freed at once; it packs like a parsed one. */
+	Vigil__V1__Envelope *env = vg_envelope_new();
+	cr_assert_not_null(env);
+	Vigil__V1__Write *w = vg_envelope_alloc(env, sizeof *w);
+	cr_assert_not_null(w);
+	vigil__v1__write__init(w);
+	env->body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+	env->write = w;
+	env->id = 99;
+	size_t n = 3000;
+	w->blocks = vg_envelope_alloc(env, n * sizeof *w->blocks);
+	cr_assert_not_null(w->blocks);
+	for (size_t i = 0; i < n; i++) {
+		Vigil__V1__WriteBlock *b = vg_envelope_alloc(env, sizeof *b);
+		cr_assert_not_null(b);
+		cr_assert_eq((uintptr_t)b % 8, 0, "aligned");
+		vigil__v1__write_block__init(b);
+		char *m = vg_envelope_alloc(env, 3);
+		cr_assert_not_null(m);
+		memcpy(m, "m", 2);
+		b->measurement = m;
+		b->times = vg_envelope_alloc(env, sizeof *b->times);
+		cr_assert_not_null(b->times);
+		b->times[0] = (int64_t)i;
+		b->n_times = 1;
+		w->blocks[w->n_blocks++] = b;
+	}
+	vg_buf_t f = VG_BUF_INIT;
+	cr_assert_eq(vg_frame_append(&f, env), 0);
+	Vigil__V1__Envelope *got;
+	size_t consumed;
+	cr_assert_eq(parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed), 0);
+	assert_same_envelope(env, got);
+	cr_assert_eq(got->write->blocks[n - 1]->times[0], (int64_t)(n - 1));
+	vg_frame_free_envelope(got);
+	vg_frame_free_envelope(env);
+	vg_buf_release(&f);
+	assert_no_leaks();
+}
+
 /* ---- the end of readable memory --------------------------------------------- */
 
 typedef struct guarded {
