@@ -429,15 +429,199 @@ static int fw_write(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__Wri
 	return rc;
 }
 
-/* Decodes a plain Write envelope into the slot of arena a. */
+/* ---- the result fast path ------------------------------------------------
+ *
+ * The same for the frames a client reads most: ResultSet and ResultRows
+ * (an answer grouped by a tag is two frames per group).  Plain shape only:
+ * every singular field at most once, packed arrays non-empty, enum values
+ * known, booleans 0 or 1; anything else goes to the walker and protobuf-c.
+ */
+
+static int fw_bytes(arena_chunk_t *a, const fw_field_t *f, ProtobufCBinaryData *out)
+{
+	if (f->len == 0)
+		return FW_NO;
+	uint8_t *d = chunk_alloc(a, f->len);
+	if (!d)
+		return VG_ENOMEM;
+	memcpy(d, f->body, f->len);
+	out->data = d;
+	out->len = f->len;
+	return FW_OK;
+}
+
+static int fw_column(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__Column **out)
+{
+	size_t nstrings = 0;
+	bool have_floats = false, have_nulls = false;
+	fw_field_t floats = {0}, nulls = {0};
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2)
+			return FW_NO;
+		if (f.number == 1 && !have_floats) {
+			have_floats = true;
+			floats = f;
+		} else if (f.number == 2) {
+			nstrings++;
+		} else if (f.number == 3 && !have_nulls) {
+			have_nulls = true;
+			nulls = f;
+		} else {
+			return FW_NO;
+		}
+	}
+	Vigil__V1__Column *c = chunk_alloc(a, sizeof *c);
+	if (!c)
+		return VG_ENOMEM;
+	vigil__v1__column__init(c);
+	int rc = FW_OK;
+	if (have_floats) {
+		void *v = NULL;
+		rc = fw_packed8(a, &floats, &v, &c->n_floats);
+		c->floats = v;
+	}
+	if (rc == FW_OK && have_nulls)
+		rc = fw_bytes(a, &nulls, &c->nulls);
+	if (rc == FW_OK && nstrings) {
+		c->strings = chunk_alloc(a, nstrings * sizeof *c->strings);
+		rc = c->strings ? FW_OK : VG_ENOMEM;
+		for (size_t pos = 0; pos < n && rc == FW_OK;) {
+			fw_field_t f;
+			if (!fw_next(p, n, &pos, &f))
+				return FW_NO;
+			if (f.number == 2)
+				rc = fw_string(a, &f, &c->strings[c->n_strings++]);
+		}
+	}
+	if (rc == FW_OK)
+		*out = c;
+	return rc;
+}
+
+static int fw_result_rows(arena_chunk_t *a, const uint8_t *p, size_t n,
+                          Vigil__V1__ResultRows **out)
+{
+	size_t ncols = 0;
+	bool have_times = false;
+	fw_field_t times = {0};
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f) || f.wt != 2)
+			return FW_NO;
+		if (f.number == 1 && !have_times) {
+			have_times = true;
+			times = f;
+		} else if (f.number == 2) {
+			ncols++;
+		} else {
+			return FW_NO;
+		}
+	}
+	Vigil__V1__ResultRows *r = chunk_alloc(a, sizeof *r);
+	if (!r)
+		return VG_ENOMEM;
+	vigil__v1__result_rows__init(r);
+	int rc = FW_OK;
+	if (have_times) {
+		void *v = NULL;
+		rc = fw_packed8(a, &times, &v, &r->n_times);
+		r->times = v;
+	}
+	if (rc == FW_OK && ncols) {
+		r->columns = chunk_alloc(a, ncols * sizeof *r->columns);
+		rc = r->columns ? FW_OK : VG_ENOMEM;
+	}
+	for (size_t pos = 0; pos < n && rc == FW_OK;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		if (f.number == 2)
+			rc = fw_column(a, f.body, f.len, &r->columns[r->n_columns++]);
+	}
+	if (rc == FW_OK)
+		*out = r;
+	return rc;
+}
+
+static int fw_result_set(arena_chunk_t *a, const uint8_t *p, size_t n, Vigil__V1__ResultSet **out)
+{
+	size_t ntags = 0, ncols = 0;
+	bool have_name = false, have_types = false, have_time = false;
+	fw_field_t name = {0}, types = {0};
+	uint64_t has_time = 0;
+	for (size_t pos = 0; pos < n;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		if (f.number == 5 && f.wt == 0 && !have_time && f.value <= 1) {
+			have_time = true;
+			has_time = f.value;
+		} else if (f.wt != 2) {
+			return FW_NO;
+		} else if (f.number == 1 && !have_name) {
+			have_name = true;
+			name = f;
+		} else if (f.number == 2) {
+			ntags++;
+		} else if (f.number == 3) {
+			ncols++;
+		} else if (f.number == 4 && !have_types && f.len) {
+			have_types = true;
+			types = f;
+		} else {
+			return FW_NO;
+		}
+	}
+	/* The types: one-byte varints of known values only. */
+	for (size_t i = 0; i < types.len; i++)
+		if (types.body[i] > VIGIL__V1__COLUMN_TYPE__COLUMN_TYPE_INTEGER)
+			return FW_NO;
+	Vigil__V1__ResultSet *s = chunk_alloc(a, sizeof *s);
+	if (!s)
+		return VG_ENOMEM;
+	vigil__v1__result_set__init(s);
+	s->has_time = has_time != 0;
+	int rc = have_name ? fw_string(a, &name, &s->name) : FW_OK;
+	if (rc == FW_OK && types.len) {
+		s->types = chunk_alloc(a, types.len * sizeof *s->types);
+		rc = s->types ? FW_OK : VG_ENOMEM;
+		for (size_t i = 0; rc == FW_OK && i < types.len; i++)
+			s->types[s->n_types++] = (Vigil__V1__ColumnType)types.body[i];
+	}
+	if (rc == FW_OK && ntags) {
+		s->tags = chunk_alloc(a, ntags * sizeof *s->tags);
+		rc = s->tags ? FW_OK : VG_ENOMEM;
+	}
+	if (rc == FW_OK && ncols) {
+		s->columns = chunk_alloc(a, ncols * sizeof *s->columns);
+		rc = s->columns ? FW_OK : VG_ENOMEM;
+	}
+	for (size_t pos = 0; pos < n && rc == FW_OK;) {
+		fw_field_t f;
+		if (!fw_next(p, n, &pos, &f))
+			return FW_NO;
+		if (f.number == 2)
+			rc = fw_tag(a, f.body, f.len, &s->tags[s->n_tags++]);
+		else if (f.number == 3)
+			rc = fw_string(a, &f, &s->columns[s->n_columns++]);
+	}
+	if (rc == FW_OK)
+		*out = s;
+	return rc;
+}
+
+/* Decodes a plain Write, ResultSet or ResultRows envelope into the slot of
+ * arena a. */
 static int fw_envelope(arena_chunk_t *a, const uint8_t *p, size_t n)
 {
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
 	Vigil__V1__Envelope *env = (Vigil__V1__Envelope *)(void *)a->data;
 	vigil__v1__envelope__init(env);
 	bool have_id = false;
-	const uint8_t *write = NULL;
-	size_t write_len = 0;
+	const uint8_t *body = NULL;
+	size_t body_len = 0;
+	uint64_t which = 0;
 	for (size_t pos = 0; pos < n;) {
 		fw_field_t f;
 		if (!fw_next(p, n, &pos, &f))
@@ -445,18 +629,29 @@ static int fw_envelope(arena_chunk_t *a, const uint8_t *p, size_t n)
 		if (f.number == 1 && f.wt == 0 && !have_id) {
 			have_id = true;
 			env->id = f.value;
-		} else if (f.number == 3 && f.wt == 2 && !write) {
-			write = f.body;
-			write_len = f.len;
+		} else if ((f.number == 3 || f.number == 18 || f.number == 19) && f.wt == 2 &&
+		           !body) {
+			body = f.body;
+			body_len = f.len;
+			which = f.number;
 		} else {
 			return FW_NO;
 		}
 	}
-	if (!write)
-		return FW_NO;
-	int rc = fw_write(a, write, write_len, &env->write);
-	if (rc == FW_OK)
-		env->body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+	int rc = FW_NO;
+	if (which == 3) {
+		rc = fw_write(a, body, body_len, &env->write);
+		if (rc == FW_OK)
+			env->body_case = VIGIL__V1__ENVELOPE__BODY_WRITE;
+	} else if (which == 18) {
+		rc = fw_result_set(a, body, body_len, &env->result_set);
+		if (rc == FW_OK)
+			env->body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_SET;
+	} else if (which == 19) {
+		rc = fw_result_rows(a, body, body_len, &env->result_rows);
+		if (rc == FW_OK)
+			env->body_case = VIGIL__V1__ENVELOPE__BODY_RESULT_ROWS;
+	}
 	return rc;
 #else
 	(void)a;

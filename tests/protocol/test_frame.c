@@ -947,6 +947,176 @@ Test(frame, write_fast_path_matches_protobuf_c)
 	assert_no_leaks();
 }
 
+/* A ResultSet or ResultRows envelope: mostly the shape vigild writes
+ * (protocol/encode.c), sometimes what the fast path leaves to protobuf-c
+ * (repeated singular fields, unpacked arrays, unknown enum values or
+ * fields, a boolean of 2, empty packed fields). */
+static void rand_result(vg_test_rng_t *rng, vg_buf_t *env)
+{
+	vg_buf_t body = VG_BUF_INIT;
+	bool rows = vg_test_below(rng, 2);
+	if (!rows) {
+		if (vg_test_below(rng, 8))
+			rand_string(rng, &body, 1);
+		size_t ntags = vg_test_below(rng, 4);
+		for (size_t t = 0; t < ntags; t++) {
+			vg_buf_t tag = VG_BUF_INIT;
+			if (vg_test_below(rng, 10))
+				rand_string(rng, &tag, 1);
+			if (vg_test_below(rng, 10))
+				rand_string(rng, &tag, 2);
+			pb_bytes(&body, 2, tag.data, tag.len);
+			vg_buf_release(&tag);
+		}
+		size_t ncols = vg_test_below(rng, 5);
+		for (size_t c = 0; c < ncols; c++)
+			rand_string(rng, &body, 3);
+		if (ncols && vg_test_below(rng, 10)) {
+			uint8_t types[8];
+			for (size_t c = 0; c < ncols; c++)
+				types[c] = (uint8_t)vg_test_below(rng, vg_test_below(rng, 20) ? 5 : 9);
+			pb_bytes(&body, 4, types, ncols);
+		} else if (ncols) {
+			pb_key(&body, 4, 0); /* unpacked */
+			pb_varint(&body, 2);
+		}
+		if (vg_test_below(rng, 2)) {
+			pb_key(&body, 5, 0);
+			pb_varint(&body, vg_test_below(rng, 20) ? 1 : 2);
+		}
+		if (vg_test_below(rng, 30) == 0)
+			rand_string(rng, &body, 1); /* a second name: the last wins */
+	} else {
+		size_t nrows = 1 + vg_test_below(rng, 7);
+		if (vg_test_below(rng, 6))
+			rand_array8(rng, &body, 1, nrows);
+		size_t ncols = vg_test_below(rng, 4);
+		for (size_t c = 0; c < ncols; c++) {
+			vg_buf_t col = VG_BUF_INIT;
+			if (vg_test_below(rng, 4)) {
+				rand_array8(rng, &col, 1, nrows);
+			} else {
+				for (size_t r = 0; r < nrows; r++)
+					rand_string(rng, &col, 2);
+			}
+			if (vg_test_below(rng, 3)) {
+				uint8_t nulls[2] = {(uint8_t)vg_test_next(rng), 0};
+				pb_bytes(&col, 3, nulls, vg_test_below(rng, 20) ? 1 : 0);
+			}
+			if (vg_test_below(rng, 40) == 0)
+				pb_bytes(&col, 9, "?", 1); /* unknown */
+			pb_bytes(&body, 2, col.data, col.len);
+			vg_buf_release(&col);
+		}
+	}
+	if (vg_test_below(rng, 4)) {
+		pb_key(env, 1, 0);
+		pb_varint(env, vg_test_next(rng) >> vg_test_below(rng, 64));
+	}
+	pb_bytes(env, rows ? 19 : 18, body.data, body.len);
+	vg_buf_release(&body);
+}
+
+Test(frame, result_fast_path_matches_protobuf_c)
+{
+	vg_test_rng_t rng = {UINT64_C(0x13198a2e03707344)};
+	for (int round = 0; round < 20000; round++) {
+		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
+		rand_result(&rng, &env);
+		frame_of(&f, &env);
+		Vigil__V1__Envelope *got;
+		size_t consumed;
+		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+		cr_assert_eq(rc, 0, "round %d: rc %d", round, rc);
+		Vigil__V1__Envelope *ref = vigil__v1__envelope__unpack(NULL, env.len, env.data);
+		cr_assert_not_null(ref, "round %d", round);
+		cr_assert_eq(got->body_case, ref->body_case);
+		cr_assert_eq(got->id, ref->id);
+		assert_same_envelope(got, ref);
+		if (ref->body_case == VIGIL__V1__ENVELOPE__BODY_RESULT_SET) {
+			const Vigil__V1__ResultSet *x = got->result_set, *y = ref->result_set;
+			cr_assert_str_eq(x->name, y->name);
+			cr_assert_eq(x->n_tags, y->n_tags);
+			for (size_t t = 0; t < y->n_tags; t++) {
+				cr_assert_str_eq(x->tags[t]->key, y->tags[t]->key);
+				cr_assert_str_eq(x->tags[t]->value, y->tags[t]->value);
+			}
+			cr_assert_eq(x->n_columns, y->n_columns);
+			for (size_t c = 0; c < y->n_columns; c++)
+				cr_assert_str_eq(x->columns[c], y->columns[c]);
+			cr_assert_eq(x->n_types, y->n_types);
+			for (size_t c = 0; c < y->n_types; c++)
+				cr_assert_eq(x->types[c], y->types[c]);
+			cr_assert_eq(x->has_time, y->has_time);
+		} else {
+			const Vigil__V1__ResultRows *x = got->result_rows, *y = ref->result_rows;
+			cr_assert_eq(x->n_times, y->n_times);
+			if (y->n_times)
+				cr_assert_eq(memcmp(x->times, y->times, 8 * y->n_times), 0);
+			cr_assert_eq(x->n_columns, y->n_columns);
+			for (size_t c = 0; c < y->n_columns; c++) {
+				const Vigil__V1__Column *a = x->columns[c], *b = y->columns[c];
+				cr_assert_eq(a->n_floats, b->n_floats);
+				if (b->n_floats)
+					cr_assert_eq(memcmp(a->floats, b->floats, 8 * b->n_floats), 0);
+				cr_assert_eq(a->n_strings, b->n_strings);
+				for (size_t r = 0; r < b->n_strings; r++)
+					cr_assert_str_eq(a->strings[r], b->strings[r]);
+				cr_assert_eq(a->nulls.len, b->nulls.len);
+				if (b->nulls.len)
+					cr_assert_eq(memcmp(a->nulls.data, b->nulls.data, b->nulls.len), 0);
+			}
+		}
+		vigil__v1__envelope__free_unpacked(ref, NULL);
+		vg_frame_free_envelope(got);
+		vg_buf_release(&env);
+		vg_buf_release(&f);
+	}
+
+	/* Mutated: taken only when the walker and protobuf-c take it, with
+	 * the same result. */
+	int taken = 0, refused = 0;
+	for (int round = 0; round < 20000; round++) {
+		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
+		rand_result(&rng, &env);
+		int flips = 1 + (int)vg_test_below(&rng, 3);
+		for (int k = 0; k < flips; k++)
+			env.data[vg_test_below(&rng, env.len)] ^= (uint8_t)(1u << vg_test_below(&rng, 8));
+		frame_of(&f, &env);
+		Vigil__V1__Envelope *got;
+		size_t consumed;
+		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+		cr_assert(rc == 0 || rc == VG_EPROTO, "round %d: rc %d", round, rc);
+		vg_wire_report_t report;
+		vg_msg_t quiet;
+		vg_msg_init(&quiet, NULL, 0);
+		bool walker_ok = vg_wire_scan_envelope(env.data, env.len, &report, &quiet) == 0 &&
+		                 report.has_body;
+		Vigil__V1__Envelope *ref =
+		    walker_ok ? vigil__v1__envelope__unpack(NULL, env.len, env.data) : NULL;
+		if (ref && ref->body_case == VIGIL__V1__ENVELOPE__BODY__NOT_SET) {
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+			ref = NULL;
+		}
+		if (rc == 0) {
+			taken++;
+			cr_assert_not_null(ref, "round %d: taken, but the reference refuses it", round);
+			assert_same_envelope(got, ref);
+			vg_frame_free_envelope(got);
+		} else {
+			refused++;
+			cr_assert_null(ref, "round %d: refused, but the reference takes it", round);
+		}
+		if (ref)
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+		vg_buf_release(&env);
+		vg_buf_release(&f);
+	}
+	cr_assert_gt(taken, 1000);
+	cr_assert_gt(refused, 1000);
+	assert_no_leaks();
+}
+
 Test(frame, built_envelope_in_its_arena)
 {
 	/* vg_envelope_new/alloc: a hand-built Write, many parts (more than
