@@ -131,6 +131,11 @@ struct vg_wtxn {
 	vg_series_id_t *touched;
 	size_t ntouched, touched_cap;
 	vg_buf_t scratch;
+	/* A cursor on the head database kept for the whole transaction (head.c,
+	 * closed before commit or abort): consecutive writes of neighbouring
+	 * series land on the same leaf page, which LMDB then searches without
+	 * descending from the root again. */
+	MDB_cursor *head_cur;
 };
 
 struct vg_rtxn {
