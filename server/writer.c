@@ -24,6 +24,7 @@
 #include "vg_error.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define VG_IDLE_SEAL_MIN_POINTS 1
@@ -47,7 +48,55 @@ void vg_write_job_free(vg_write_job_t *job)
 	vg_free(job);
 }
 
-int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
+/*
+ * One series' points of one job, waiting to be put: a group's puts are
+ * gathered first, then each series gets one put for the whole group.
+ */
+typedef struct {
+	vg_series_id_t id;
+	uint32_t order; /* position in the group: write order */
+	const int64_t *times;
+	const double *values;
+	size_t n;
+} group_put_t;
+
+typedef struct {
+	group_put_t *puts;
+	size_t len, cap;
+	/* Scratch for one series' concatenated points. */
+	int64_t *times;
+	double *values;
+	size_t points_cap;
+} group_t;
+
+static void group_release(group_t *g)
+{
+	vg_free(g->puts);
+	vg_free(g->times);
+	vg_free(g->values);
+}
+
+static int group_add(group_t *g, vg_series_id_t id, const int64_t *times, const double *values,
+		     size_t n)
+{
+	if (g->len == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 1024;
+		group_put_t *puts = vg_reallocarray(g->puts, cap, sizeof *puts);
+		if (!puts)
+			return VG_ENOMEM;
+		g->puts = puts;
+		g->cap = cap;
+	}
+	if (g->len >= UINT32_MAX)
+		return VG_ELIMIT;
+	g->puts[g->len] = (group_put_t){id, (uint32_t)g->len, times, values, n};
+	g->len++;
+	return 0;
+}
+
+/* Resolves the series of one job (creating new ones) and puts its points,
+ * or with g, queues them there. */
+static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
 {
 	const Vigil__V1__Write *write = job->envelope->write;
 	uint64_t points = 0;
@@ -79,7 +128,10 @@ int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
 			vg_series_id_t id;
 			bool created = false;
 			int rc = vg_wtxn_series(txn, &key, &id, &created);
-			rc = rc ? rc : vg_wtxn_put(txn, id, block->times, field->values, block->n_times);
+			if (rc == 0)
+				rc = g ? group_add(g, id, block->times, field->values, block->n_times)
+				       : vg_wtxn_put(txn, id, block->times, field->values,
+						     block->n_times);
 			if (rc)
 				return rc;
 			job->ids[k] = id;
@@ -93,18 +145,140 @@ int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job)
 	return 0;
 }
 
-/* Applies and commits a list of jobs as one transaction. */
-static int commit_group(vg_store_t *store, vg_write_job_t *jobs)
+int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job) { return apply_job(txn, job, NULL); }
+
+static int compare_puts(const void *a, const void *b)
+{
+	const group_put_t *x = a, *y = b;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
+}
+
+static bool strictly_increasing(const int64_t *t, size_t n)
+{
+	for (size_t i = 1; i < n; i++)
+		if (t[i] <= t[i - 1])
+			return false;
+	return true;
+}
+
+/* Orders the pieces p[0..n) by their first time when each is in order and,
+ * so ordered, they do not overlap: their concatenation is then in order.
+ * Otherwise leaves write order, which the put sorts (the last write of a
+ * time wins). */
+static void order_pieces(group_put_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i].n == 0 || !strictly_increasing(p[i].times, p[i].n))
+			return;
+	/* Insertion sort: a series rarely has more than a few dozen pieces,
+	 * and they mostly come in time order already. */
+	group_put_t *sorted = p;
+	bool moved = false;
+	for (size_t i = 1; i < n; i++) {
+		group_put_t x = sorted[i];
+		size_t j = i;
+		while (j > 0 && sorted[j - 1].times[0] > x.times[0]) {
+			sorted[j] = sorted[j - 1];
+			j--;
+			moved = true;
+		}
+		sorted[j] = x;
+	}
+	bool disjoint = true;
+	for (size_t i = 1; i < n && disjoint; i++)
+		disjoint = sorted[i].times[0] > sorted[i - 1].times[sorted[i - 1].n - 1];
+	if (!disjoint && moved) {
+		/* Back to write order. */
+		for (size_t i = 1; i < n; i++) {
+			group_put_t x = p[i];
+			size_t j = i;
+			while (j > 0 && p[j - 1].order > x.order) {
+				p[j] = p[j - 1];
+				j--;
+			}
+			p[j] = x;
+		}
+	}
+}
+
+/*
+ * Puts a group's queued points: one put per series, its pieces from every
+ * job of the group concatenated.  Pipelined requests from several
+ * connections carry consecutive time windows of the same series, so a group
+ * of 25 jobs otherwise extends each series' head block 25 times (each a
+ * B-tree search and a rewrite of the block and its page); ordered by id the
+ * puts also walk the head table in key order.  Exactness: pieces that
+ * overlap in time keep their write order and the put keeps the last write
+ * of a time, as separate puts would.
+ */
+static int put_group(vg_wtxn_t *txn, group_t *g)
+{
+	if (g->len > 1)
+		qsort(g->puts, g->len, sizeof *g->puts, compare_puts);
+	for (size_t i = 0; i < g->len;) {
+		size_t j = i + 1;
+		size_t total = g->puts[i].n;
+		while (j < g->len && g->puts[j].id == g->puts[i].id) {
+			if (g->puts[j].n > SIZE_MAX / 2 - total)
+				return VG_ELIMIT;
+			total += g->puts[j].n;
+			j++;
+		}
+		int rc;
+		if (j == i + 1) {
+			rc = vg_wtxn_put(txn, g->puts[i].id, g->puts[i].times, g->puts[i].values,
+					 g->puts[i].n);
+		} else {
+			if (total > g->points_cap) {
+				size_t cap = g->points_cap ? g->points_cap : 1024;
+				while (cap < total)
+					cap *= 2;
+				int64_t *times = vg_reallocarray(g->times, cap, sizeof *times);
+				if (!times)
+					return VG_ENOMEM;
+				g->times = times;
+				double *values = vg_reallocarray(g->values, cap, sizeof *values);
+				if (!values)
+					return VG_ENOMEM;
+				g->values = values;
+				g->points_cap = cap;
+			}
+			order_pieces(g->puts + i, j - i);
+			size_t at = 0;
+			for (size_t k = i; k < j; k++) {
+				if (g->puts[k].n) {
+					memcpy(g->times + at, g->puts[k].times,
+					       g->puts[k].n * sizeof *g->times);
+					memcpy(g->values + at, g->puts[k].values,
+					       g->puts[k].n * sizeof *g->values);
+				}
+				at += g->puts[k].n;
+			}
+			rc = vg_wtxn_put(txn, g->puts[i].id, g->times, g->values, total);
+		}
+		if (rc)
+			return rc;
+		i = j;
+	}
+	return 0;
+}
+
+int vg_writer_commit(vg_store_t *store, vg_write_job_t *jobs)
 {
 	vg_wtxn_t *txn;
 	int rc = vg_store_write_begin(store, &txn);
 	if (rc)
 		return rc;
 	uint64_t commit = vg_wtxn_id(txn);
+	group_t g = {0};
 	for (vg_write_job_t *job = jobs; job && rc == 0; job = job->next) {
-		rc = vg_writer_apply(txn, job);
+		rc = apply_job(txn, job, &g);
 		job->commit = commit;
 	}
+	rc = rc ? rc : put_group(txn, &g);
+	group_release(&g);
 	if (rc) {
 		vg_wtxn_abort(txn);
 		return rc;
@@ -216,7 +390,7 @@ static void *writer_main(void *arg)
 		w->pending_tail = &w->pending;
 		pthread_mutex_unlock(&w->lock);
 
-		int rc = commit_group(server->store, group);
+		int rc = vg_writer_commit(server->store, group);
 		unsealed = true;
 		last_write = vg_monotonic_ns();
 		if (rc == 0) {
@@ -229,7 +403,7 @@ static void *writer_main(void *arg)
 			for (vg_write_job_t *job = group; job; job = job->next) {
 				vg_write_job_t *next = job->next;
 				job->next = NULL;
-				job->result = commit_group(server->store, job);
+				job->result = vg_writer_commit(server->store, job);
 				job->next = next;
 			}
 		}
