@@ -7,6 +7,9 @@
  * hands them back to the loop, which acknowledges each.  While a commit is
  * in progress new jobs pile up and form the next group, so the number of
  * fsyncs adapts to the load with no timer and no added latency when idle.
+ * Inside the group each series is resolved once and put once (its points
+ * from every job concatenated; see put_group()), because pipelined
+ * requests name the same series again and again.
  *
  * A group whose transaction fails is retried job by job, so one client's
  * failure (say, a store limit) never fails another's write.  Nothing is
