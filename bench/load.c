@@ -41,6 +41,7 @@ typedef struct {
 	vg_batch_t **batches;
 	size_t nbatches;
 	int pipeline;
+	int timeout_ms;
 	uint64_t points;
 	int rc;
 	char err[VG_CLIENT_ERRLEN];
@@ -51,7 +52,7 @@ static void *ingest_thread(void *p)
 	ingest_conn_t *ic = p;
 	vg_client_t *c;
 	char err[VG_CLIENT_ERRLEN];
-	if ((ic->rc = vg_client_connect(ic->addr, 10000, &c, err, sizeof err))) {
+	if ((ic->rc = vg_client_connect(ic->addr, ic->timeout_ms, &c, err, sizeof err))) {
 		snprintf(ic->err, sizeof ic->err, "%s", err);
 		return NULL;
 	}
@@ -84,10 +85,12 @@ static int ingest_main(int argc, char **argv)
 		{"batch-series", required_argument, NULL, 's'},
 		{"pipeline", required_argument, NULL, 'P'},
 		{"scale", required_argument, NULL, 'n'},
+		/* Long enough for a server under valgrind (callgrind profiles). */
+		{"timeout-ms", required_argument, NULL, 't'},
 		{NULL, 0, NULL, 0},
 	};
 	const char *addr = VG_CLIENT_DEFAULT_ADDR, *name = "cpu-full";
-	int conns = 4, pipeline = 4;
+	int conns = 4, pipeline = 4, timeout_ms = 10000;
 	size_t per = 10, batch_series = 1000;
 	uint64_t scale = 100000;
 	int opt;
@@ -114,13 +117,18 @@ static int ingest_main(int argc, char **argv)
 		case 'n':
 			scale = strtoull(optarg, NULL, 10);
 			break;
+		case 't':
+			timeout_ms = atoi(optarg);
+			break;
 		default:
 			fprintf(stderr, "usage: vigil-bench ingest [--addr A] [--dataset NAME] "
-					"[--connections N] [--points N] [--batch-series N] [--pipeline N]\n");
+					"[--connections N] [--points N] [--batch-series N] [--pipeline N] "
+					"[--timeout-ms MS]\n");
 			return BENCH_EXIT_USAGE;
 		}
 	}
-	if (conns < 1 || conns > 64 || per < 1 || batch_series < 1 || pipeline < 1) {
+	if (conns < 1 || conns > 64 || per < 1 || batch_series < 1 || pipeline < 1 ||
+	    timeout_ms < 1) {
 		fprintf(stderr, "vigil-bench ingest: bad option value\n");
 		return BENCH_EXIT_USAGE;
 	}
@@ -159,6 +167,7 @@ static int ingest_main(int argc, char **argv)
 	for (int c = 0; c < conns; c++) {
 		ic[c].addr = addr;
 		ic[c].pipeline = pipeline;
+		ic[c].timeout_ms = timeout_ms;
 		ic[c].batches = lists + at;
 		for (size_t b = (size_t)c; b < nbatches; b += (size_t)conns)
 			lists[at++] = batches[b];

@@ -128,6 +128,12 @@ int vg_writer_start(vg_server_t *server);
 void vg_writer_submit(vg_server_t *server, vg_write_job_t *job);
 /* Applies one job's blocks inside txn (writer thread). */
 int vg_writer_apply(vg_wtxn_t *txn, vg_write_job_t *job);
+/* Applies the jobs of a list (linked by next) in one write transaction and
+ * commits it: the same points as vg_writer_apply() of each in turn, with
+ * one put per series for the whole group (writer.c).  Sets each job's ids,
+ * created, points, series and commit; 0 or the first error (nothing
+ * written).  Writer thread, or tests. */
+int vg_writer_commit(vg_store_t *store, vg_write_job_t *jobs);
 void vg_write_job_free(vg_write_job_t *job);
 /* Asks for a retention pass and idle seal on the writer thread. */
 void vg_writer_request_maintenance(vg_server_t *server);

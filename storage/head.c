@@ -130,15 +130,33 @@ static int compare_order(const void *a, const void *b)
 	return (x->index > y->index) - (x->index < y->index);
 }
 
+/* The transaction's head cursor (see struct vg_wtxn), opened on first use. */
+static int head_cursor(vg_wtxn_t *txn, MDB_cursor **out)
+{
+	if (!txn->head_cur) {
+		int rc = mdb_cursor_open(txn->txn, txn->store->dbi_head, &txn->head_cur);
+		if (rc) {
+			txn->head_cur = NULL;
+			return vg_store_lmdb_error(rc);
+		}
+	}
+	*out = txn->head_cur;
+	return 0;
+}
+
 /* Writes the block bytes for n sorted unique points into an LMDB value
  * reserved in place (MDB_RESERVE), avoiding a staging copy. */
 static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
 		     const double *values, size_t n)
 {
+	MDB_cursor *cur = NULL;
+	int code = head_cursor(txn, &cur);
+	if (code)
+		return code;
 	uint8_t key[8];
 	head_key(key, id, seq);
 	MDB_val k = {8, key}, v = {VG_HEAD_BLOCK_HEADER + 16 * n, NULL};
-	int rc = mdb_put(txn->txn, txn->store->dbi_head, &k, &v, MDB_RESERVE);
+	int rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE);
 	if (rc)
 		return vg_store_lmdb_error(rc);
 	uint8_t *p = v.mv_data;
@@ -156,7 +174,8 @@ static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int6
  * Extends the newest head block of series id (seq) with n sorted unique
  * points that all come after it, when the result stays small: *merged says
  * whether it did.  The old block is copied out first because the put
- * rewrites the node in its page.
+ * rewrites the node in its page; the put replaces the record the cursor
+ * stands on (MDB_CURRENT), so the block is found once, not twice.
  */
 static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
 		       const double *values, size_t n, bool *merged)
@@ -164,10 +183,14 @@ static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const in
 	*merged = false;
 	if (n >= VG_HEAD_MERGE_POINTS)
 		return 0;
+	MDB_cursor *cur = NULL;
+	int code = head_cursor(txn, &cur);
+	if (code)
+		return code;
 	uint8_t key[8];
 	head_key(key, id, seq);
 	MDB_val k = {8, key}, v;
-	int rc = mdb_get(txn->txn, txn->store->dbi_head, &k, &v);
+	int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_KEY);
 	if (rc == MDB_NOTFOUND)
 		return 0;
 	if (rc)
@@ -185,8 +208,9 @@ static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const in
 	uint8_t old[VG_HEAD_BLOCK_HEADER + 16 * VG_HEAD_MERGE_POINTS];
 	memcpy(old, v.mv_data, v.mv_size);
 	size_t total = count + n;
+	k = (MDB_val){8, key};
 	v = (MDB_val){VG_HEAD_BLOCK_HEADER + 16 * total, NULL};
-	rc = mdb_put(txn->txn, txn->store->dbi_head, &k, &v, MDB_RESERVE);
+	rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT | MDB_RESERVE);
 	if (rc)
 		return vg_store_lmdb_error(rc);
 	uint8_t *p = v.mv_data;

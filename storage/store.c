@@ -434,6 +434,8 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 	if (!txn)
 		return;
 	vg_store_t *store = txn->store;
+	if (txn->head_cur)
+		mdb_cursor_close(txn->head_cur);
 	mdb_txn_abort(txn->txn);
 	for (size_t i = txn->nundo; i-- > 0;)
 		store->heads[txn->undo[i].id] = txn->undo[i].old;
@@ -475,6 +477,10 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	if (code) {
 		vg_wtxn_abort(txn);
 		return code;
+	}
+	if (txn->head_cur) {
+		mdb_cursor_close(txn->head_cur);
+		txn->head_cur = NULL;
 	}
 	int rc = mdb_txn_commit(txn->txn);
 	if (rc) {

@@ -5,8 +5,8 @@
  * A store is a data directory holding one LMDB environment.  Every series
  * (measurement, sorted tag set, field key) gets a compact integer id on its
  * first write.  Points go first into the series' head (raw blocks, durable as
- * soon as their transaction commits); once a series' head holds a few
- * hundred points (VG_SEAL_POINTS) it is sealed into zstd-compressed chunks
+ * soon as their transaction commits); once a series' head holds a couple
+ * of thousand points (VG_SEAL_POINTS) it is sealed into zstd-compressed chunks
  * of up to VG_CHUNK_MAX_POINTS points, cut to fill whole pages (see
  * chunk.h).  Readers run in LMDB read transactions and are never blocked by
  * the writer: they see the store exactly as of the last commit before they

@@ -233,6 +233,18 @@ static void run_random_operations(uint64_t seed)
 				if (!abort)
 					for (size_t i = 0; i < n; i++)
 						ref_put(&ref[s], times[i], values[i]);
+				if (vg_test_below(&rng, 8) == 0) {
+					/* A delete between the puts of one transaction:
+					 * the head cursor the puts keep (head.c) must
+					 * follow the blocks it removes and rewrites. */
+					int d = (int)vg_test_below(&rng, NSERIES);
+					int64_t a = ((int64_t)vg_test_below(&rng, 110000) - 5000) * 1000;
+					int64_t b = a + (int64_t)vg_test_below(&rng, 20000) * 1000;
+					uint64_t removed = 0;
+					cr_assert_eq(vg_wtxn_delete(txn, ids[d], a, b, &removed), 0);
+					if (!abort)
+						ref_delete(&ref[d], a, b);
+				}
 			}
 			if (abort)
 				vg_wtxn_abort(txn);
