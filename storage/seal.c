@@ -206,11 +206,19 @@ static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size
 		return vg_chunk_encode(codec, run->times + start, run->values + start, *n,
 				       &txn->scratch);
 	}
-	/* The whole pages below the boundary. */
+	/* An unfinished tail sealed at commit is laid out again by the next
+	 * seal of the series: fitting it (several encodes) would be wasted.
+	 * The idle seal (vg_store_seal) fits the tail that stays. */
+	bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
+	if (!complete && !txn->fit_tails)
+		return 0;
+	/* The whole pages below the boundary, to within FIT_SLACK bytes or
+	 * 1/128 of them: nearer costs encodes for a few bytes. */
 	size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
+	size_t slack = target / 128 > FIT_SLACK ? target / 128 : FIT_SLACK;
 	vg_buf_clear(&txn->scratch);
 	code = vg_chunk_encode_fit(codec, run->times + start, run->values + start, count, target,
-				   FIT_SLACK, &txn->scratch, n);
+				   slack, &txn->scratch, n);
 	if (code == 0 && *n == 0)
 		code = VG_EINVAL; /* cannot happen: one point is far below a page */
 	return code;
@@ -348,6 +356,7 @@ int vg_store_seal(vg_store_t *store, uint32_t min_points)
 		/* Series not touched since the store was opened have no slot yet. */
 		if (store->heads_unknown_below > 1)
 			code = vg_store_heads_reserve(store, store->heads_unknown_below - 1);
+		txn->fit_tails = true; /* what this seal leaves stays */
 		size_t done = 0;
 		while (code == 0 && done < VG_SEAL_BATCH && next < store->heads_cap) {
 			code = vg_head_resolve(txn->txn, store, next);

@@ -144,6 +144,10 @@ struct vg_wtxn {
 	 * series land on the same leaf page, which LMDB then searches without
 	 * descending from the root again. */
 	MDB_cursor *head_cur;
+	/* Seals fit a series' unfinished tail chunk to its pages too (the
+	 * idle seal: vg_store_seal); commit-time seals leave it, since the
+	 * series' next seal lays it out again (seal.c, encode_fitted). */
+	bool fit_tails;
 };
 
 struct vg_rtxn {
