@@ -206,16 +206,18 @@ static int encode_fitted(vg_wtxn_t *txn, const vg_run_t *run, size_t start, size
 		return vg_chunk_encode(codec, run->times + start, run->values + start, *n,
 				       &txn->scratch);
 	}
-	/* An unfinished tail sealed at commit is laid out again by the next
-	 * seal of the series: fitting it (several encodes) would be wasted.
-	 * The idle seal (vg_store_seal) fits the tail that stays. */
-	bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
-	if (!complete && !txn->fit_tails)
-		return 0;
 	/* The whole pages below the boundary, to within FIT_SLACK bytes or
-	 * 1/128 of them: nearer costs encodes for a few bytes. */
+	 * 1/128 of them: nearer costs encodes for a few bytes.  An unfinished
+	 * tail sealed at commit is laid out again by the series' next seal
+	 * (if it has one: the tail may also stay), so it is fitted only to
+	 * within 1/32, which the first estimate nearly always is: one or two
+	 * encodes instead of up to a dozen at every seal.  The idle seal
+	 * (vg_store_seal) fits the tails it seals closely. */
+	bool complete = count == VG_CHUNK_MAX_POINTS || need >= VG_FIT_PAGES * psize;
 	size_t target = (need / psize) * psize - VG_OVERFLOW_HEADER;
-	size_t slack = target / 128 > FIT_SLACK ? target / 128 : FIT_SLACK;
+	size_t slack = target / (complete || txn->fit_tails ? 128 : 32);
+	if (slack < FIT_SLACK)
+		slack = FIT_SLACK;
 	vg_buf_clear(&txn->scratch);
 	code = vg_chunk_encode_fit(codec, run->times + start, run->values + start, count, target,
 				   slack, &txn->scratch, n);
