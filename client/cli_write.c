@@ -28,7 +28,10 @@
 #include <unistd.h>
 
 #define READ_CHUNK (1u << 20)
-#define MAX_IN_FLIGHT 8
+/* 16, not 8: more batches waiting at the server make its group commits
+ * larger (one fsync for more points): vitals 1.30-1.49 s -> 1.02-1.14 s on
+ * the project VM (bench/RESULTS.md, 2026-11-25 afternoon). */
+#define MAX_IN_FLIGHT 16
 #define DEFAULT_BATCH 20000
 
 static double now_s(void)
