@@ -55,6 +55,20 @@ static bool bit_is_set(const uint8_t *bits, size_t nbytes, size_t i)
 	return i / 8 < nbytes && (bits[i / 8] >> (i % 8)) & 1;
 }
 
+/* Clears bits [from, from + n). */
+static void clear_bits(uint8_t *bits, size_t from, size_t n)
+{
+	size_t i = from, end = from + n;
+	for (; i < end && i % 8; i++)
+		bits[i / 8] &= (uint8_t)~(1u << (i % 8));
+	if (end - i >= 8) {
+		memset(bits + i / 8, 0, (end - i) / 8);
+		i += (end - i) / 8 * 8;
+	}
+	for (; i < end; i++)
+		bits[i / 8] &= (uint8_t)~(1u << (i % 8));
+}
+
 static void bit_put(uint8_t *bits, size_t i, bool on)
 {
 	uint8_t mask = (uint8_t)(1u << (i % 8));
@@ -283,6 +297,12 @@ int vg_result_set_append(vg_result_set_t *s, const Vigil__V1__ResultRows *rows, 
 		size_t c = j + s->has_time;
 		const Vigil__V1__Column *col = rows->columns[j];
 		vg_result_column_t *to = &s->cols[c];
+		if (s->types[c] != VG_COLUMN_STRING && col->nulls.len == 0) {
+			/* The usual block: floats, none empty — copied whole. */
+			memcpy(to->floats + s->nrows, col->floats, n * sizeof *to->floats);
+			clear_bits(to->nulls, s->nrows, n);
+			continue;
+		}
 		for (size_t i = 0; i < n && !rc; i++) {
 			size_t row = s->nrows + i;
 			bool null = bit_is_set(col->nulls.data, col->nulls.len, i);
