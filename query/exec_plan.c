@@ -55,19 +55,64 @@ typedef struct tagres {
 	size_t nleaves;
 } tagres_t;
 
+static vg_matcher_t matcher_of(const vg_cond_t *c)
+{
+	vg_matcher_t m = {0};
+	m.key = c->name;
+	m.value = c->value;
+	m.regex = c->regex;
+	m.op = c->op == VG_CMP_EQ   ? VG_MATCH_EQ
+	       : c->op == VG_CMP_NE ? VG_MATCH_NE
+	       : c->op == VG_CMP_RE ? VG_MATCH_RE
+	                            : VG_MATCH_NRE;
+	return m;
+}
+
+/* tag = 'v' (not ''): one postings key, which can be probed id by id. */
+static bool is_probe_leaf(const vg_cond_t *c)
+{
+	return c->kind == VG_COND_TAG && c->op == VG_CMP_EQ && c->value.len > 0;
+}
+
+static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all);
+
+/*
+ * other AND leaf, where leaf is tag = 'v': resolves `other` first and then
+ * keeps the ids under leaf's postings, probing them one by one when they
+ * are few (host = 'h' AND metric = 'm' over a million series: the host's
+ * 100 ids probed among the metric's 10,000 instead of reading those).
+ */
+static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *leaf,
+                         vg_idset_t *out, bool *all)
+{
+	vg_exec_t *x = r->x;
+	vg_idset_t part = VG_IDSET_INIT;
+	bool other_all;
+	int code = superset(r, other, &part, &other_all);
+	if (code == 0 && other_all) {
+		code = superset(r, leaf, out, all);
+	} else if (code == 0) {
+		vg_matcher_t m = matcher_of(leaf);
+		code = vg_rtxn_match_filter(x->txn, r->measurement, &m, &part, out);
+		if (code)
+			code = vg_query_error_set(x->err, code, "tag lookup failed: %s",
+			                          vg_strerror(code));
+		*all = false;
+	}
+	vg_idset_release(&part);
+	return code;
+}
+
 /* *out = series that may satisfy c; *all = "every series" (out unused). */
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
+	if (c->kind == VG_COND_AND && !r->leaf_sets &&
+	    (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
+		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, out, all)
+		                               : and_with_leaf(r, c->right, c->left, out, all);
 	if (c->kind == VG_COND_TAG) {
-		vg_matcher_t m = {0};
-		m.key = c->name;
-		m.value = c->value;
-		m.regex = c->regex;
-		m.op = c->op == VG_CMP_EQ   ? VG_MATCH_EQ
-		       : c->op == VG_CMP_NE ? VG_MATCH_NE
-		       : c->op == VG_CMP_RE ? VG_MATCH_RE
-		                            : VG_MATCH_NRE;
+		vg_matcher_t m = matcher_of(c);
 		int code = vg_rtxn_match(x->txn, r->measurement, &m, out);
 		if (code)
 			return vg_query_error_set(x->err, code, "tag lookup failed: %s",

@@ -797,14 +797,12 @@ int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exist
 /* Probing costs a B-tree descent per id; reading costs 4 bytes per id. */
 #define VG_PROBE_RATIO 32
 
-int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
-			 const vg_idset_t *in, vg_idset_t *out)
+/* out = the ids of `in` under postings key k: each id probed when `in` is
+ * much smaller than the postings, else the postings read and intersected. */
+static int postings_filter(vg_rtxn_t *txn, const pkey_t *k_in, const vg_idset_t *in,
+			   vg_idset_t *out)
 {
-	out->len = 0;
-	if (!name_ok(measurement) || !name_ok(field) || in->len == 0)
-		return 0;
-	pkey_t k;
-	pkey_field(&k, measurement, field);
+	pkey_t k = *k_in;
 	MDB_cursor *cur;
 	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
 	if (rc)
@@ -838,6 +836,37 @@ int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
 	}
 	mdb_cursor_close(cur);
 	return code;
+}
+
+int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
+			 const vg_idset_t *in, vg_idset_t *out)
+{
+	out->len = 0;
+	if (!name_ok(measurement) || !name_ok(field) || in->len == 0)
+		return 0;
+	pkey_t k;
+	pkey_field(&k, measurement, field);
+	return postings_filter(txn, &k, in, out);
+}
+
+int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *m,
+			 const vg_idset_t *in, vg_idset_t *out)
+{
+	if (m->op != VG_MATCH_EQ || m->value.len == 0) {
+		/* Not a single postings key: the general lookup. */
+		vg_idset_t part = VG_IDSET_INIT;
+		int code = vg_rtxn_match(txn, measurement, m, &part);
+		code = code ? code : vg_idset_intersect(&part, in, out);
+		vg_idset_release(&part);
+		return code;
+	}
+	out->len = 0;
+	if (!name_ok(measurement) || !name_ok(m->key) || m->value.len > VG_STORE_TAG_VALUE_MAX ||
+	    in->len == 0)
+		return 0;
+	pkey_t k;
+	pkey_tag(&k, measurement, m->key, &m->value);
+	return postings_filter(txn, &k, in, out);
 }
 
 /* Reads the full tag value of a postings key whose value was cut, from the

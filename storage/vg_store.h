@@ -288,6 +288,11 @@ int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
  * tag postings (never by visiting every series). */
 int vg_rtxn_match(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
 		  vg_idset_t *out);
+/* out = vg_rtxn_match() ∩ in (replacing out's contents; out distinct from
+ * in).  For tag = 'v' each id of a much smaller `in` is probed in the tag's
+ * postings instead of reading them all, as vg_rtxn_field_filter does. */
+int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
+			 const vg_idset_t *in, vg_idset_t *out);
 
 /* Called once per name, in ascending byte order; a non-zero return stops the
  * listing and is returned by the lister.  The view is valid during the call. */

@@ -126,6 +126,26 @@ static void check_match(vg_store_t *store, const char *key, vg_match_op_t op, co
 			     "series %d: %s op %d '%.20s'", i, key, op, value);
 	}
 	cr_assert_eq(got.len, want, "%s op %d '%.20s'", key, op, value);
+	/* vg_rtxn_match_filter = vg_rtxn_match ∩ in: a few ids (probed one by
+	 * one when the postings are much larger) and every id (read whole). */
+	for (int pick = -1; pick < 12; pick++) { /* -1: every id; else the one id */
+		vg_idset_t in = VG_IDSET_INIT, filtered = VG_IDSET_INIT, want_set = VG_IDSET_INIT;
+		vg_idset_t every = VG_IDSET_INIT;
+		cr_assert_eq(vg_rtxn_measurement_series(txn, (vg_str_t){"cpu", 3}, &every), 0);
+		for (size_t i = 0; i < every.len; i++)
+			if (pick < 0 || i == (size_t)pick)
+				cr_assert_eq(vg_idset_add(&in, every.ids[i]), 0);
+		cr_assert_eq(vg_rtxn_match_filter(txn, (vg_str_t){"cpu", 3}, &m, &in, &filtered), 0);
+		cr_assert_eq(vg_idset_intersect(&got, &in, &want_set), 0);
+		cr_assert_eq(filtered.len, want_set.len, "filter %s op %d '%.20s' pick %d", key, op,
+			     value, pick);
+		for (size_t i = 0; i < want_set.len; i++)
+			cr_assert_eq(filtered.ids[i], want_set.ids[i]);
+		vg_idset_release(&in);
+		vg_idset_release(&filtered);
+		vg_idset_release(&want_set);
+		vg_idset_release(&every);
+	}
 	vg_idset_release(&got);
 	vg_idset_release(&seen);
 	vg_rtxn_end(txn);
