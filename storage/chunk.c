@@ -118,8 +118,8 @@ static const struct zstd_tuning {
  * gain nothing (<0.5%), so XOR stays at level 3.  Decoding is as fast.
  */
 static const struct zstd_tuning zstd_thorough_tuning[] = {
-    [VG_CHUNK_ENC_XOR] = {3, 0},
-    [VG_CHUNK_ENC_ALP] = {11, 7},
+    [VG_CHUNK_ENC_XOR] = {3, 0, ZSTD_ps_disable}, /* raw literals, as above */
+    [VG_CHUNK_ENC_ALP] = {11, 7, ZSTD_ps_auto},
 };
 
 #define MAX_POINTS VG_CHUNK_MAX_POINTS
