@@ -656,19 +656,9 @@ const char *vg_batch_errstr(const vg_batch_t *b)
 
 /* Sizes of protobuf encodings, for vg_batch_encoded_size().  Every field of
  * vigil.v1 used here has a number below 16, so each key is one byte. */
-static size_t varint_size(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
 static size_t len_field(size_t len)
 {
-	return 1 + varint_size(len) + len;
+	return 1 + vg_uvarint_size(len) + len;
 }
 
 static size_t packed64(size_t n)

@@ -78,13 +78,7 @@ int vg_buf_printf(vg_buf_t *b, const char *fmt, ...)
 int vg_buf_put_uvarint(vg_buf_t *b, uint64_t v)
 {
 	uint8_t tmp[10];
-	size_t n = 0;
-	while (v >= 0x80) {
-		tmp[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	tmp[n++] = (uint8_t)v;
-	return vg_buf_append(b, tmp, n);
+	return vg_buf_append(b, tmp, (size_t)(vg_uvarint_store(tmp, v) - tmp));
 }
 
 int vg_buf_put_be32(vg_buf_t *b, uint32_t v)

@@ -32,6 +32,29 @@ int vg_buf_printf(vg_buf_t *b, const char *fmt, ...) __attribute__((format(print
 int vg_buf_vprintf(vg_buf_t *b, const char *fmt, va_list ap);
 /* Unsigned LEB128 varint. */
 int vg_buf_put_uvarint(vg_buf_t *b, uint64_t v);
+
+/* Bytes of v as an unsigned LEB128 varint (1..10). */
+static inline size_t vg_uvarint_size(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+/* Writes v as an unsigned LEB128 varint at p (room for
+ * vg_uvarint_size(v) bytes); returns the byte after it. */
+static inline uint8_t *vg_uvarint_store(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
 /* Big-endian fixed width. */
 int vg_buf_put_be32(vg_buf_t *b, uint32_t v);
 int vg_buf_put_be64(vg_buf_t *b, uint64_t v);

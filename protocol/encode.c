@@ -50,43 +50,23 @@ enum {
 	COLUMN_NULLS = 3,
 };
 
-static size_t varint_size(uint64_t v)
-{
-	size_t n = 1;
-	while (v >= 0x80) {
-		v >>= 7;
-		n++;
-	}
-	return n;
-}
-
-static uint8_t *put_varint(uint8_t *p, uint64_t v)
-{
-	while (v >= 0x80) {
-		*p++ = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	*p++ = (uint8_t)v;
-	return p;
-}
-
-static size_t key_size(unsigned field) { return varint_size((uint64_t)field << 3); }
+static size_t key_size(unsigned field) { return vg_uvarint_size((uint64_t)field << 3); }
 
 static uint8_t *put_key(uint8_t *p, unsigned field, unsigned wire)
 {
-	return put_varint(p, (uint64_t)field << 3 | wire);
+	return vg_uvarint_store(p, (uint64_t)field << 3 | wire);
 }
 
 /* A length-delimited field of `len` bytes, key and length included. */
 static size_t len_field_size(unsigned field, size_t len)
 {
-	return key_size(field) + varint_size(len) + len;
+	return key_size(field) + vg_uvarint_size(len) + len;
 }
 
 static uint8_t *put_len_header(uint8_t *p, unsigned field, size_t len)
 {
 	p = put_key(p, field, WIRE_LEN);
-	return put_varint(p, len);
+	return vg_uvarint_store(p, len);
 }
 
 static uint8_t *put_bytes(uint8_t *p, unsigned field, const void *data, size_t len)
@@ -116,7 +96,7 @@ static uint8_t *put_words(uint8_t *p, const void *words, size_t n)
 static uint8_t *begin_frame(vg_buf_t *out, uint64_t id, unsigned field, size_t body_len,
                             int *code)
 {
-	size_t env = (id ? key_size(ENVELOPE_ID) + varint_size(id) : 0) +
+	size_t env = (id ? key_size(ENVELOPE_ID) + vg_uvarint_size(id) : 0) +
 	             len_field_size(field, body_len);
 	if (env > UINT32_MAX || env > SIZE_MAX - VG_FRAME_HEADER) {
 		*code = VG_ELIMIT;
@@ -130,7 +110,7 @@ static uint8_t *begin_frame(vg_buf_t *out, uint64_t id, unsigned field, size_t b
 	p += VG_FRAME_HEADER;
 	if (id) {
 		p = put_key(p, ENVELOPE_ID, WIRE_VARINT);
-		p = put_varint(p, id);
+		p = vg_uvarint_store(p, id);
 	}
 	out->len += VG_FRAME_HEADER + env;
 	return put_len_header(p, field, body_len);
@@ -146,7 +126,7 @@ int vg_frame_append_result_set(vg_buf_t *out, uint64_t id, const vg_wire_result_
 {
 	size_t types_len = 0;
 	for (size_t i = 0; i < set->ncolumns; i++)
-		types_len += varint_size((uint64_t)set->types[i]);
+		types_len += vg_uvarint_size((uint64_t)set->types[i]);
 	size_t body = set->name.len ? len_field_size(SET_NAME, set->name.len) : 0;
 	for (size_t i = 0; i < set->ntags; i++)
 		body += len_field_size(SET_TAGS, tag_size(set->tags[2 * i], set->tags[2 * i + 1]));
@@ -175,7 +155,7 @@ int vg_frame_append_result_set(vg_buf_t *out, uint64_t id, const vg_wire_result_
 	if (set->ncolumns) {
 		p = put_len_header(p, SET_TYPES, types_len);
 		for (size_t i = 0; i < set->ncolumns; i++)
-			p = put_varint(p, (uint64_t)set->types[i]);
+			p = vg_uvarint_store(p, (uint64_t)set->types[i]);
 	}
 	if (set->has_time) {
 		p = put_key(p, SET_HAS_TIME, WIRE_VARINT);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "vg_alloc.h"
 #include "vg_error.h"
+#include "vg_hash.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -114,25 +115,6 @@ static int key_append(vg_buf_t *b, const char *s)
 	return code ? code : vg_buf_append(b, s, n);
 }
 
-/* 64-bit multiply-xorshift hash of a key. */
-static uint64_t key_hash(const uint8_t *p, size_t n)
-{
-	const uint64_t m = UINT64_C(0x9E3779B97F4A7C15);
-	uint64_t h = UINT64_C(0x243F6A8885A308D3) ^ (n * m);
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ w) * UINT64_C(0xBF58476D1CE4E5B9);
-		h ^= h >> 31;
-		p += 8;
-		n -= 8;
-	}
-	uint64_t w = 0;
-	memcpy(&w, p, n);
-	h = (h ^ w) * UINT64_C(0x94D049BB133111EB);
-	h ^= h >> 29;
-	return h * m;
-}
 
 /* The slot of g->key (hash h): its entry, or the empty slot for it. */
 static key_slot_t *key_find(group_t *g, uint64_t h)
@@ -251,7 +233,7 @@ static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
 				rc = key_append(&g->key, field->name);
 				if (rc)
 					return rc;
-				h = key_hash(g->key.data, g->key.len);
+				h = vg_hash64(g->key.data, g->key.len);
 				slot = g->nslots ? key_find(g, h) : NULL;
 			}
 			if (slot && slot->len) {

@@ -32,33 +32,13 @@
 
 #include "vg_alloc.h"
 #include "vg_error.h"
+#include "vg_hash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 #define VG_LMDB_KEY_MAX 511
 
-/* A fast 64-bit hash (multiply-xorshift over 8-byte words). */
-static uint64_t hash64(const uint8_t *p, size_t n)
-{
-	const uint64_t m = UINT64_C(0x9E3779B97F4A7C15);
-	uint64_t h = UINT64_C(0x243F6A8885A308D3) ^ (n * m);
-	while (n >= 8) {
-		uint64_t w;
-		memcpy(&w, p, 8);
-		h = (h ^ (w * m)) * UINT64_C(0xBF58476D1CE4E5B9);
-		h ^= h >> 31;
-		p += 8;
-		n -= 8;
-	}
-	uint64_t w = 0;
-	memcpy(&w, p, n);
-	h = (h ^ (w * m)) * UINT64_C(0x94D049BB133111EB);
-	h ^= h >> 29;
-	h *= m;
-	h ^= h >> 32;
-	return h;
-}
 
 static bool has_nul(vg_str_t s) { return s.len && memchr(s.data, 0, s.len) != NULL; }
 
@@ -207,7 +187,7 @@ static void pkey_tag(pkey_t *k, vg_str_t m, vg_str_t key, const vg_str_t *value)
 			memcpy(p, value->data, cut);
 			p += cut;
 			*p++ = 0xFF;
-			vg_store_be64(p, hash64((const uint8_t *)value->data, value->len));
+			vg_store_be64(p, vg_hash64((const uint8_t *)value->data, value->len));
 			p += 8;
 		}
 	}
@@ -399,7 +379,7 @@ static int pending_add(vg_wtxn_t *txn, const pkey_t *k, vg_series_id_t id)
 		if (code)
 			return code;
 	}
-	uint64_t h = hash64(k->bytes, k->len);
+	uint64_t h = vg_hash64(k->bytes, k->len);
 	size_t i = (size_t)h & (pp->table_cap - 1);
 	pp_group_t *g = NULL;
 	for (; pp->table[i]; i = (i + 1) & (pp->table_cap - 1)) {
@@ -553,7 +533,7 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 	int code = canonical_key(key, &txn->scratch);
 	if (code)
 		return code;
-	uint64_t hash = hash64(txn->scratch.data, txn->scratch.len);
+	uint64_t hash = vg_hash64(txn->scratch.data, txn->scratch.len);
 	code = find_canonical(txn->txn, store, &txn->scratch, hash, id);
 	if (created)
 		*created = false;
@@ -606,7 +586,7 @@ int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 	if (code)
 		return code;
 	uint8_t hk[8], idbuf[4];
-	vg_store_be64(hk, hash64(txn->scratch.data, txn->scratch.len));
+	vg_store_be64(hk, vg_hash64(txn->scratch.data, txn->scratch.len));
 	vg_store_be32(idbuf, id);
 	MDB_val sk = {8, hk}, sv = {4, idbuf};
 	rc = mdb_del(txn->txn, store->dbi_series, &sk, &sv);
@@ -620,7 +600,7 @@ int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id
 	vg_buf_t ck = VG_BUF_INIT;
 	int code = canonical_key(key, &ck);
 	if (code == 0)
-		code = find_canonical(txn->txn, txn->store, &ck, hash64(ck.data, ck.len), id);
+		code = find_canonical(txn->txn, txn->store, &ck, vg_hash64(ck.data, ck.len), id);
 	vg_buf_release(&ck);
 	return code;
 }
