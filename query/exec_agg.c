@@ -718,23 +718,75 @@ static int run_single(agg_t *s)
  * thread afterwards (a read transaction may move between threads when its
  * use is ordered, as the wait orders it).
  */
-typedef struct open_share {
+
+/* A helper thread's side of a shared part of a statement: items of a split
+ * taken from the back, read in the statement's fork, with their own stats,
+ * error and stop flag. */
+typedef struct helper_side {
 	vg_helper_task_t task; /* first: the helper is handed &task */
 	vg_split_t split;
-	agg_t *s;
 	vg_exec_t x;
 	vg_exec_stats_t stats;
 	vg_query_error_t err;
 	atomic_bool stop;
 	int code;
+} helper_side_t;
+
+/* Sets h up for n items of x's statement (its sink left NULL). */
+static void helper_side_init(helper_side_t *h, vg_exec_t *x, void (*run)(vg_helper_task_t *),
+                             size_t n)
+{
+	h->task.run = run;
+	vg_split_init(&h->split, n, x->opts.helpers_even);
+	h->x = *x;
+	h->x.txn = x->fork;
+	h->x.fork = NULL;
+	h->x.sink = NULL;
+	h->x.stats = &h->stats;
+	h->x.err = &h->err;
+	h->x.ticks = 0;
+	h->x.values_held = 0;
+	h->x.stop = &h->stop;
+	atomic_init(&h->stop, false);
+}
+
+/*
+ * Once this thread has taken all it could (code: how that went): stops
+ * the helper after a failure, waits for it (or takes back a task it has
+ * not begun), and returns the statement's code with the helper's error
+ * and scanned points folded in.  What the helper left is then this
+ * thread's: the split is no longer even.
+ */
+static int helper_side_join(helper_side_t *h, vg_exec_t *x, int code)
+{
+	if (code)
+		atomic_store(&h->stop, true);
+	if (x->opts.helpers_even)
+		vg_helpers_wait(x->opts.helpers, &h->task);
+	else
+		vg_helpers_finish(x->opts.helpers, &h->task);
+	h->split.even = false;
+	if (code == 0 && h->code) {
+		code = h->code;
+		if (x->err)
+			*x->err = h->err;
+	}
+	if (x->stats)
+		x->stats->points_scanned += h->stats.points_scanned;
+	return code;
+}
+
+typedef struct open_share {
+	helper_side_t h; /* first */
+	agg_t *s;
 } open_share_t;
 
 static void run_open_share(vg_helper_task_t *task)
 {
 	open_share_t *o = (open_share_t *)task;
 	size_t i;
-	while (o->code == 0 && vg_split_back(&o->split, &i))
-		o->code = open_source(o->s, &o->x, i);
+	while (o->h.code == 0 && vg_split_back(&o->h.split, &i))
+		o->h.code = open_source(o->s, &o->h.x, i);
 }
 
 static open_share_t *open_share_start(agg_t *s)
@@ -745,20 +797,10 @@ static open_share_t *open_share_start(agg_t *s)
 	open_share_t *o = vg_calloc(1, sizeof *o);
 	if (!o)
 		return NULL;
-	o->task.run = run_open_share;
-	vg_split_init(&o->split, s->nssrc, x->opts.helpers_even);
+	helper_side_init(&o->h, x, run_open_share, s->nssrc);
 	o->s = s;
-	o->x = *x;
-	o->x.txn = x->fork;
-	o->x.fork = NULL;
-	o->x.sink = NULL;
-	o->x.stats = &o->stats;
-	o->x.err = &o->err;
-	o->x.ticks = 0;
-	o->x.stop = &o->stop;
-	atomic_init(&o->stop, false);
-	if (!vg_helpers_try_start(x->opts.helpers, &o->task)) {
-		vg_split_release(&o->split);
+	if (!vg_helpers_try_start(x->opts.helpers, &o->h.task)) {
+		vg_split_release(&o->h.split);
 		vg_free(o);
 		return NULL;
 	}
@@ -774,7 +816,7 @@ static int open_sources(agg_t *s)
 	int code = 0;
 	size_t i;
 	if (o)
-		while (code == 0 && vg_split_front(&o->split, &i))
+		while (code == 0 && vg_split_front(&o->h.split, &i))
 			code = open_source(s, x, i);
 	else
 		for (i = 0; i < s->nssrc && code == 0; i++)
@@ -783,25 +825,12 @@ static int open_sources(agg_t *s)
 		code = open_source(s, x, i);
 	if (!o)
 		return code;
-	if (code)
-		atomic_store(&o->stop, true);
-	if (x->opts.helpers_even)
-		vg_helpers_wait(x->opts.helpers, &o->task);
-	else
-		vg_helpers_finish(x->opts.helpers, &o->task);
-	o->split.even = false; /* what is left is this thread's */
-	while (code == 0 && o->code == 0 && vg_split_front(&o->split, &i))
+	code = helper_side_join(&o->h, x, code);
+	while (code == 0 && vg_split_front(&o->h.split, &i))
 		code = open_source(s, x, i);
-	if (code == 0 && o->code) {
-		code = o->code;
-		if (x->err)
-			*x->err = o->err;
-	}
-	if (x->stats) {
-		x->stats->points_scanned += o->stats.points_scanned;
-		x->stats->sources_shared += s->nssrc - o->split.back;
-	}
-	vg_split_release(&o->split);
+	if (x->stats)
+		x->stats->sources_shared += s->nssrc - o->h.split.back;
+	vg_split_release(&o->h.split);
 	vg_free(o);
 	return code;
 }
@@ -1076,30 +1105,24 @@ static void agg_teardown(agg_t *s)
 #define SHARE_MAX_RECORDED ((size_t)16 << 20)
 
 typedef struct share {
-	vg_helper_task_t task; /* first: the helper is handed &task */
-	vg_split_t split;
-	vg_exec_t x;           /* the helper's: the fork, its own stats and error */
+	helper_side_t h;      /* first */
 	vg_plan_t *plan;
-	vg_record_t *records;  /* per group; the helper's groups' are filled */
-	vg_exec_stats_t stats;
-	vg_query_error_t err;
-	atomic_bool stop;
-	int code;
+	vg_record_t *records; /* per group; the helper's groups' are filled */
 } share_t;
 
 static void run_share(vg_helper_task_t *task)
 {
 	share_t *sh = (share_t *)task;
 	agg_t s;
-	int code = agg_setup(&s, &sh->x, sh->plan);
+	int code = agg_setup(&s, &sh->h.x, sh->plan);
 	size_t g, held = 0;
-	while (code == 0 && held < SHARE_MAX_RECORDED && vg_split_back(&sh->split, &g)) {
-		sh->x.sink = &sh->records[g].sink;
+	while (code == 0 && held < SHARE_MAX_RECORDED && vg_split_back(&sh->h.split, &g)) {
+		sh->h.x.sink = &sh->records[g].sink;
 		code = run_group(&s, &sh->plan->groups[g]);
 		held += sh->records[g].bytes;
 	}
 	agg_teardown(&s);
-	sh->code = code;
+	sh->h.code = code;
 }
 
 static bool worth_sharing(const vg_plan_t *plan, size_t min_series)
@@ -1121,21 +1144,11 @@ static share_t *share_new(vg_exec_t *x, vg_plan_t *plan)
 		vg_free(records);
 		return NULL;
 	}
-	sh->task.run = run_share;
-	vg_split_init(&sh->split, plan->ngroups, x->opts.helpers_even);
+	helper_side_init(&sh->h, x, run_share, plan->ngroups);
 	sh->plan = plan;
 	sh->records = records;
 	for (size_t g = 0; g < plan->ngroups; g++)
 		vg_record_init(&records[g]);
-	atomic_init(&sh->stop, false);
-	sh->x = *x;
-	sh->x.txn = x->fork;
-	sh->x.fork = NULL;
-	sh->x.stats = &sh->stats;
-	sh->x.err = &sh->err;
-	sh->x.ticks = 0;
-	sh->x.values_held = 0;
-	sh->x.stop = &sh->stop;
 	return sh;
 }
 
@@ -1144,7 +1157,7 @@ static void share_free(share_t *sh)
 	for (size_t g = 0; g < sh->plan->ngroups; g++)
 		vg_record_release(&sh->records[g]);
 	vg_free(sh->records);
-	vg_split_release(&sh->split);
+	vg_split_release(&sh->h.split);
 	vg_free(sh);
 }
 
@@ -1156,8 +1169,8 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 	/* The two threads share the statement's bound on held values. */
 	size_t max_values = x->opts.max_values;
 	if (sh)
-		sh->x.opts.max_values = max_values / 2;
-	if (sh && !vg_helpers_try_start(x->opts.helpers, &sh->task)) {
+		sh->h.x.opts.max_values = max_values / 2;
+	if (sh && !vg_helpers_try_start(x->opts.helpers, &sh->h.task)) {
 		share_free(sh);
 		sh = NULL;
 	}
@@ -1177,35 +1190,23 @@ int vg_exec_aggregate(vg_exec_t *x, vg_plan_t *plan)
 		agg_teardown(&s);
 		return code;
 	}
-	while (code == 0 && vg_split_front(&sh->split, &g))
+	while (code == 0 && vg_split_front(&sh->h.split, &g))
 		code = run_group(&s, &plan->groups[g]);
-	if (code)
-		atomic_store(&sh->stop, true);
-	if (x->opts.helpers_even)
-		vg_helpers_wait(x->opts.helpers, &sh->task);
-	else
-		vg_helpers_finish(x->opts.helpers, &sh->task);
-	/* The helper is done; what it left (it stops at SHARE_MAX_RECORDED,
-	 * and an even split stops this thread at the middle) is this
-	 * thread's, before the helper's groups. */
-	sh->split.even = false;
-	while (code == 0 && sh->code == 0 && vg_split_front(&sh->split, &g))
+	/* What the helper left (it stops at SHARE_MAX_RECORDED, and an even
+	 * split stops this thread at the middle) is this thread's, before the
+	 * helper's groups. */
+	code = helper_side_join(&sh->h, x, code);
+	while (code == 0 && vg_split_front(&sh->h.split, &g))
 		code = run_group(&s, &plan->groups[g]);
 	agg_teardown(&s);
 	x->opts.max_values = max_values;
 	x->fork = fork;
-	if (code == 0 && sh->code) {
-		code = sh->code;
-		if (x->err)
-			*x->err = sh->err;
-	}
-	x->stats->points_scanned += sh->stats.points_scanned;
 	/* The helper's groups are [back, ngroups): it took them from the back. */
-	for (g = sh->split.back; code == 0 && g < plan->ngroups; g++)
+	for (g = sh->h.split.back; code == 0 && g < plan->ngroups; g++)
 		code = vg_record_replay(&sh->records[g], x->sink);
 	if (code == 0) {
-		x->stats->rows_emitted += sh->stats.rows_emitted;
-		x->stats->groups_shared += plan->ngroups - sh->split.back;
+		x->stats->rows_emitted += sh->h.stats.rows_emitted;
+		x->stats->groups_shared += plan->ngroups - sh->h.split.back;
 	}
 	share_free(sh);
 	return code;

@@ -115,10 +115,26 @@ static void lay_rows(carve_t *c, vg_record_entry_t *e, const int64_t *times,
 	}
 }
 
-static void append(vg_record_t *rec, vg_record_entry_t *e)
+#define ENTRY_HEAD ((sizeof(vg_record_entry_t) + 7) & ~(size_t)7)
+
+/* A new entry of `kind` with `body` bytes behind it, *c set to carve them;
+ * NULL when out of memory. */
+static vg_record_entry_t *entry_new(entry_kind_t kind, size_t body, carve_t *c)
+{
+	vg_record_entry_t *e = vg_malloc(ENTRY_HEAD + body);
+	if (!e)
+		return NULL;
+	memset(e, 0, sizeof *e);
+	e->kind = kind;
+	*c = (carve_t){(unsigned char *)e + ENTRY_HEAD, 0};
+	return e;
+}
+
+static void append(vg_record_t *rec, vg_record_entry_t *e, const carve_t *c)
 {
 	*rec->tail = e;
 	rec->tail = &e->next;
+	rec->bytes += ENTRY_HEAD + c->used;
 }
 
 static int record_begin_set(void *ctx, const vg_result_set_t *set)
@@ -126,16 +142,11 @@ static int record_begin_set(void *ctx, const vg_result_set_t *set)
 	vg_record_t *rec = ctx;
 	carve_t c = {NULL, 0};
 	lay_set(&c, NULL, set);
-	size_t head = (sizeof(vg_record_entry_t) + 7) & ~(size_t)7;
-	vg_record_entry_t *e = vg_malloc(head + c.used);
+	vg_record_entry_t *e = entry_new(ENTRY_SET, c.used, &c);
 	if (!e)
 		return VG_ENOMEM;
-	memset(e, 0, sizeof *e);
-	e->kind = ENTRY_SET;
-	c = (carve_t){(unsigned char *)e + head, 0};
 	lay_set(&c, &e->set, set);
-	rec->bytes += head + c.used;
-	append(rec, e);
+	append(rec, e, &c);
 	return 0;
 }
 
@@ -145,16 +156,11 @@ static int record_rows(void *ctx, const int64_t *times, const vg_result_column_t
 	vg_record_t *rec = ctx;
 	carve_t c = {NULL, 0};
 	lay_rows(&c, NULL, times, columns, ncols, nrows);
-	size_t head = (sizeof(vg_record_entry_t) + 7) & ~(size_t)7;
-	vg_record_entry_t *e = vg_malloc(head + c.used);
+	vg_record_entry_t *e = entry_new(ENTRY_ROWS, c.used, &c);
 	if (!e)
 		return VG_ENOMEM;
-	memset(e, 0, sizeof *e);
-	e->kind = ENTRY_ROWS;
-	c = (carve_t){(unsigned char *)e + head, 0};
 	lay_rows(&c, e, times, columns, ncols, nrows);
-	rec->bytes += head + c.used;
-	append(rec, e);
+	append(rec, e, &c);
 	return 0;
 }
 

@@ -848,6 +848,56 @@ static void rand_write(vg_test_rng_t *rng, vg_buf_t *env)
 	vg_buf_release(&write);
 }
 
+/* Envelopes from gen with one to three bits flipped: whatever the parser
+ * takes, the walker and protobuf-c take too, with the same result; whatever
+ * it refuses, one of them does.  Both must happen often. */
+static void check_mutated(vg_test_rng_t *rng, void (*gen)(vg_test_rng_t *, vg_buf_t *))
+{
+	int taken = 0, refused = 0;
+	for (int round = 0; round < 20000; round++) {
+		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
+		gen(rng, &env);
+		if (env.len == 0) {
+			vg_buf_release(&env);
+			continue;
+		}
+		int flips = 1 + (int)vg_test_below(rng, 3);
+		for (int k = 0; k < flips; k++)
+			env.data[vg_test_below(rng, env.len)] ^= (uint8_t)(1u << vg_test_below(rng, 8));
+		frame_of(&f, &env);
+		Vigil__V1__Envelope *got;
+		size_t consumed;
+		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+		cr_assert(rc == 0 || rc == VG_EPROTO, "round %d: rc %d", round, rc);
+		vg_wire_report_t report;
+		vg_msg_t quiet;
+		vg_msg_init(&quiet, NULL, 0);
+		bool walker_ok = vg_wire_scan_envelope(env.data, env.len, &report, &quiet) == 0 &&
+		                 report.has_body;
+		Vigil__V1__Envelope *ref =
+		    walker_ok ? vigil__v1__envelope__unpack(NULL, env.len, env.data) : NULL;
+		if (ref && ref->body_case == VIGIL__V1__ENVELOPE__BODY__NOT_SET) {
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+			ref = NULL;
+		}
+		if (rc == 0) {
+			taken++;
+			cr_assert_not_null(ref, "round %d: taken, but the reference refuses it", round);
+			assert_same_envelope(got, ref);
+			vg_frame_free_envelope(got);
+		} else {
+			refused++;
+			cr_assert_null(ref, "round %d: refused, but the reference takes it", round);
+		}
+		if (ref)
+			vigil__v1__envelope__free_unpacked(ref, NULL);
+		vg_buf_release(&env);
+		vg_buf_release(&f);
+	}
+	cr_assert_gt(taken, 1000);
+	cr_assert_gt(refused, 1000);
+}
+
 Test(frame, write_fast_path_matches_protobuf_c)
 {
 	vg_test_rng_t rng = {UINT64_C(0x243f6a8885a308d3)};
@@ -899,51 +949,7 @@ Test(frame, write_fast_path_matches_protobuf_c)
 	}
 	cr_assert_eq(decoded, 20000);
 
-	/* Mutated: whatever the parser takes, the walker and protobuf-c take
-	 * too, with the same result; whatever it refuses, one of them does. */
-	int taken = 0, refused = 0;
-	for (int round = 0; round < 20000; round++) {
-		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
-		rand_write(&rng, &env);
-		if (env.len == 0) {
-			vg_buf_release(&env);
-			continue;
-		}
-		int flips = 1 + (int)vg_test_below(&rng, 3);
-		for (int k = 0; k < flips; k++)
-			env.data[vg_test_below(&rng, env.len)] ^= (uint8_t)(1u << vg_test_below(&rng, 8));
-		frame_of(&f, &env);
-		Vigil__V1__Envelope *got;
-		size_t consumed;
-		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
-		cr_assert(rc == 0 || rc == VG_EPROTO, "round %d: rc %d", round, rc);
-		vg_wire_report_t report;
-		vg_msg_t quiet;
-		vg_msg_init(&quiet, NULL, 0);
-		bool walker_ok = vg_wire_scan_envelope(env.data, env.len, &report, &quiet) == 0 &&
-		                 report.has_body;
-		Vigil__V1__Envelope *ref =
-		    walker_ok ? vigil__v1__envelope__unpack(NULL, env.len, env.data) : NULL;
-		if (ref && ref->body_case == VIGIL__V1__ENVELOPE__BODY__NOT_SET) {
-			vigil__v1__envelope__free_unpacked(ref, NULL);
-			ref = NULL;
-		}
-		if (rc == 0) {
-			taken++;
-			cr_assert_not_null(ref, "round %d: taken, but the reference refuses it", round);
-			assert_same_envelope(got, ref);
-			vg_frame_free_envelope(got);
-		} else {
-			refused++;
-			cr_assert_null(ref, "round %d: refused, but the reference takes it", round);
-		}
-		if (ref)
-			vigil__v1__envelope__free_unpacked(ref, NULL);
-		vg_buf_release(&env);
-		vg_buf_release(&f);
-	}
-	cr_assert_gt(taken, 1000);
-	cr_assert_gt(refused, 1000);
+	check_mutated(&rng, rand_write);
 	assert_no_leaks();
 }
 
@@ -1073,47 +1079,7 @@ Test(frame, result_fast_path_matches_protobuf_c)
 		vg_buf_release(&f);
 	}
 
-	/* Mutated: taken only when the walker and protobuf-c take it, with
-	 * the same result. */
-	int taken = 0, refused = 0;
-	for (int round = 0; round < 20000; round++) {
-		vg_buf_t env = VG_BUF_INIT, f = VG_BUF_INIT;
-		rand_result(&rng, &env);
-		int flips = 1 + (int)vg_test_below(&rng, 3);
-		for (int k = 0; k < flips; k++)
-			env.data[vg_test_below(&rng, env.len)] ^= (uint8_t)(1u << vg_test_below(&rng, 8));
-		frame_of(&f, &env);
-		Vigil__V1__Envelope *got;
-		size_t consumed;
-		int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
-		cr_assert(rc == 0 || rc == VG_EPROTO, "round %d: rc %d", round, rc);
-		vg_wire_report_t report;
-		vg_msg_t quiet;
-		vg_msg_init(&quiet, NULL, 0);
-		bool walker_ok = vg_wire_scan_envelope(env.data, env.len, &report, &quiet) == 0 &&
-		                 report.has_body;
-		Vigil__V1__Envelope *ref =
-		    walker_ok ? vigil__v1__envelope__unpack(NULL, env.len, env.data) : NULL;
-		if (ref && ref->body_case == VIGIL__V1__ENVELOPE__BODY__NOT_SET) {
-			vigil__v1__envelope__free_unpacked(ref, NULL);
-			ref = NULL;
-		}
-		if (rc == 0) {
-			taken++;
-			cr_assert_not_null(ref, "round %d: taken, but the reference refuses it", round);
-			assert_same_envelope(got, ref);
-			vg_frame_free_envelope(got);
-		} else {
-			refused++;
-			cr_assert_null(ref, "round %d: refused, but the reference takes it", round);
-		}
-		if (ref)
-			vigil__v1__envelope__free_unpacked(ref, NULL);
-		vg_buf_release(&env);
-		vg_buf_release(&f);
-	}
-	cr_assert_gt(taken, 1000);
-	cr_assert_gt(refused, 1000);
+	check_mutated(&rng, rand_result);
 	assert_no_leaks();
 }
 
