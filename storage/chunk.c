@@ -15,12 +15,12 @@
  * Payload (before zstd), for n points; every "previous" of the first point
  * is derived from the header, so that the first point costs nothing either:
  *
- *   timestamps  for i = 1..n-1, varint zigzag(delta_i - delta_{i-1}) with
+ *   timestamps  for i = 1..n-1, varint vg_zigzag(delta_i - delta_{i-1}) with
  *               delta_i = t_i - t_{i-1} and delta_0 = (max_time - min_time)
  *               / (n - 1) (integer division), the interval of a perfectly
  *               regular series.  Arithmetic is modulo 2^64, which is why
  *               INT64_MIN and INT64_MAX can share a chunk.
- *   ALP values  n varints zigzag(d_i - d_{i-1}), then varint k (exceptions),
+ *   ALP values  n varints vg_zigzag(d_i - d_{i-1}), then varint k (exceptions),
  *               then k varints of position gaps (first position, then
  *               pos_j - pos_{j-1} - 1), then k raw 8-byte little-endian
  *               values.  d_{-1} = trunc(first_value * 10^e) if its
@@ -68,6 +68,7 @@
  * a codec is not safe for concurrent use (chunk.h).
  */
 #include "chunk.h"
+#include "decimal.h"
 
 #include "vg_alloc.h"
 #include "vg_error.h"
@@ -78,11 +79,6 @@
 
 #include <math.h>
 #include <string.h>
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <emmintrin.h> /* SSE2: part of every x86-64 */
-#define HAVE_SSE2 1
-#endif
 
 /*
  * zstd settings per value encoding, measured on 2048-point chunks of a
@@ -123,9 +119,8 @@ static const struct zstd_tuning zstd_thorough_tuning[] = {
 };
 
 #define MAX_POINTS VG_CHUNK_MAX_POINTS
-#define ALP_MAX_EXPONENT 18
-/* Largest |d| that ALP accepts: 2^53 - 1, so that (double)d is exact. */
-#define ALP_MAX_D 9007199254740991.0
+#define ALP_MAX_EXPONENT VG_ALP_MAX_EXPONENT
+#define ALP_MAX_D VG_ALP_MAX_D
 #define ALP_MAX_D_INT 9007199254740991ull
 /* Upper bound of raw_len (generous: 10-byte varints everywhere). */
 #define RAW_MAX (40 * MAX_POINTS)
@@ -158,26 +153,7 @@ struct vg_codec {
 	uint64_t *exc_bits;  /* MAX_POINTS: ALP exception values */
 };
 
-static const double pow10_table[ALP_MAX_EXPONENT + 1] = {
-    1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
-    1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18,
-};
-
 /* ---- little helpers ---------------------------------------------------- */
-
-static inline uint64_t double_bits(double v)
-{
-	uint64_t b;
-	memcpy(&b, &v, 8);
-	return b;
-}
-
-static inline double bits_double(uint64_t b)
-{
-	double v;
-	memcpy(&v, &b, 8);
-	return v;
-}
 
 static inline uint64_t load_le64(const uint8_t *p)
 {
@@ -208,15 +184,6 @@ static inline void store_le32(uint8_t *p, uint32_t v)
 	p[1] = (uint8_t)(v >> 8);
 	p[2] = (uint8_t)(v >> 16);
 	p[3] = (uint8_t)(v >> 24);
-}
-
-static inline uint64_t zigzag(uint64_t v)
-{
-	return (v << 1) ^ (0 - (v >> 63));
-}
-static inline uint64_t unzigzag(uint64_t z)
-{
-	return (z >> 1) ^ (0 - (z & 1));
 }
 
 /* Spreads the low 56 bits of v into the low 7 bits of 8 bytes. */
@@ -297,7 +264,7 @@ static inline const uint8_t *get_uvarint(const uint8_t *p, uint64_t *out, uint64
 /* Bit j is set iff p[j] ends a varint (its high bit is clear), j < 64. */
 static inline uint64_t varint_ends(const uint8_t *p)
 {
-#ifdef HAVE_SSE2
+#ifdef VG_HAVE_SSE2
 	uint64_t more = 0;
 	for (int k = 0; k < 4; k++) {
 		__m128i bytes = _mm_loadu_si128((const __m128i *)(p + 16 * k));
@@ -354,7 +321,7 @@ static inline uint64_t mean_interval(int64_t min_time, int64_t max_time, size_t 
  * delta is 0 or ±1.  A pure function of header fields. */
 static inline uint64_t alp_base(double first_value, int e)
 {
-	double x = first_value * pow10_table[e];
+	double x = first_value * vg_pow10[e];
 	return fabs(x) <= ALP_MAX_D ? (uint64_t)(int64_t)x : 0;
 }
 
@@ -447,7 +414,7 @@ void vg_codec_free(vg_codec_t *c)
 
 /* ---- byte-stream split ------------------------------------------------- */
 
-#ifdef HAVE_SSE2
+#ifdef VG_HAVE_SSE2
 /* One round of a byte transpose: interleaves registers r and s. */
 static inline void unpack8(__m128i *a, int r, int s)
 {
@@ -491,7 +458,7 @@ static inline __m128i undo_xor(double *out, __m128i y, __m128i carry)
 static void split_planes(uint8_t *o, const uint64_t *words, size_t n)
 {
 	size_t i = 0;
-#ifdef HAVE_SSE2
+#ifdef VG_HAVE_SSE2
 	for (; i + 16 <= n; i += 16) {
 		/* Written out (no loops) so that `a` lives in registers. */
 		__m128i a[8];
@@ -543,7 +510,7 @@ static void split_planes(uint8_t *o, const uint64_t *words, size_t n)
 static void join_planes(double *values, const uint8_t *p, size_t n, uint64_t prev)
 {
 	size_t i = 0;
-#ifdef HAVE_SSE2
+#ifdef VG_HAVE_SSE2
 	__m128i carry = _mm_set1_epi64x((long long)prev);
 	for (; i + 16 <= n; i += 16) {
 		__m128i a[8];
@@ -583,7 +550,7 @@ static void join_planes(double *values, const uint8_t *p, size_t n, uint64_t pre
 		for (size_t b = 0; b < 8; b++)
 			x |= (uint64_t)p[b * n + i] << (8 * b);
 		prev ^= x;
-		values[i] = bits_double(prev);
+		values[i] = vg_bits_double(prev);
 	}
 }
 
@@ -595,7 +562,7 @@ static uint8_t *put_times(uint8_t *o, const int64_t *times, size_t n)
 	uint64_t prev_delta = mean_interval(times[0], times[n - 1], n);
 	for (size_t i = 1; i < n; i++) {
 		uint64_t delta = (uint64_t)times[i] - prev;
-		uint64_t z = zigzag(delta - prev_delta);
+		uint64_t z = vg_zigzag(delta - prev_delta);
 		if (z == 0)
 			*o++ = 0;
 		else
@@ -606,39 +573,6 @@ static uint8_t *put_times(uint8_t *o, const int64_t *times, size_t n)
 	return o;
 }
 
-static inline int64_t round_to_int64(double x)
-{
-#ifdef HAVE_SSE2
-	return _mm_cvtsd_si64(_mm_set_sd(x)); /* round to nearest, no libm call */
-#else
-	return llrint(x);
-#endif
-}
-
-/* Whether v == (double)d / 10^e for the d it rounds to; sets *d. */
-static inline bool alp_fits(double v, int e, int64_t *d)
-{
-	double x = v * pow10_table[e];
-	if (!(fabs(x) <= ALP_MAX_D)) /* also false for NaN */
-		return false;
-	*d = round_to_int64(x);
-	return double_bits((double)*d / pow10_table[e]) == double_bits(v);
-}
-
-/* The smallest exponent at which v round-trips, or -1. */
-static int alp_min_exponent(double v)
-{
-	for (int e = 0; e <= ALP_MAX_EXPONENT; e++) {
-		int64_t d;
-		if (alp_fits(v, e, &d))
-			return e;
-		/* |v * 10^e| only grows with e: once past 2^53 nothing fits. */
-		if (!(fabs(v * pow10_table[e]) <= ALP_MAX_D))
-			return -1;
-	}
-	return -1;
-}
-
 /* The ALP exponent for this chunk, or -1 if ALP promises no gain. */
 static int alp_choose_exponent(const double *values, size_t n)
 {
@@ -647,12 +581,12 @@ static int alp_choose_exponent(const double *values, size_t n)
 	for (size_t s = 0; s < pairs; s++)
 		first[s] = n <= 2 * ALP_SAMPLE_PAIRS ? 2 * s : s * (n - 2) / (pairs - 1);
 	if (pairs == 0)
-		return alp_min_exponent(values[0]);
+		return vg_alp_min_exponent(values[0]);
 
 	size_t at_exponent[ALP_MAX_EXPONENT + 1] = {0};
 	for (size_t s = 0; s < pairs; s++)
 		for (size_t j = 0; j < 2; j++) {
-			int e = alp_min_exponent(values[first[s] + j]);
+			int e = vg_alp_min_exponent(values[first[s] + j]);
 			if (e >= 0)
 				at_exponent[e]++;
 		}
@@ -674,10 +608,10 @@ static int alp_choose_exponent(const double *values, size_t n)
 	size_t bytes = 0;
 	for (size_t s = 0; s < pairs; s++) {
 		int64_t d0, d1;
-		bool fit0 = alp_fits(values[first[s]], best, &d0);
-		bool fit1 = alp_fits(values[first[s] + 1], best, &d1);
+		bool fit0 = vg_alp_fits(values[first[s]], best, &d0);
+		bool fit1 = vg_alp_fits(values[first[s] + 1], best, &d1);
 		if (fit0 && fit1)
-			bytes += 2 * uvarint_len(zigzag((uint64_t)d1 - (uint64_t)d0));
+			bytes += 2 * uvarint_len(vg_zigzag((uint64_t)d1 - (uint64_t)d0));
 		else
 			bytes += (fit0 || fit1) ? 10 + 4 : 20;
 	}
@@ -694,12 +628,12 @@ static size_t put_alp(vg_codec_t *c, uint8_t *o, const double *values, size_t n,
 	size_t k = 0;
 	for (size_t i = 0; i < n; i++) {
 		int64_t d;
-		if (!alp_fits(values[i], e, &d)) {
+		if (!vg_alp_fits(values[i], e, &d)) {
 			c->exc_pos[k] = (uint16_t)i;
-			c->exc_bits[k++] = double_bits(values[i]);
+			c->exc_bits[k++] = vg_double_bits(values[i]);
 			d = (int64_t)prev;
 		}
-		o = put_uvarint(o, zigzag((uint64_t)d - prev));
+		o = put_uvarint(o, vg_zigzag((uint64_t)d - prev));
 		prev = (uint64_t)d;
 		if (o > stop)
 			return 0;
@@ -717,9 +651,9 @@ static size_t put_alp(vg_codec_t *c, uint8_t *o, const double *values, size_t n,
 
 static size_t put_xor(vg_codec_t *c, uint8_t *o, const double *values, size_t n)
 {
-	uint64_t prev = double_bits(values[0]);
+	uint64_t prev = vg_double_bits(values[0]);
 	for (size_t i = 0; i < n; i++) {
-		uint64_t b = double_bits(values[i]);
+		uint64_t b = vg_double_bits(values[i]);
 		c->words[i] = b ^ prev;
 		prev = b;
 	}
@@ -801,11 +735,11 @@ static void write_header(uint8_t *p, const vg_chunk_header_t *h, uint8_t param, 
 	store_le32(p + 12, h->value_count);
 	store_le64(p + 16, (uint64_t)h->min_time);
 	store_le64(p + 24, (uint64_t)h->max_time);
-	store_le64(p + 32, double_bits(h->min_value));
-	store_le64(p + 40, double_bits(h->max_value));
-	store_le64(p + 48, double_bits(h->sum));
-	store_le64(p + 56, double_bits(h->first_value));
-	store_le64(p + 64, double_bits(h->last_value));
+	store_le64(p + 32, vg_double_bits(h->min_value));
+	store_le64(p + 40, vg_double_bits(h->max_value));
+	store_le64(p + 48, vg_double_bits(h->sum));
+	store_le64(p + 56, vg_double_bits(h->first_value));
+	store_le64(p + 64, vg_double_bits(h->last_value));
 	store_le32(p + 72, raw_len);
 	store_le32(p + 76, vg_crc32c(0, payload, payload_len));
 	store_le32(p + 80, vg_crc32c(0, p, 80));
@@ -891,11 +825,11 @@ static int parse_header(const uint8_t *p, size_t len, vg_chunk_header_t *h, stru
 	h->value_count = load_le32(p + 12);
 	h->min_time = (int64_t)load_le64(p + 16);
 	h->max_time = (int64_t)load_le64(p + 24);
-	h->min_value = bits_double(load_le64(p + 32));
-	h->max_value = bits_double(load_le64(p + 40));
-	h->sum = bits_double(load_le64(p + 48));
-	h->first_value = bits_double(load_le64(p + 56));
-	h->last_value = bits_double(load_le64(p + 64));
+	h->min_value = vg_bits_double(load_le64(p + 32));
+	h->max_value = vg_bits_double(load_le64(p + 40));
+	h->sum = vg_bits_double(load_le64(p + 48));
+	h->first_value = vg_bits_double(load_le64(p + 56));
+	h->last_value = vg_bits_double(load_le64(p + 64));
 	x->raw_len = load_le32(p + 72);
 	x->payload_crc = load_le32(p + 76);
 
@@ -932,7 +866,7 @@ int vg_chunk_header_read(const void *data, size_t len, vg_chunk_header_t *header
 static void fill_regular(int64_t *times, int64_t t, int64_t delta, size_t n)
 {
 	size_t j = 0;
-#ifdef HAVE_SSE2
+#ifdef VG_HAVE_SSE2
 	__m128i step = _mm_set1_epi64x(2 * delta);
 	__m128i a = _mm_set_epi64x(t + 2 * delta, t + delta);
 	for (; j + 2 <= n; j += 2) {
@@ -976,7 +910,7 @@ static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_head
 		if (got == 0)
 			return VG_ECORRUPT;
 		for (size_t j = 0; j < got; j++) {
-			delta += unzigzag(dd[j]);
+			delta += vg_unzigzag(dd[j]);
 			uint64_t next = t + delta;
 			bad |= (int64_t)next <= (int64_t)t;
 			t = next;
@@ -993,7 +927,7 @@ static int get_times(const uint8_t **pp, const uint8_t *end, const vg_chunk_head
 static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n, int e,
                    double first_value, double *values)
 {
-	const double scale = pow10_table[e];
+	const double scale = vg_pow10[e];
 	uint64_t d = alp_base(first_value, e), bad = 0;
 	size_t i = 0;
 	while (i < n) {
@@ -1001,7 +935,7 @@ static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n
 		if ((w & 0x8080808080808080ull) == 0 && i + 8 <= n) {
 			/* Eight one-byte varints, the usual case. */
 			for (size_t j = 0; j < 8; j++) {
-				d += unzigzag(w >> (8 * j) & 0xff);
+				d += vg_unzigzag(w >> (8 * j) & 0xff);
 				bad |= d + ALP_MAX_D_INT > 2 * ALP_MAX_D_INT; /* |d| < 2^53 */
 				values[i + j] = (double)(int64_t)d / scale;
 			}
@@ -1014,7 +948,7 @@ static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n
 		if (got == 0)
 			return VG_ECORRUPT;
 		for (size_t j = 0; j < got; j++) {
-			d += unzigzag(dd[j]);
+			d += vg_unzigzag(dd[j]);
 			bad |= d + ALP_MAX_D_INT > 2 * ALP_MAX_D_INT;
 			values[i++] = (double)(int64_t)d / scale;
 		}
@@ -1038,7 +972,7 @@ static int get_alp(vg_codec_t *c, const uint8_t *p, const uint8_t *end, size_t n
 	if (bad || p > end || (size_t)(end - p) != 8 * k)
 		return VG_ECORRUPT;
 	for (size_t j = 0; j < k; j++)
-		values[c->exc_pos[j]] = bits_double(load_le64(p + 8 * j));
+		values[c->exc_pos[j]] = vg_bits_double(load_le64(p + 8 * j));
 	return 0;
 }
 
@@ -1074,12 +1008,12 @@ int vg_chunk_decode(vg_codec_t *c, const void *data, size_t len, int64_t *times,
 	} else {
 		if ((size_t)(end - p) != 8 * (size_t)h.count)
 			return VG_ECORRUPT;
-		join_planes(values, p, h.count, double_bits(h.first_value));
+		join_planes(values, p, h.count, vg_double_bits(h.first_value));
 	}
 	/* The first value is implied by the header; the last is a cheap check
 	 * that the streams line up. */
-	if (double_bits(values[0]) != double_bits(h.first_value) ||
-	    double_bits(values[h.count - 1]) != double_bits(h.last_value))
+	if (vg_double_bits(values[0]) != vg_double_bits(h.first_value) ||
+	    vg_double_bits(values[h.count - 1]) != vg_double_bits(h.last_value))
 		return VG_ECORRUPT;
 	*count = h.count;
 	return 0;

@@ -1,25 +1,38 @@
 /*
- * head.c — unsealed points: durable raw blocks of each series' writes.
+ * head.c — unsealed points: durable, compact blocks of each series' writes.
  *
  * Each vg_wtxn_put() of a series appends a head block (or extends the
  * newest one, see below) under key (u32 id, u32 seq), seq counting up per
- * series from 0 after each seal:
+ * series from 0 after each seal.  A block (store format 2) is
  *
- *   offset size        field
- *   0      4           count n (host byte order, as the whole block)
- *   4      4           reserved, 0
- *   8      8           min time
- *   16     8           max time
- *   24     8n          times, ascending, no duplicates
- *   24+8n  8n          values (raw float64 bits)
+ *   size      field
+ *   1         value encoding: 1 decimal, 2 raw
+ *   1         decimal exponent e (0 for raw)
+ *   varint    count n >= 1
+ *   8         min time, the first (host byte order, as LMDB's own)
+ *   varint    max time - min time
+ *   varint    interval: the second time - the first (0 while n is 1)
+ *   varint    decimal only: zigzag of the last value's decimal d[n-1]
+ *   points    the first point's value, then for each later point its time
+ *             residual and its value:
+ *     time    zigzag((t[i] - t[i-1]) - interval), varint: 1 byte for a
+ *             series at a steady rate
+ *     value   decimal: zigzag(d[i] - d[i-1]), varint, with d[-1] = 0 and
+ *             the value exactly d / 10^e (the chunk codec's ALP test,
+ *             decimal.h); raw: the 8 bytes of the float64
  *
- * A write that comes after everything in the series' newest block extends
- * that block instead while it stays under VG_HEAD_MERGE_POINTS points: one
- * point per series per write (the usual shape of time-major ingest) would
- * otherwise cost a key, a node and a 24-byte header per point — 58 bytes of
- * B-tree for 16 bytes of data — and a reader would merge hundreds of tiny
- * blocks.  The limit keeps a block well inside an LMDB node (no overflow
- * page) and bounds the copy that rewriting it costs.
+ * Decimals are chosen when every value of the block is one; a value of 1
+ * decimal place then costs a byte or two instead of 8.  The header keeps
+ * what an append needs (the last time, interval and decimal), so a write
+ * that comes after everything in the series' newest block appends its
+ * points to that block's bytes without decoding them; only a value that
+ * is not a decimal at the block's exponent makes the block encoded again
+ * (at a larger exponent, or raw).  One point per series per write — the
+ * usual shape of time-major ingest — costs 2 to 10 bytes this way instead
+ * of a key, a node and a header; a reader decodes a handful of blocks.  A
+ * block stays under VG_HEAD_BLOCK_MAX bytes (well inside an LMDB node, no
+ * overflow page) and VG_HEAD_MERGE_POINTS points (what encoding it again
+ * costs).
  *
  * A block is sorted and deduplicated when written (last write wins inside
  * the batch), so a reader only merges blocks: when each block starts after
@@ -28,9 +41,12 @@
  * Blocks are written in the same LMDB transaction as everything else, so a
  * committed write is durable and visible at once; sealing (seal.c) later
  * moves them into chunks.  LMDB values are only 2-byte aligned, hence the
- * memcpy()s.
+ * memcpy()s.  Decoding checks every field against the header and the
+ * block's end, so a damaged block reads as VG_ECORRUPT.
  */
 #include "store_int.h"
+
+#include "decimal.h"
 
 #include "vg_alloc.h"
 #include "vg_error.h"
@@ -144,38 +160,241 @@ static int head_cursor(vg_wtxn_t *txn, MDB_cursor **out)
 	return 0;
 }
 
-/* Writes the block bytes for n sorted unique points into an LMDB value
- * reserved in place (MDB_RESERVE), avoiding a staging copy. */
+/* ---- the block format ----------------------------------------------- */
+
+enum { HEAD_DEC = 1, HEAD_RAW = 2 };
+
+/* A block's header fields (see the top of the file). */
+typedef struct {
+	uint8_t kind, exp;
+	uint32_t count;
+	int64_t min, max;
+	uint64_t interval;
+	int64_t last_d; /* HEAD_DEC: the last value's decimal */
+} block_head_t;
+
+/* Most bytes of a header: kind, exponent, count, min, span, interval,
+ * last decimal. */
+#define HEAD_HEADER_MAX (2 + 5 + 8 + 10 + 10 + 10)
+/* Most bytes of a point: time residual and value. */
+#define HEAD_POINT_MAX 20
+
+static size_t header_put(uint8_t *o, const block_head_t *h)
+{
+	uint8_t *p = o;
+	*p++ = h->kind;
+	*p++ = h->exp;
+	p = vg_uvarint_store(p, h->count);
+	memcpy(p, &h->min, 8);
+	p += 8;
+	p = vg_uvarint_store(p, (uint64_t)h->max - (uint64_t)h->min);
+	p = vg_uvarint_store(p, h->interval);
+	if (h->kind == HEAD_DEC)
+		p = vg_uvarint_store(p, vg_zigzag((uint64_t)h->last_d));
+	return (size_t)(p - o);
+}
+
+/*
+ * Writes n points at o that follow the h->count points already in the
+ * block (none: the block's first), updating h, and returns the end; NULL
+ * when a value is not a decimal at the block's exponent (HEAD_DEC), with h
+ * then half updated.  Room: HEAD_POINT_MAX bytes per point.
+ */
+static uint8_t *points_put(uint8_t *o, block_head_t *h, const int64_t *times,
+			   const double *values, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (h->count == 0) {
+			h->min = h->max = times[i];
+		} else {
+			uint64_t delta = (uint64_t)times[i] - (uint64_t)h->max;
+			if (h->count == 1)
+				h->interval = delta;
+			o = vg_uvarint_store(o, vg_zigzag(delta - h->interval));
+			h->max = times[i];
+		}
+		if (h->kind == HEAD_DEC) {
+			int64_t d;
+			if (!vg_alp_fits(values[i], h->exp, &d))
+				return NULL;
+			o = vg_uvarint_store(o, vg_zigzag((uint64_t)d - (uint64_t)h->last_d));
+			h->last_d = d;
+		} else {
+			memcpy(o, &values[i], 8);
+			o += 8;
+		}
+		h->count++;
+	}
+	return o;
+}
+
+/* Decimals at the largest exponent any value needs, when every value is
+ * one; raw bits otherwise. */
+static void choose_encoding(const double *values, size_t n, block_head_t *h)
+{
+	int e = 0;
+	for (size_t i = 0; i < n; i++) {
+		int64_t d;
+		if (vg_alp_fits(values[i], e, &d))
+			continue;
+		int need = vg_alp_min_exponent(values[i]);
+		if (need < 0) {
+			*h = (block_head_t){.kind = HEAD_RAW};
+			return;
+		}
+		e = need > e ? need : e;
+	}
+	*h = (block_head_t){.kind = HEAD_DEC, .exp = (uint8_t)e};
+}
+
+/* Encodes n sorted unique points as a new block's points into s (replaced),
+ * and its header fields into *h. */
+static int encode_points(vg_buf_t *s, block_head_t *h, const int64_t *times,
+			 const double *values, size_t n)
+{
+	vg_buf_clear(s);
+	if (n > SIZE_MAX / HEAD_POINT_MAX || vg_buf_reserve(s, HEAD_POINT_MAX * n))
+		return VG_ENOMEM;
+	choose_encoding(values, n, h);
+	uint8_t *end = points_put(s->data, h, times, values, n);
+	if (!end) {
+		/* A decimal that does not round-trip at the larger exponent. */
+		*h = (block_head_t){.kind = HEAD_RAW};
+		end = points_put(s->data, h, times, values, n);
+	}
+	s->len = (size_t)(end - s->data);
+	return 0;
+}
+
+/* Puts header h and the points in s as the value of key (id, seq),
+ * reserved in place; flags as mdb_cursor_put's. */
+static int block_put(MDB_cursor *cur, vg_series_id_t id, uint32_t seq, const block_head_t *h,
+		     const vg_buf_t *s, unsigned flags)
+{
+	uint8_t header[HEAD_HEADER_MAX], key[8];
+	size_t hlen = header_put(header, h);
+	head_key(key, id, seq);
+	MDB_val k = {8, key}, v = {hlen + s->len, NULL};
+	int rc = mdb_cursor_put(cur, &k, &v, flags | MDB_RESERVE);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	memcpy(v.mv_data, header, hlen);
+	if (s->len)
+		memcpy((uint8_t *)v.mv_data + hlen, s->data, s->len);
+	return 0;
+}
+
+/* ---- reading the format ---------------------------------------------- */
+
+typedef struct {
+	block_head_t h;
+	const uint8_t *points;
+	size_t len;   /* bytes of points */
+	size_t order; /* write order among the blocks read (vg_head_collect) */
+} block_view_t;
+
+/* Reads one LEB128 varint of at most 10 bytes before end; NULL if cut. */
+static const uint8_t *get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *out)
+{
+	uint64_t v = 0;
+	for (unsigned shift = 0; p < end && shift < 70; shift += 7) {
+		uint8_t b = *p++;
+		v |= (uint64_t)(b & 0x7f) << (shift < 64 ? shift : 63);
+		if (b < 0x80) {
+			*out = v;
+			return p;
+		}
+	}
+	return NULL;
+}
+
+static int block_parse(const void *data, size_t size, block_view_t *b)
+{
+	const uint8_t *p = data, *end = p + size;
+	if (size < 2 + 1 + 8 + 1 + 1)
+		return VG_ECORRUPT;
+	block_head_t *h = &b->h;
+	*h = (block_head_t){.kind = p[0], .exp = p[1]};
+	if ((h->kind != HEAD_DEC && h->kind != HEAD_RAW) || h->exp > VG_ALP_MAX_EXPONENT ||
+	    (h->kind == HEAD_RAW && h->exp != 0))
+		return VG_ECORRUPT;
+	uint64_t count, span, zd = 0;
+	p = get_uvarint(p + 2, end, &count);
+	if (!p || count == 0 || count > UINT32_MAX || end - p < 8)
+		return VG_ECORRUPT;
+	memcpy(&h->min, p, 8);
+	p = get_uvarint(p + 8, end, &span);
+	p = p ? get_uvarint(p, end, &h->interval) : NULL;
+	if (p && h->kind == HEAD_DEC)
+		p = get_uvarint(p, end, &zd);
+	/* The span may pass 2^63 (INT64_MIN to now), but not INT64_MAX. */
+	if (!p || (count == 1) != (span == 0) || span > (uint64_t)INT64_MAX - (uint64_t)h->min)
+		return VG_ECORRUPT;
+	h->count = (uint32_t)count;
+	h->max = (int64_t)((uint64_t)h->min + span);
+	h->last_d = (int64_t)vg_unzigzag(zd);
+	b->points = p;
+	b->len = (size_t)(end - p);
+	return 0;
+}
+
+/* Decodes the b->h.count points of block b into times and values;
+ * VG_ECORRUPT unless they are exactly what the header says. */
+static int block_decode(const block_view_t *b, int64_t *times, double *values)
+{
+	const block_head_t *h = &b->h;
+	const uint8_t *p = b->points, *end = p + b->len;
+	uint64_t t = (uint64_t)h->min, d = 0;
+	for (uint32_t i = 0; i < h->count; i++) {
+		uint64_t z;
+		if (i > 0) {
+			if (!(p = get_uvarint(p, end, &z)))
+				return VG_ECORRUPT;
+			uint64_t next = t + h->interval + vg_unzigzag(z);
+			if ((int64_t)next <= (int64_t)t)
+				return VG_ECORRUPT;
+			t = next;
+		}
+		times[i] = (int64_t)t;
+		if (h->kind == HEAD_DEC) {
+			if (!(p = get_uvarint(p, end, &z)))
+				return VG_ECORRUPT;
+			d += vg_unzigzag(z);
+			values[i] = (double)(int64_t)d / vg_pow10[h->exp];
+		} else {
+			if (end - p < 8)
+				return VG_ECORRUPT;
+			memcpy(&values[i], p, 8);
+			p += 8;
+		}
+	}
+	if (p != end || (int64_t)t != h->max || (h->kind == HEAD_DEC && (int64_t)d != h->last_d))
+		return VG_ECORRUPT;
+	return 0;
+}
+
+/* ---- writing blocks -------------------------------------------------- */
+
+/* Writes n sorted unique points as block (id, seq). */
 static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
 		     const double *values, size_t n)
 {
 	MDB_cursor *cur = NULL;
 	int code = head_cursor(txn, &cur);
-	if (code)
-		return code;
-	uint8_t key[8];
-	head_key(key, id, seq);
-	MDB_val k = {8, key}, v = {VG_HEAD_BLOCK_HEADER + 16 * n, NULL};
-	int rc = mdb_cursor_put(cur, &k, &v, MDB_RESERVE);
-	if (rc)
-		return vg_store_lmdb_error(rc);
-	uint8_t *p = v.mv_data;
-	uint32_t count = (uint32_t)n, zero = 0;
-	memcpy(p, &count, 4);
-	memcpy(p + 4, &zero, 4);
-	memcpy(p + 8, &times[0], 8);
-	memcpy(p + 16, &times[n - 1], 8);
-	memcpy(p + VG_HEAD_BLOCK_HEADER, times, 8 * n);
-	memcpy(p + VG_HEAD_BLOCK_HEADER + 8 * n, values, 8 * n);
-	return 0;
+	block_head_t h;
+	code = code ? code : encode_points(&txn->scratch, &h, times, values, n);
+	return code ? code : block_put(cur, id, seq, &h, &txn->scratch, 0);
 }
 
 /*
  * Extends the newest head block of series id (seq) with n sorted unique
  * points that all come after it, when the result stays small: *merged says
- * whether it did.  The old block is copied out first because the put
- * rewrites the node in its page; the put replaces the record the cursor
- * stands on (MDB_CURRENT), so the block is found once, not twice.
+ * whether it did.  The new points are appended to the block's encoded
+ * points as they are; only a value that is not a decimal at the block's
+ * exponent makes the whole block encoded again.  The old points are copied
+ * out first because the put rewrites the node in its page; the put
+ * replaces the record the cursor stands on (MDB_CURRENT), so the block is
+ * found once, not twice.
  */
 static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
 		       const double *values, size_t n, bool *merged)
@@ -195,37 +414,42 @@ static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const in
 		return 0;
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	uint32_t count;
-	int64_t max;
-	if (v.mv_size < VG_HEAD_BLOCK_HEADER)
-		return VG_ECORRUPT;
-	memcpy(&count, v.mv_data, 4);
-	memcpy(&max, (const uint8_t *)v.mv_data + 16, 8);
-	if (v.mv_size != VG_HEAD_BLOCK_HEADER + 16 * (size_t)count)
-		return VG_ECORRUPT;
-	if (count + n > VG_HEAD_MERGE_POINTS || max >= times[0])
+	block_view_t b;
+	code = block_parse(v.mv_data, v.mv_size, &b);
+	if (code)
+		return code;
+	if (b.h.count + n > VG_HEAD_MERGE_POINTS || b.h.max >= times[0] ||
+	    b.len + HEAD_HEADER_MAX + HEAD_POINT_MAX * n > VG_HEAD_BLOCK_MAX + HEAD_HEADER_MAX)
 		return 0;
-	uint8_t old[VG_HEAD_BLOCK_HEADER + 16 * VG_HEAD_MERGE_POINTS];
-	memcpy(old, v.mv_data, v.mv_size);
-	size_t total = count + n;
-	k = (MDB_val){8, key};
-	v = (MDB_val){VG_HEAD_BLOCK_HEADER + 16 * total, NULL};
-	rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT | MDB_RESERVE);
-	if (rc)
-		return vg_store_lmdb_error(rc);
-	uint8_t *p = v.mv_data;
-	uint32_t c32 = (uint32_t)total;
-	memcpy(p, old, VG_HEAD_BLOCK_HEADER);
-	memcpy(p, &c32, 4);
-	memcpy(p + 16, &times[n - 1], 8);
-	p += VG_HEAD_BLOCK_HEADER;
-	memcpy(p, old + VG_HEAD_BLOCK_HEADER, 8 * (size_t)count);
-	memcpy(p + 8 * (size_t)count, times, 8 * n);
-	p += 8 * total;
-	memcpy(p, old + VG_HEAD_BLOCK_HEADER + 8 * (size_t)count, 8 * (size_t)count);
-	memcpy(p + 8 * (size_t)count, values, 8 * n);
-	*merged = true;
-	return 0;
+	vg_buf_t *s = &txn->scratch;
+	vg_buf_clear(s);
+	if (vg_buf_reserve(s, b.len + HEAD_POINT_MAX * n))
+		return VG_ENOMEM;
+	memcpy(s->data, b.points, b.len);
+	block_head_t h = b.h;
+	uint8_t *end = points_put(s->data + b.len, &h, times, values, n);
+	if (end) {
+		s->len = (size_t)(end - s->data);
+	} else {
+		/* Every point again, at the exponent the new values need. */
+		vg_run_t all = {0};
+		code = vg_run_reserve(&all, b.h.count + n);
+		code = code ? code : block_decode(&b, all.times, all.values);
+		if (code == 0) {
+			vg_points_copy(all.times + b.h.count, all.values + b.h.count, times,
+				       values, n);
+			code = encode_points(s, &h, all.times, all.values, b.h.count + n);
+		}
+		vg_run_release(&all);
+		if (code)
+			return code;
+	}
+	uint8_t header[HEAD_HEADER_MAX];
+	if (header_put(header, &h) + s->len > VG_HEAD_BLOCK_MAX)
+		return 0;
+	code = block_put(cur, id, seq, &h, s, MDB_CURRENT);
+	*merged = code == 0;
+	return code;
 }
 
 /* Writes n sorted unique points as the series' next head block, or into
@@ -296,69 +520,43 @@ int vg_head_append(vg_wtxn_t *txn, vg_series_id_t id, const int64_t *times, cons
 
 /* ---- reading blocks -------------------------------------------------- */
 
-typedef struct {
-	uint32_t count;
-	int64_t min, max;
-	const uint8_t *times, *values;
-} block_view_t;
-
-static int block_parse(const MDB_val *v, block_view_t *b)
+int vg_head_block_points(const void *data, size_t size, uint32_t *count)
 {
-	if (v->mv_size < VG_HEAD_BLOCK_HEADER)
-		return VG_ECORRUPT;
-	const uint8_t *p = v->mv_data;
-	memcpy(&b->count, p, 4);
-	memcpy(&b->min, p + 8, 8);
-	memcpy(&b->max, p + 16, 8);
-	if (b->count == 0 || (v->mv_size - VG_HEAD_BLOCK_HEADER) / 16 != b->count ||
-	    (v->mv_size - VG_HEAD_BLOCK_HEADER) % 16 != 0 || b->min > b->max)
-		return VG_ECORRUPT;
-	b->times = p + VG_HEAD_BLOCK_HEADER;
-	b->values = b->times + 8 * (size_t)b->count;
-	return 0;
+	block_view_t b;
+	int code = block_parse(data, size, &b);
+	if (code == 0)
+		*count = b.h.count;
+	return code;
 }
 
 /* Appends the points of block b within [t0, t1) to run (which must already
- * have room). */
-static void block_slice(const block_view_t *b, int64_t t0, int64_t t1, vg_run_t *run)
+ * have room for all of b's). */
+static int block_slice(const block_view_t *b, int64_t t0, int64_t t1, vg_run_t *run)
 {
-	size_t lo = 0, hi = b->count;
-	int64_t t;
-	/* Binary searches over the unaligned arrays. */
-	size_t a = 0, z = b->count;
-	while (a < z) {
-		size_t mid = a + (z - a) / 2;
-		memcpy(&t, b->times + 8 * mid, 8);
-		if (t < t0)
-			a = mid + 1;
-		else
-			z = mid;
+	int64_t *times = run->times + run->len;
+	double *values = run->values + run->len;
+	int code = block_decode(b, times, values);
+	if (code)
+		return code;
+	size_t lo = 0, hi = b->h.count;
+	while (lo < hi && times[lo] < t0)
+		lo++;
+	while (hi > lo && times[hi - 1] >= t1)
+		hi--;
+	if (lo > 0 && hi > lo) {
+		memmove(times, times + lo, (hi - lo) * sizeof *times);
+		memmove(values, values + lo, (hi - lo) * sizeof *values);
 	}
-	lo = a;
-	z = b->count;
-	while (a < z) {
-		size_t mid = a + (z - a) / 2;
-		memcpy(&t, b->times + 8 * mid, 8);
-		if (t < t1)
-			a = mid + 1;
-		else
-			z = mid;
-	}
-	hi = a;
-	size_t n = hi - lo;
-	if (n) {
-		memcpy(run->times + run->len, b->times + 8 * lo, 8 * n);
-		memcpy(run->values + run->len, b->values + 8 * lo, 8 * n);
-	}
-	run->len += n;
+	run->len += hi - lo;
+	return 0;
 }
 
 static int compare_views(const void *a, const void *b)
 {
 	const block_view_t *x = a, *y = b;
-	if (x->min != y->min)
-		return x->min < y->min ? -1 : 1;
-	return (x->times > y->times) - (x->times < y->times);
+	if (x->h.min != y->h.min)
+		return x->h.min < y->h.min ? -1 : 1;
+	return (x->order > y->order) - (x->order < y->order);
 }
 
 /* True when the views, in their current order, follow each other in time
@@ -366,7 +564,7 @@ static int compare_views(const void *a, const void *b)
 static bool views_disjoint(const block_view_t *views, size_t n)
 {
 	for (size_t i = 1; i < n; i++)
-		if (views[i].min <= views[i - 1].max)
+		if (views[i].h.min <= views[i - 1].h.max)
 			return false;
 	return true;
 }
@@ -399,11 +597,12 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 		if (k.mv_size != 8 || vg_load_be32(k.mv_data) != id)
 			break;
 		block_view_t b;
-		code = block_parse(&v, &b);
+		code = block_parse(v.mv_data, v.mv_size, &b);
 		if (code)
 			break;
-		if (b.max < t0 || b.min >= t1)
+		if (b.h.max < t0 || b.h.min >= t1)
 			continue;
+		b.order = nviews;
 		if (nviews == cap) {
 			cap = cap ? cap * 2 : 64;
 			block_view_t *grown = vg_reallocarray(views, cap, sizeof *views);
@@ -414,7 +613,7 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 			views = grown;
 		}
 		views[nviews++] = b;
-		points += b.count;
+		points += b.h.count;
 	}
 	if (code == 0 && rc != 0 && rc != MDB_NOTFOUND)
 		code = vg_store_lmdb_error(rc);
@@ -437,10 +636,12 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 				vg_run_t block = {0}, merged = {0};
 				for (size_t i = 0; code == 0 && i < nviews; i++) {
 					block.len = 0;
-					code = vg_run_reserve(&block, views[i].count);
+					code = vg_run_reserve(&block, views[i].h.count);
 					if (code)
 						break;
-					block_slice(&views[i], t0, t1, &block);
+					code = block_slice(&views[i], t0, t1, &block);
+					if (code)
+						break;
 					code = vg_run_merge(out, &block, &merged);
 					vg_run_t tmp = *out;
 					*out = merged;
@@ -454,7 +655,7 @@ int vg_head_collect(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, int64_t 
 		}
 	}
 	for (size_t i = 0; code == 0 && i < nviews; i++)
-		block_slice(&views[i], t0, t1, out);
+		code = block_slice(&views[i], t0, t1, out);
 	vg_free(views);
 	return code;
 }
@@ -544,11 +745,11 @@ int vg_head_read_state(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, vg_he
 			break;
 		block_view_t b;
 		uint32_t seq = vg_load_be32((const uint8_t *)k.mv_data + 4);
-		if (block_parse(&v, &b) != 0 || seq >= VG_HEAD_UNKNOWN - 1) {
+		if (block_parse(v.mv_data, v.mv_size, &b) != 0 || seq >= VG_HEAD_UNKNOWN - 1) {
 			code = VG_ECORRUPT;
 			break;
 		}
-		state.points += b.count;
+		state.points += b.h.count;
 		state.next_seq = seq + 1;
 	}
 	mdb_cursor_close(cur);
@@ -587,5 +788,56 @@ int vg_head_resolve(MDB_txn *txn, vg_store_t *store, vg_series_id_t id)
 			store->heads[i] = (vg_head_state_t){0, 0};
 	if (next < store->heads_cap && store->heads[next].next_seq == VG_HEAD_UNKNOWN)
 		code = vg_head_read_state(txn, store, (vg_series_id_t)next, &store->heads[next]);
+	return code;
+}
+
+/* ---- format 1 -------------------------------------------------------- */
+
+/*
+ * Format 1 stored a block as u32 count, u32 0, i64 min, i64 max, then the
+ * count times and the count values raw.  Opening such a store rewrites
+ * each block in place, in the transaction that also writes the new format
+ * record, so a store is never half converted.
+ */
+int vg_head_upgrade_v1(MDB_txn *txn, vg_store_t *store)
+{
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn, store->dbi_head, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	vg_run_t run = {0};
+	vg_buf_t points = VG_BUF_INIT;
+	int code = 0;
+	MDB_val k, v;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0 && code == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		const uint8_t *p = v.mv_data;
+		uint32_t count = 0;
+		if (k.mv_size == 8 && v.mv_size >= 24)
+			memcpy(&count, p, 4);
+		if (count == 0 || (v.mv_size - 24) / 16 != count || (v.mv_size - 24) % 16 != 0) {
+			code = VG_ECORRUPT;
+			break;
+		}
+		code = vg_run_reserve(&run, count);
+		if (code)
+			break;
+		memcpy(run.times, p + 24, 8 * (size_t)count);
+		memcpy(run.values, p + 24 + 8 * (size_t)count, 8 * (size_t)count);
+		for (uint32_t i = 1; i < count; i++)
+			if (run.times[i] <= run.times[i - 1])
+				code = VG_ECORRUPT;
+		block_head_t h;
+		code = code ? code : encode_points(&points, &h, run.times, run.values, count);
+		code = code ? code
+			    : block_put(cur, vg_load_be32(k.mv_data),
+					vg_load_be32((const uint8_t *)k.mv_data + 4), &h, &points,
+					MDB_CURRENT);
+	}
+	mdb_cursor_close(cur);
+	vg_run_release(&run);
+	vg_buf_release(&points);
+	if (code == 0 && rc != 0 && rc != MDB_NOTFOUND)
+		code = vg_store_lmdb_error(rc);
 	return code;
 }

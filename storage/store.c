@@ -164,6 +164,20 @@ static int check_format(vg_store_t *store, MDB_txn *txn, char *err, size_t errle
 		return set_err(err, errlen, VG_ECORRUPT, "%s: %s", dir,
 			       "the format record is damaged");
 	uint32_t version = vg_load_be32(val.mv_data);
+	if (version == 1) {
+		/* Format 1 differs only in its head blocks. */
+		int code = vg_head_upgrade_v1(txn, store);
+		uint8_t current[4];
+		vg_store_be32(current, VG_STORE_FORMAT_VERSION);
+		val.mv_size = 4;
+		val.mv_data = current;
+		rc = code ? 0 : mdb_put(txn, store->dbi_meta, &key, &val, 0);
+		code = code ? code : vg_store_lmdb_error(rc);
+		if (code)
+			return set_err(err, errlen, code, "%s: converting the format-1 store: %s", dir,
+				       vg_strerror(code));
+		version = VG_STORE_FORMAT_VERSION;
+	}
 	if (version != VG_STORE_FORMAT_VERSION) {
 		char detail[128];
 		snprintf(detail, sizeof detail,
@@ -1097,13 +1111,11 @@ int vg_store_stats(vg_store_t *store, vg_store_stats_t *stats)
 		mdb_cursor_close(cur);
 	}
 	if (mdb_cursor_open(txn->txn, store->dbi_head, &cur) == 0) {
+		uint32_t n;
 		for (int rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;
 		     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
-			if (v.mv_size >= VG_HEAD_BLOCK_HEADER) {
-				uint32_t n;
-				memcpy(&n, v.mv_data, 4);
+			if (vg_head_block_points(v.mv_data, v.mv_size, &n) == 0)
 				stats->head_points += n;
-			}
 		mdb_cursor_close(cur);
 	}
 	stats->map_bytes = store->map_size;

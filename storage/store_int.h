@@ -42,10 +42,11 @@
 #include <pthread.h>
 #include <string.h>
 
-#define VG_HEAD_BLOCK_HEADER 24 /* u32 count, u32 reserved, i64 min, i64 max */
-/* In-order writes extend the newest head block up to this many points
- * (24 + 16 * 60 = 984 bytes, under half a page: never an overflow page). */
-#define VG_HEAD_MERGE_POINTS 60
+/* In-order writes extend the newest head block while it stays within both
+ * limits: under half a page (never an overflow page), and few enough points
+ * that encoding a block again (head.c) stays cheap. */
+#define VG_HEAD_BLOCK_MAX 984
+#define VG_HEAD_MERGE_POINTS 128
 
 /*
  * A series' head is sealed at commit once it holds this many points.  Below
@@ -227,6 +228,11 @@ int vg_head_clear(vg_wtxn_t *txn, vg_series_id_t id);
 /* Removes head points within [t0, t1) of series id; adds to *removed. */
 int vg_head_delete_range(vg_wtxn_t *txn, vg_series_id_t id, int64_t t0, int64_t t1,
 			 uint64_t *removed);
+/* The point count of a head block (a value of the head database). */
+int vg_head_block_points(const void *data, size_t size, uint32_t *count);
+/* Rewrites every head block of a format-1 store (raw 16-byte points) in the
+ * current format; part of opening such a store. */
+int vg_head_upgrade_v1(MDB_txn *txn, vg_store_t *store);
 /* Reads the head state of series id from the head database into *out. */
 int vg_head_read_state(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, vg_head_state_t *out);
 /* Makes heads[id] known (id < heads_cap): reads it if the series has head

@@ -564,3 +564,230 @@ Test(store, seal_without_chunks_and_read_without_head)
 	vg_store_close(store);
 	vg_test_rmdir(dir);
 }
+
+/* ---- the head block format ------------------------------------------- */
+
+/* A value of the kind `kind` for write t: integers, one decimal place,
+ * three, full precision, NaN payloads and -0.0 (head.c stores decimals
+ * compactly and the others raw). */
+static double kind_value(int kind, int64_t t)
+{
+	switch (kind) {
+	case 0:
+		return (double)(t % 97) - 40;
+	case 1:
+		return (double)(t % 997) / 10.0;
+	case 2:
+		return (double)(t % 100003 * 7919 % 100003) / 1000.0;
+	case 3:
+		return 1.0 / 3.0 + (double)t;
+	case 4:
+		return from_bits(UINT64_C(0x7ff8000000000000) | (uint64_t)t);
+	default:
+		return -0.0;
+	}
+}
+
+/* One point per write, the kind of value changing every few writes, at a
+ * steady rate with jitter: each write extends the newest block, which is
+ * encoded again at a larger exponent or raw when a value needs it; every
+ * point comes back bit for bit, before and after sealing and reopening. */
+Test(store, head_blocks_follow_the_values_they_hold)
+{
+	ref = calloc(1, sizeof *ref);
+	char dir[256];
+	vg_test_tmpdir(dir, sizeof dir);
+	vg_store_t *store = open_store(dir);
+	vg_series_id_t id = series_id(store, 0);
+	vg_test_rng_t rng = {7};
+	int64_t t = INT64_C(1767225600000000000);
+	for (int w = 0; w < 600; w++) {
+		t += 10000000000 + (int64_t)vg_test_below(&rng, 3) - 1;
+		int kind = (w / 7) % 6 < 3 ? (w / 7) % 3 : (int)vg_test_below(&rng, 6);
+		double v = kind_value(kind, t);
+		vg_wtxn_t *txn;
+		cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+		cr_assert_eq(vg_wtxn_put(txn, id, &t, &v, 1), 0);
+		cr_assert_eq(vg_wtxn_commit(txn), 0);
+		ref_put(&ref[0], t, v);
+		if (w % 97 == 0)
+			check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, w & 1);
+	}
+	check_range(store, id, &ref[0], ref[0].t[100], ref[0].t[350], false);
+	vg_store_close(store);
+	store = open_store(dir);
+	vg_store_stats_t st;
+	cr_assert_eq(vg_store_stats(store, &st), 0);
+	cr_assert_eq(st.head_points, ref[0].n);
+	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, false);
+	cr_assert_eq(vg_store_seal(store, 1), 0);
+	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, true);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+	free(ref);
+}
+
+/* Raw LMDB access to a closed store's databases. */
+typedef struct {
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi head, meta;
+} raw_store_t;
+
+static void raw_open(raw_store_t *r, const char *dir)
+{
+	cr_assert_eq(mdb_env_create(&r->env), 0);
+	mdb_env_set_maxdbs(r->env, 8);
+	cr_assert_eq(mdb_env_open(r->env, dir, 0, 0644), 0);
+	cr_assert_eq(mdb_txn_begin(r->env, NULL, 0, &r->txn), 0);
+	cr_assert_eq(mdb_dbi_open(r->txn, "head", 0, &r->head), 0);
+	cr_assert_eq(mdb_dbi_open(r->txn, "meta", 0, &r->meta), 0);
+}
+
+static void raw_close(raw_store_t *r)
+{
+	cr_assert_eq(mdb_txn_commit(r->txn), 0);
+	mdb_env_close(r->env);
+}
+
+/* Puts a format-1 head block (u32 count, u32 0, i64 min, i64 max, times,
+ * values) under (id, seq). */
+static void raw_put_v1_block(raw_store_t *r, vg_series_id_t id, uint32_t seq,
+			     const int64_t *times, const double *values, uint32_t n)
+{
+	uint8_t key[8] = {(uint8_t)(id >> 24), (uint8_t)(id >> 16), (uint8_t)(id >> 8), (uint8_t)id,
+			  (uint8_t)(seq >> 24), (uint8_t)(seq >> 16), (uint8_t)(seq >> 8),
+			  (uint8_t)seq};
+	uint8_t block[24 + 16 * 16] = {0};
+	cr_assert_leq(n, 16);
+	memcpy(block, &n, 4);
+	memcpy(block + 8, &times[0], 8);
+	memcpy(block + 16, &times[n - 1], 8);
+	memcpy(block + 24, times, 8 * n);
+	memcpy(block + 24 + 8 * n, values, 8 * n);
+	MDB_val k = {8, key}, v = {24 + 16 * (size_t)n, block};
+	cr_assert_eq(mdb_put(r->txn, r->head, &k, &v, 0), 0);
+}
+
+/* A store of format 1 (raw head blocks) is converted when opened: its
+ * points read back the same, overlapping blocks still merge in write
+ * order, and the format record says 2 afterwards. */
+Test(store, a_format_1_store_is_converted_when_opened)
+{
+	ref = calloc(1, sizeof *ref);
+	char dir[256];
+	vg_test_tmpdir(dir, sizeof dir);
+	vg_store_t *store = open_store(dir);
+	vg_series_id_t id = series_id(store, 0);
+	vg_store_close(store);
+
+	int64_t t0[] = {10, 20, 30, 40, 50}, t1[] = {5, 20, 45};
+	double v0[] = {1.5, NAN, -0.0, 1e300, 4}, v1[] = {7, 8.25, 1.0 / 3.0};
+	raw_store_t r;
+	raw_open(&r, dir);
+	raw_put_v1_block(&r, id, 0, t0, v0, 5);
+	raw_put_v1_block(&r, id, 1, t1, v1, 3);
+	uint8_t one[4] = {0, 0, 0, 1};
+	MDB_val k = {6, "format"}, v = {4, one};
+	cr_assert_eq(mdb_put(r.txn, r.meta, &k, &v, 0), 0);
+	raw_close(&r);
+	for (int i = 0; i < 5; i++)
+		ref_put(&ref[0], t0[i], v0[i]);
+	for (int i = 0; i < 3; i++)
+		ref_put(&ref[0], t1[i], v1[i]);
+
+	store = open_store(dir);
+	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, false);
+	check_range(store, id, &ref[0], 15, 46, true);
+	/* The converted head takes appends like any other. */
+	int64_t t = 60;
+	double x = 2.5;
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_put(txn, id, &t, &x, 1), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	ref_put(&ref[0], t, x);
+	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, false);
+	vg_store_close(store);
+
+	raw_open(&r, dir);
+	cr_assert_eq(mdb_get(r.txn, r.meta, &k, &v), 0);
+	cr_assert_eq(v.mv_size, 4);
+	cr_assert_eq(((const uint8_t *)v.mv_data)[3], VG_STORE_FORMAT_VERSION);
+	raw_close(&r);
+	vg_test_rmdir(dir);
+	free(ref);
+}
+
+/* Every damaged form of a head block — each byte changed, the block cut
+ * short or grown — reads as VG_ECORRUPT or as some points, never as a
+ * crash or a read past the block (the sanitizer build checks that). */
+Test(store, damaged_head_blocks_read_as_corrupt)
+{
+	char dir[256];
+	vg_test_tmpdir(dir, sizeof dir);
+	vg_store_t *store = open_store(dir);
+	vg_series_id_t id = series_id(store, 0);
+	int64_t times[6] = {INT64_MIN, 100, 200, 300, 401, 1000000};
+	double values[6] = {0.5, 1.5, 2.25, 3, 4, 5};
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_put(txn, id, times, values, 6), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	vg_store_close(store);
+
+	raw_store_t r;
+	raw_open(&r, dir);
+	MDB_cursor *cur;
+	cr_assert_eq(mdb_cursor_open(r.txn, r.head, &cur), 0);
+	MDB_val k, v;
+	cr_assert_eq(mdb_cursor_get(cur, &k, &v, MDB_FIRST), 0);
+	uint8_t key[8], good[128];
+	cr_assert_leq(v.mv_size, sizeof good - 8);
+	size_t len = v.mv_size;
+	memcpy(key, k.mv_data, 8);
+	memcpy(good, v.mv_data, len);
+	mdb_cursor_close(cur);
+	raw_close(&r);
+
+	int corrupt = 0;
+	for (size_t variant = 0; variant < 3 * len + 8; variant++) {
+		uint8_t bad[128];
+		memcpy(bad, good, len);
+		size_t blen = len;
+		if (variant < 3 * len) {
+			static const uint8_t with[3] = {0x00, 0xff, 0x80};
+			bad[variant / 3] = (uint8_t)(bad[variant / 3] ^ with[variant % 3]) |
+					   (variant % 3 == 0 ? 0x01 : 0);
+		} else if (variant - 3 * len < 4) {
+			blen = len - 1 - (variant - 3 * len);
+		} else {
+			blen = len + 1 + (variant - 3 * len - 4);
+			memset(bad + len, 0x81, blen - len);
+		}
+		raw_open(&r, dir);
+		MDB_val bk = {8, key}, bv = {blen, bad};
+		cr_assert_eq(mdb_put(r.txn, r.head, &bk, &bv, 0), 0);
+		raw_close(&r);
+		store = open_store(dir);
+		vg_rtxn_t *rt;
+		cr_assert_eq(vg_store_read_begin(store, &rt), 0);
+		vg_cursor_t *c;
+		int rc = vg_cursor_open(rt, id, INT64_MIN, INT64_MAX, 0, &c);
+		if (rc == 0) {
+			const int64_t *ts;
+			const double *vs;
+			size_t n;
+			do
+				rc = vg_cursor_next(c, &ts, &vs, &n);
+			while (rc == 0 && n > 0);
+			vg_cursor_close(c);
+		}
+		cr_assert(rc == 0 || rc == VG_ECORRUPT, "variant %zu: %d", variant, rc);
+		corrupt += rc == VG_ECORRUPT;
+		vg_rtxn_end(rt);
+		vg_store_close(store);
+	}
+	cr_assert_gt(corrupt, (int)len, "most damage is detected (%d of %zu)", corrupt, 3 * len + 8);
+	vg_test_rmdir(dir);
+}
