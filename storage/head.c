@@ -6,12 +6,14 @@
  * series from 0 after each seal.  A block (store format 2) is
  *
  *   size      field
- *   1         value encoding: 1 decimal, 2 raw
+ *   1         value encoding (bits 0-1): 1 decimal, 2 raw; bits 2-6: k
  *   1         decimal exponent e (0 for raw)
  *   varint    count n >= 1
  *   8         min time, the first (host byte order, as LMDB's own)
- *   varint    max time - min time
- *   varint    interval: the second time - the first (0 while n is 1)
+ *   varint    interval / 10^k, where the interval is the second time - the
+ *             first (0 while n is 1) and k the most it allows (<= 18)
+ *   varint    zigzag(max time - min time - (n - 1) * interval): 0 at a
+ *             steady rate
  *   varint    decimal only: zigzag of the last value's decimal d[n-1]
  *   points    the first point's value, then for each later point its time
  *             residual and its value:
@@ -167,6 +169,7 @@ enum { HEAD_DEC = 1, HEAD_RAW = 2 };
 /* A block's header fields (see the top of the file). */
 typedef struct {
 	uint8_t kind, exp;
+	uint8_t k; /* interval = its stored multiple * 10^k */
 	uint32_t count;
 	int64_t min, max;
 	uint64_t interval;
@@ -179,16 +182,30 @@ typedef struct {
 /* Most bytes of a point: time residual and value. */
 #define HEAD_POINT_MAX 20
 
+/* The interval as m * 10^k with the largest k (0 for 0): 10 s is 1 * 10^10,
+ * one byte instead of five. */
+static unsigned interval_scale(uint64_t interval)
+{
+	unsigned k = 0;
+	while (interval != 0 && interval % 10 == 0 && k < VG_ALP_MAX_EXPONENT) {
+		interval /= 10;
+		k++;
+	}
+	return k;
+}
+
 static size_t header_put(uint8_t *o, const block_head_t *h)
 {
 	uint8_t *p = o;
-	*p++ = h->kind;
+	*p++ = (uint8_t)(h->kind | h->k << 2);
 	*p++ = h->exp;
 	p = vg_uvarint_store(p, h->count);
 	memcpy(p, &h->min, 8);
 	p += 8;
-	p = vg_uvarint_store(p, (uint64_t)h->max - (uint64_t)h->min);
-	p = vg_uvarint_store(p, h->interval);
+	p = vg_uvarint_store(p, h->interval / (uint64_t)vg_pow10[h->k]);
+	/* The span as its difference from what a steady rate gives. */
+	uint64_t steady = (uint64_t)(h->count - 1) * h->interval;
+	p = vg_uvarint_store(p, vg_zigzag((uint64_t)h->max - (uint64_t)h->min - steady));
 	if (h->kind == HEAD_DEC)
 		p = vg_uvarint_store(p, vg_zigzag((uint64_t)h->last_d));
 	return (size_t)(p - o);
@@ -208,8 +225,10 @@ static uint8_t *points_put(uint8_t *o, block_head_t *h, const int64_t *times,
 			h->min = h->max = times[i];
 		} else {
 			uint64_t delta = (uint64_t)times[i] - (uint64_t)h->max;
-			if (h->count == 1)
+			if (h->count == 1) {
 				h->interval = delta;
+				h->k = (uint8_t)interval_scale(delta);
+			}
 			o = vg_uvarint_store(o, vg_zigzag(delta - h->interval));
 			h->max = times[i];
 		}
@@ -314,21 +333,26 @@ static int block_parse(const void *data, size_t size, block_view_t *b)
 	if (size < 2 + 1 + 8 + 1 + 1)
 		return VG_ECORRUPT;
 	block_head_t *h = &b->h;
-	*h = (block_head_t){.kind = p[0], .exp = p[1]};
+	unsigned k = p[0] >> 2;
+	*h = (block_head_t){.kind = p[0] & 3, .exp = p[1], .k = (uint8_t)k};
 	if ((h->kind != HEAD_DEC && h->kind != HEAD_RAW) || h->exp > VG_ALP_MAX_EXPONENT ||
-	    (h->kind == HEAD_RAW && h->exp != 0))
+	    (h->kind == HEAD_RAW && h->exp != 0) || k > VG_ALP_MAX_EXPONENT)
 		return VG_ECORRUPT;
-	uint64_t count, span, zd = 0;
+	uint64_t count, interval, zspan, zd = 0;
 	p = get_uvarint(p + 2, end, &count);
 	if (!p || count == 0 || count > UINT32_MAX || end - p < 8)
 		return VG_ECORRUPT;
 	memcpy(&h->min, p, 8);
-	p = get_uvarint(p + 8, end, &span);
-	p = p ? get_uvarint(p, end, &h->interval) : NULL;
+	p = get_uvarint(p + 8, end, &interval);
+	p = p ? get_uvarint(p, end, &zspan) : NULL;
 	if (p && h->kind == HEAD_DEC)
 		p = get_uvarint(p, end, &zd);
+	if (!p || interval > UINT64_MAX / (uint64_t)vg_pow10[k])
+		return VG_ECORRUPT;
+	h->interval = interval * (uint64_t)vg_pow10[k];
+	uint64_t span = (count - 1) * h->interval + vg_unzigzag(zspan);
 	/* The span may pass 2^63 (INT64_MIN to now), but not INT64_MAX. */
-	if (!p || (count == 1) != (span == 0) || span > (uint64_t)INT64_MAX - (uint64_t)h->min)
+	if ((count == 1) != (span == 0) || span > (uint64_t)INT64_MAX - (uint64_t)h->min)
 		return VG_ECORRUPT;
 	h->count = (uint32_t)count;
 	h->max = (int64_t)((uint64_t)h->min + span);

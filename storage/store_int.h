@@ -145,6 +145,11 @@ struct vg_wtxn {
 	 * series land on the same leaf page, which LMDB then searches without
 	 * descending from the root again. */
 	MDB_cursor *head_cur;
+	/* The series vg_wtxn_series() resolved last (valid when has_last), and
+	 * whether guessing its successor paid off lately (series.c). */
+	vg_series_id_t last_series;
+	bool has_last;
+	uint8_t guess_misses;
 	/* Seals fit a series' unfinished tail chunk to its pages too (the
 	 * idle seal: vg_store_seal); commit-time seals leave it, since the
 	 * series' next seal lays it out again (seal.c, encode_fitted). */

@@ -309,3 +309,64 @@ Test(idset, operations)
 	vg_idset_release(&b);
 	vg_idset_release(&out);
 }
+
+/* Resolves series i of the "order" set (host h<i>), creating it if new. */
+static vg_series_id_t order_series(vg_wtxn_t *txn, int i, bool *created)
+{
+	char host[16];
+	snprintf(host, sizeof host, "h%d", i);
+	vg_tag_t tag = {{"host", 4}, {host, strlen(host)}};
+	vg_series_key_t key = {{"order", 5}, &tag, 1, {"v", 1}};
+	vg_series_id_t id;
+	cr_assert_eq(vg_wtxn_series(txn, &key, &id, created), 0);
+	return id;
+}
+
+/* Keys resolve to their ids whatever the order they come in: creation
+ * order (where the store guesses the next series), backwards, at random,
+ * across a dropped series and after guesses that were wrong. */
+Test(index, series_resolve_in_any_order)
+{
+	char dir[256];
+	vg_store_t *store = open_tmp(dir, sizeof dir);
+	enum { N = 60 };
+	vg_series_id_t ids[N];
+	vg_wtxn_t *txn;
+	bool created;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	for (int i = 0; i < N; i++) {
+		ids[i] = order_series(txn, i, &created);
+		cr_assert(created);
+	}
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_drop_series(txn, ids[20], NULL), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+
+	vg_test_rng_t rng = {11};
+	for (int pass = 0; pass < 4; pass++) {
+		cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+		for (int j = 0; j < N; j++) {
+			int i = pass == 0 ? j : pass == 1 ? N - 1 - j : (int)vg_test_below(&rng, N);
+			if (i == 20)
+				continue;
+			cr_assert_eq(order_series(txn, i, &created), ids[i], "pass %d, series %d",
+				     pass, i);
+			cr_assert(!created, "pass %d, series %d", pass, i);
+		}
+		cr_assert_eq(vg_wtxn_commit(txn), 0);
+	}
+	/* The dropped series comes back as a new one; the guess after it (the
+	 * series created next, none) and before it still hold. */
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(order_series(txn, 19, &created), ids[19]);
+	vg_series_id_t again = order_series(txn, 20, &created);
+	cr_assert(created);
+	cr_assert_neq(again, ids[20]);
+	cr_assert_eq(order_series(txn, 21, &created), ids[21]);
+	cr_assert(!created);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
