@@ -295,6 +295,11 @@ static int block_put(MDB_cursor *cur, vg_series_id_t id, uint32_t seq, const blo
 	head_key(key, id, seq);
 	MDB_val k = {8, key}, v = {hlen + s->len, NULL};
 	int rc = mdb_cursor_put(cur, &k, &v, flags | MDB_RESERVE);
+	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
+		/* Not the last key after all: an ordinary put. */
+		v = (MDB_val){hlen + s->len, NULL};
+		rc = mdb_cursor_put(cur, &k, &v, (flags & ~(unsigned)MDB_APPEND) | MDB_RESERVE);
+	}
 	if (rc)
 		return vg_store_lmdb_error(rc);
 	memcpy(v.mv_data, header, hlen);
@@ -407,7 +412,12 @@ static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int6
 	int code = head_cursor(txn, &cur);
 	block_head_t h;
 	code = code ? code : encode_points(&txn->scratch, &h, times, values, n);
-	return code ? code : block_put(cur, id, seq, &h, &txn->scratch, 0);
+	if (code)
+		return code;
+	/* The newest series' first block is the database's last key: appended,
+	 * it fills its page instead of splitting it in half. */
+	bool last = seq == 0 && id + 1 == txn->store->next_id;
+	return block_put(cur, id, seq, &h, &txn->scratch, last ? MDB_APPEND : 0);
 }
 
 /*
