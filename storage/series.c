@@ -10,6 +10,11 @@
  * so the layout is unambiguous.  Example: cpu,host=a usage=1 ->
  * 01 "cpu" 00 "usage" 00 "host" 00 "a" 00.
  *
+ * The `ids` record of most series is not their whole canonical key but what
+ * differs from that of a nearby series (see "ids records" below): a series
+ * of `cpu,host=h7 usage_user` created after `cpu,host=h7 usage_idle` takes
+ * a few bytes instead of a few dozen.
+ *
  * Keys to ids: LMDB keys are at most 511 bytes and a series key may be far
  * longer, so the `series` database is keyed by a 64-bit hash of the
  * canonical key with the ids as duplicates; a lookup compares the canonical
@@ -235,6 +240,142 @@ static int posting_read(MDB_cursor *cur, const pkey_t *k, vg_idset_t *out)
 	return rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
 }
 
+/* ---- ids records ----------------------------------------------------- */
+
+/*
+ * A series' record in `ids` is either its canonical key ("full"; the first
+ * byte is the tag count, at most VG_STORE_MAX_TAGS), or a record that
+ * shares parts with the full record of a reference series ("shared"):
+ *
+ *   0xFF | varint (id - ref) | mask | own parts, each 0x00-terminated
+ *
+ * The parts of a key are its measurement, its field, then each tag's key
+ * and value (n tags, in canonical order); the reference has the same n, and
+ * bit i of mask (ceil((2 + 2n) / 8) bytes, bit 0 the low bit of the first)
+ * says that part i is the reference's; the other parts follow in order.  A
+ * new series takes as its reference the series whose id is its own rounded
+ * down to a multiple of IDS_GROUP, when that one's record is full and has
+ * as many tags (creation writes full records at those ids); consecutive
+ * series of one agent share their measurement, most tags and the tag keys.
+ * Dropping a reference series first writes its dependents out in full.
+ * Decoded parts point into the two records, both in the map, so a
+ * description costs no copy.
+ */
+#define IDS_SHARED 0xFF
+#define IDS_GROUP 16
+
+static inline bool ids_part_bit(const uint8_t *mask, size_t i) { return mask[i / 8] >> (i % 8) & 1; }
+
+static vg_str_t *desc_part(vg_series_desc_t *d, size_t i)
+{
+	if (i == 0)
+		return &d->measurement;
+	if (i == 1)
+		return &d->field;
+	i -= 2;
+	return i % 2 ? &d->tags[i / 2].value : &d->tags[i / 2].key;
+}
+
+static bool str_eq(vg_str_t a, vg_str_t b)
+{
+	return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
+}
+
+/* Decodes the `ids` record rec of series id into desc (views into the
+ * records of the map). */
+static int ids_record_decode(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
+			     const MDB_val *rec, vg_series_desc_t *desc)
+{
+	const uint8_t *p = rec->mv_data, *end = p + rec->mv_size;
+	if (rec->mv_size < 1 || p[0] != IDS_SHARED)
+		return vg_series_decode(p, rec->mv_size, desc);
+	/* The reference: one byte of offset (it is less than IDS_GROUP). */
+	if (rec->mv_size < 2 || p[1] == 0 || p[1] >= 0x80 || p[1] > id)
+		return VG_ECORRUPT;
+	vg_series_id_t ref = id - p[1];
+	MDB_val rk = {sizeof ref, &ref}, rv;
+	int rc = mdb_get(txn, store->dbi_ids, &rk, &rv);
+	if (rc)
+		return rc == MDB_NOTFOUND ? VG_ECORRUPT : vg_store_lmdb_error(rc);
+	if (rv.mv_size < 1 || ((const uint8_t *)rv.mv_data)[0] == IDS_SHARED)
+		return VG_ECORRUPT;
+	int code = vg_series_decode(rv.mv_data, rv.mv_size, desc);
+	if (code)
+		return code;
+	size_t parts = 2 + 2 * desc->ntags, mask_len = (parts + 7) / 8;
+	const uint8_t *mask = p + 2;
+	if ((size_t)(end - mask) < mask_len)
+		return VG_ECORRUPT;
+	p = mask + mask_len;
+	for (size_t i = 0; i < parts && code == 0; i++)
+		if (!ids_part_bit(mask, i))
+			code = next_part(&p, end, desc_part(desc, i));
+	if (code == 0 && p != end)
+		code = VG_ECORRUPT;
+	return code;
+}
+
+/* Writes into out the record of a new series with canonical key ck (which
+ * decodes into key) whose reference, `delta` ids before it, is described
+ * by ref; a full record when sharing saves nothing. */
+static int ids_record_encode(const vg_buf_t *ck, const vg_series_desc_t *key,
+			     const vg_series_desc_t *ref, unsigned delta, vg_buf_t *out)
+{
+	vg_buf_clear(out);
+	size_t parts = 2 + 2 * key->ntags, mask_len = (parts + 7) / 8;
+	if (!ref || ref->ntags != key->ntags)
+		return vg_buf_append(out, ck->data, ck->len);
+	int code = vg_buf_reserve(out, 2 + mask_len + ck->len);
+	if (code)
+		return code;
+	uint8_t *p = out->data;
+	*p++ = IDS_SHARED;
+	*p++ = (uint8_t)delta;
+	uint8_t *mask = p;
+	memset(mask, 0, mask_len);
+	p += mask_len;
+	for (size_t i = 0; i < parts; i++) {
+		vg_str_t mine = *desc_part((vg_series_desc_t *)key, i);
+		if (str_eq(mine, *desc_part((vg_series_desc_t *)ref, i))) {
+			mask[i / 8] |= (uint8_t)(1u << (i % 8));
+		} else {
+			memcpy(p, mine.data, mine.len);
+			p += mine.len;
+			*p++ = 0;
+		}
+	}
+	out->len = (size_t)(p - out->data);
+	if (out->len >= ck->len) {
+		vg_buf_clear(out);
+		return vg_buf_append(out, ck->data, ck->len);
+	}
+	return 0;
+}
+
+/* Whether desc is the series of canonical key ck. */
+static bool desc_is(const vg_series_desc_t *desc, const vg_buf_t *ck)
+{
+	vg_series_desc_t want;
+	if (vg_series_decode(ck->data, ck->len, &want) || want.ntags != desc->ntags)
+		return false;
+	for (size_t i = 0; i < 2 + 2 * want.ntags; i++)
+		if (!str_eq(*desc_part(&want, i), *desc_part((vg_series_desc_t *)desc, i)))
+			return false;
+	return true;
+}
+
+/* Whether the `ids` record rec of series id holds canonical key ck: 1, 0,
+ * or an error. */
+static int ids_record_is(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, const MDB_val *rec,
+			 const vg_buf_t *ck)
+{
+	if (rec->mv_size < 1 || ((const uint8_t *)rec->mv_data)[0] != IDS_SHARED)
+		return rec->mv_size == ck->len && memcmp(rec->mv_data, ck->data, ck->len) == 0;
+	vg_series_desc_t desc;
+	int code = ids_record_decode(txn, store, id, rec, &desc);
+	return code ? code : desc_is(&desc, ck);
+}
+
 /* ---- lookup and creation --------------------------------------------- */
 
 /* Finds the id of canonical key `ck`: 0, VG_ENOTFOUND or an error. */
@@ -257,7 +398,10 @@ static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, u
 		rc = mdb_get(txn, store->dbi_ids, &ik, &iv);
 		if (rc)
 			return vg_store_lmdb_error(rc);
-		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
+		int is = ids_record_is(txn, store, candidate, &iv, ck);
+		if (is < 0)
+			return is;
+		if (is) {
 			*id = candidate;
 			return 0;
 		}
@@ -281,9 +425,11 @@ static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, u
 			code = vg_store_lmdb_error(rc2);
 			break;
 		}
-		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
-			*id = candidate;
-			code = 0;
+		int is = ids_record_is(txn, store, candidate, &iv, ck);
+		if (is) {
+			code = is < 0 ? is : 0;
+			if (is > 0)
+				*id = candidate;
 			break;
 		}
 	}
@@ -547,8 +693,8 @@ static bool guess_next_series(vg_wtxn_t *txn, const vg_buf_t *ck, vg_series_id_t
 		return false;
 	vg_series_id_t next = txn->last_series + 1;
 	MDB_val ik = {sizeof next, &next}, iv;
-	if (mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv) == 0 && iv.mv_size == ck->len &&
-	    memcmp(iv.mv_data, ck->data, ck->len) == 0) {
+	if (mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv) == 0 &&
+	    ids_record_is(txn->txn, txn->store, next, &iv, ck) == 1) {
 		txn->guess_misses = 0;
 		*id = next;
 		return true;
@@ -584,7 +730,26 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 	if (store->next_id == UINT32_MAX)
 		return VG_ELIMIT;
 	vg_series_id_t new_id = store->next_id;
-	MDB_val ik = {sizeof new_id, &new_id}, iv = {txn->scratch.len, txn->scratch.data};
+	vg_series_desc_t desc, ref_desc;
+	const vg_series_desc_t *ref = NULL;
+	code = vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
+	if (code)
+		return code;
+	unsigned delta = new_id % IDS_GROUP;
+	if (delta) {
+		vg_series_id_t ref_id = new_id - delta;
+		MDB_val rk = {sizeof ref_id, &ref_id}, rv;
+		int rc = mdb_get(txn->txn, store->dbi_ids, &rk, &rv);
+		if (rc == 0 && rv.mv_size >= 1 && ((const uint8_t *)rv.mv_data)[0] != IDS_SHARED &&
+		    vg_series_decode(rv.mv_data, rv.mv_size, &ref_desc) == 0)
+			ref = &ref_desc;
+		else if (rc && rc != MDB_NOTFOUND)
+			return vg_store_lmdb_error(rc);
+	}
+	code = ids_record_encode(&txn->scratch, &desc, ref, delta, &txn->record);
+	if (code)
+		return code;
+	MDB_val ik = {sizeof new_id, &new_id}, iv = {txn->record.len, txn->record.data};
 	int rc = mdb_put(txn->txn, store->dbi_ids, &ik, &iv, MDB_APPEND);
 	if (rc)
 		return vg_store_lmdb_error(rc);
@@ -595,9 +760,7 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 	rc = mdb_put(txn->txn, store->dbi_series, &sk, &sv, 0);
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	vg_series_desc_t desc;
-	code = vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
-	code = code ? code : index_new_series(txn, new_id, &desc);
+	code = index_new_series(txn, new_id, &desc);
 	code = code ? code : vg_wtxn_head_touch(txn, new_id);
 	if (code)
 		return code;
@@ -609,21 +772,59 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 	return 0;
 }
 
+/* Builds the canonical key of desc into out (replaced). */
+static int desc_canonical(const vg_series_desc_t *desc, vg_buf_t *out)
+{
+	vg_series_key_t key = {desc->measurement, desc->tags, desc->ntags, desc->field};
+	return canonical_key(&key, out);
+}
+
+/* Writes in full the records that share parts with series ref's (before
+ * it goes). */
+static int ids_unshare(vg_wtxn_t *txn, vg_series_id_t ref)
+{
+	vg_store_t *store = txn->store;
+	for (vg_series_id_t id = ref + 1; id < ref + IDS_GROUP && id < store->next_id; id++) {
+		MDB_val ik = {sizeof id, &id}, iv;
+		int rc = mdb_get(txn->txn, store->dbi_ids, &ik, &iv);
+		if (rc == MDB_NOTFOUND)
+			continue;
+		if (rc)
+			return vg_store_lmdb_error(rc);
+		const uint8_t *p = iv.mv_data;
+		if (iv.mv_size < 2 || p[0] != IDS_SHARED || id - p[1] != ref)
+			continue;
+		vg_series_desc_t desc;
+		int code = ids_record_decode(txn->txn, store, id, &iv, &desc);
+		code = code ? code : desc_canonical(&desc, &txn->record);
+		if (code)
+			return code;
+		iv = (MDB_val){txn->record.len, txn->record.data};
+		rc = mdb_put(txn->txn, store->dbi_ids, &ik, &iv, 0);
+		if (rc)
+			return vg_store_lmdb_error(rc);
+	}
+	return 0;
+}
+
 int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 {
 	vg_store_t *store = txn->store;
 	int flushed = vg_series_flush_postings(txn);
 	if (flushed)
 		return flushed;
+	int code = id % IDS_GROUP == 0 ? ids_unshare(txn, id) : 0;
+	if (code)
+		return code;
 	MDB_val ik = {sizeof id, &id}, iv;
 	int rc = mdb_get(txn->txn, store->dbi_ids, &ik, &iv);
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	/* Copy: the value lives in a page this transaction is about to change. */
-	int code = vg_buf_reserve(&txn->scratch, 0);
-	vg_buf_clear(&txn->scratch);
-	code = code ? code : vg_buf_append(&txn->scratch, iv.mv_data, iv.mv_size);
+	/* The canonical key, copied: the records live in pages this
+	 * transaction is about to change. */
 	vg_series_desc_t desc;
+	code = ids_record_decode(txn->txn, store, id, &iv, &desc);
+	code = code ? code : desc_canonical(&desc, &txn->scratch);
 	code = code ? code : vg_series_decode(txn->scratch.data, txn->scratch.len, &desc);
 	code = code ? code : unindex_postings(txn->txn, store, id, &desc);
 	if (code)
@@ -654,7 +855,7 @@ int vg_rtxn_series_describe(vg_rtxn_t *txn, vg_series_id_t id, vg_series_desc_t 
 	int rc = mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv);
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	return vg_series_decode(iv.mv_data, iv.mv_size, desc);
+	return ids_record_decode(txn->txn, txn->store, id, &iv, desc);
 }
 
 /* ---- id sets --------------------------------------------------------- */

@@ -439,6 +439,7 @@ static void wtxn_free(vg_wtxn_t *txn)
 	vg_free(txn->undo);
 	vg_free(txn->touched);
 	vg_buf_release(&txn->scratch);
+	vg_buf_release(&txn->record);
 	vg_series_pending_free(txn);
 	vg_free(txn);
 }

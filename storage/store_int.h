@@ -137,6 +137,7 @@ struct vg_wtxn {
 	vg_series_id_t *touched;
 	size_t ntouched, touched_cap;
 	vg_buf_t scratch;
+	vg_buf_t record; /* an `ids` record being built (series.c) */
 	/* Postings of series created in this transaction, not yet put (see
 	 * series.c); NULL until the first. */
 	struct vg_postings_pending *pending;

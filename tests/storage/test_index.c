@@ -367,6 +367,40 @@ Test(index, series_resolve_in_any_order)
 	cr_assert_eq(order_series(txn, 21, &created), ids[21]);
 	cr_assert(!created);
 	cr_assert_eq(vg_wtxn_commit(txn), 0);
+
+	/* Most records share parts with a reference series' (series.c);
+	 * dropping the references leaves every other series whole. */
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	int dropped = 0;
+	for (int i = 0; i < N; i++)
+		if (i != 20 && ids[i] % 16 == 0) {
+			cr_assert_eq(vg_wtxn_drop_series(txn, ids[i], NULL), 0);
+			ids[i] = 0;
+			dropped++;
+		}
+	cr_assert_geq(dropped, 3);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	vg_rtxn_t *rt;
+	cr_assert_eq(vg_store_read_begin(store, &rt), 0);
+	for (int i = 0; i < N; i++) {
+		if (i == 20 || ids[i] == 0)
+			continue;
+		vg_series_desc_t d;
+		cr_assert_eq(vg_rtxn_series_describe(rt, ids[i], &d), 0, "series %d", i);
+		char host[16];
+		snprintf(host, sizeof host, "h%d", i);
+		cr_assert_eq(d.ntags, 1);
+		cr_assert(d.measurement.len == 5 && !memcmp(d.measurement.data, "order", 5));
+		cr_assert(d.field.len == 1 && d.field.data[0] == 'v');
+		cr_assert(d.tags[0].value.len == strlen(host) &&
+			  !memcmp(d.tags[0].value.data, host, strlen(host)), "series %d", i);
+	}
+	vg_rtxn_end(rt);
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	for (int i = 0; i < N; i++)
+		if (i != 20 && ids[i] != 0)
+			cr_assert_eq(order_series(txn, i, &created), ids[i], "series %d", i);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
 	vg_store_close(store);
 	vg_test_rmdir(dir);
 }
