@@ -281,27 +281,27 @@ static bool str_eq(vg_str_t a, vg_str_t b)
 	return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
 }
 
-/* Decodes the `ids` record rec of series id into desc (views into the
- * records of the map). */
-static int ids_record_decode(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
-			     const MDB_val *rec, vg_series_desc_t *desc)
+/* The reference of shared record rec (first byte IDS_SHARED) of series id:
+ * one byte of offset, since it is less than IDS_GROUP. */
+static int ids_shared_ref(const MDB_val *rec, vg_series_id_t id, vg_series_id_t *ref)
 {
-	const uint8_t *p = rec->mv_data, *end = p + rec->mv_size;
-	if (rec->mv_size < 1 || p[0] != IDS_SHARED)
-		return vg_series_decode(p, rec->mv_size, desc);
-	/* The reference: one byte of offset (it is less than IDS_GROUP). */
+	const uint8_t *p = rec->mv_data;
 	if (rec->mv_size < 2 || p[1] == 0 || p[1] >= 0x80 || p[1] > id)
 		return VG_ECORRUPT;
-	vg_series_id_t ref = id - p[1];
-	MDB_val rk = {sizeof ref, &ref}, rv;
-	int rc = mdb_get(txn, store->dbi_ids, &rk, &rv);
-	if (rc)
-		return rc == MDB_NOTFOUND ? VG_ECORRUPT : vg_store_lmdb_error(rc);
-	if (rv.mv_size < 1 || ((const uint8_t *)rv.mv_data)[0] == IDS_SHARED)
+	*ref = id - p[1];
+	return 0;
+}
+
+/* Decodes shared record rec given its reference's (full) record ref. */
+static int ids_shared_decode(const MDB_val *rec, const uint8_t *ref, size_t ref_len,
+			     vg_series_desc_t *desc)
+{
+	if (ref_len < 1 || ref[0] == IDS_SHARED)
 		return VG_ECORRUPT;
-	int code = vg_series_decode(rv.mv_data, rv.mv_size, desc);
+	int code = vg_series_decode(ref, ref_len, desc);
 	if (code)
 		return code;
+	const uint8_t *p = rec->mv_data, *end = p + rec->mv_size;
 	size_t parts = 2 + 2 * desc->ntags, mask_len = (parts + 7) / 8;
 	const uint8_t *mask = p + 2;
 	if ((size_t)(end - mask) < mask_len)
@@ -313,6 +313,68 @@ static int ids_record_decode(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
 	if (code == 0 && p != end)
 		code = VG_ECORRUPT;
 	return code;
+}
+
+static bool ids_is_shared(const MDB_val *rec)
+{
+	return rec->mv_size >= 1 && ((const uint8_t *)rec->mv_data)[0] == IDS_SHARED;
+}
+
+/* Decodes the `ids` record rec of series id into desc (views into the
+ * records of the map). */
+static int ids_record_decode(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
+			     const MDB_val *rec, vg_series_desc_t *desc)
+{
+	if (!ids_is_shared(rec))
+		return vg_series_decode(rec->mv_data, rec->mv_size, desc);
+	vg_series_id_t ref;
+	int code = ids_shared_ref(rec, id, &ref);
+	if (code)
+		return code;
+	MDB_val rk = {sizeof ref, &ref}, rv;
+	int rc = mdb_get(txn, store->dbi_ids, &rk, &rv);
+	if (rc)
+		return rc == MDB_NOTFOUND ? VG_ECORRUPT : vg_store_lmdb_error(rc);
+	return ids_shared_decode(rec, rv.mv_data, rv.mv_size, desc);
+}
+
+/* The `ids` record of series id through the write transaction's cursor:
+ * the ids a writer names one after another are mostly on one page, which
+ * the cursor searches without descending from the root. */
+static int ids_get(vg_wtxn_t *txn, vg_series_id_t id, MDB_val *rec)
+{
+	if (!txn->ids_cur) {
+		int rc = mdb_cursor_open(txn->txn, txn->store->dbi_ids, &txn->ids_cur);
+		if (rc) {
+			txn->ids_cur = NULL;
+			return vg_store_lmdb_error(rc);
+		}
+	}
+	MDB_val k = {sizeof id, &id};
+	return vg_store_lmdb_error(mdb_cursor_get(txn->ids_cur, &k, rec, MDB_SET_KEY));
+}
+
+/* The full record of reference series ref, copied — the transaction's puts
+ * may move its page — and kept for the next series that shares it. */
+static int ids_ref(vg_wtxn_t *txn, vg_series_id_t ref, MDB_val *out)
+{
+	if (!txn->ref_cached || txn->ref_id != ref) {
+		txn->ref_cached = false;
+		MDB_val rv;
+		int code = ids_get(txn, ref, &rv);
+		if (code == 0 && (rv.mv_size < 1 || ids_is_shared(&rv)))
+			code = VG_ECORRUPT;
+		if (code == 0) {
+			vg_buf_clear(&txn->ref_key);
+			code = vg_buf_append(&txn->ref_key, rv.mv_data, rv.mv_size);
+		}
+		if (code)
+			return code;
+		txn->ref_id = ref;
+		txn->ref_cached = true;
+	}
+	*out = (MDB_val){txn->ref_key.len, txn->ref_key.data};
+	return 0;
 }
 
 /* Writes into out the record of a new series with canonical key ck (which
@@ -373,6 +435,22 @@ static int ids_record_is(MDB_txn *txn, vg_store_t *store, vg_series_id_t id, con
 		return rec->mv_size == ck->len && memcmp(rec->mv_data, ck->data, ck->len) == 0;
 	vg_series_desc_t desc;
 	int code = ids_record_decode(txn, store, id, rec, &desc);
+	return code ? code : desc_is(&desc, ck);
+}
+
+/* ids_record_is() in a write transaction, through its cursor and its copy
+ * of the last reference record. */
+static int wtxn_record_is(vg_wtxn_t *txn, vg_series_id_t id, const MDB_val *rec,
+			  const vg_buf_t *ck)
+{
+	if (!ids_is_shared(rec))
+		return rec->mv_size == ck->len && memcmp(rec->mv_data, ck->data, ck->len) == 0;
+	vg_series_id_t ref;
+	MDB_val rv;
+	vg_series_desc_t desc;
+	int code = ids_shared_ref(rec, id, &ref);
+	code = code ? code : ids_ref(txn, ref, &rv);
+	code = code ? code : ids_shared_decode(rec, rv.mv_data, rv.mv_size, &desc);
 	return code ? code : desc_is(&desc, ck);
 }
 
@@ -692,9 +770,8 @@ static bool guess_next_series(vg_wtxn_t *txn, const vg_buf_t *ck, vg_series_id_t
 	if (txn->guess_misses > 0 && ++txn->guess_misses <= GUESS_PAUSE)
 		return false;
 	vg_series_id_t next = txn->last_series + 1;
-	MDB_val ik = {sizeof next, &next}, iv;
-	if (mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv) == 0 &&
-	    ids_record_is(txn->txn, txn->store, next, &iv, ck) == 1) {
+	MDB_val iv;
+	if (ids_get(txn, next, &iv) == 0 && wtxn_record_is(txn, next, &iv, ck) == 1) {
 		txn->guess_misses = 0;
 		*id = next;
 		return true;
@@ -737,14 +814,13 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 		return code;
 	unsigned delta = new_id % IDS_GROUP;
 	if (delta) {
-		vg_series_id_t ref_id = new_id - delta;
-		MDB_val rk = {sizeof ref_id, &ref_id}, rv;
-		int rc = mdb_get(txn->txn, store->dbi_ids, &rk, &rv);
-		if (rc == 0 && rv.mv_size >= 1 && ((const uint8_t *)rv.mv_data)[0] != IDS_SHARED &&
-		    vg_series_decode(rv.mv_data, rv.mv_size, &ref_desc) == 0)
+		/* A reference that is gone or damaged leaves the record full. */
+		MDB_val rv;
+		code = ids_ref(txn, new_id - delta, &rv);
+		if (code == 0 && vg_series_decode(rv.mv_data, rv.mv_size, &ref_desc) == 0)
 			ref = &ref_desc;
-		else if (rc && rc != MDB_NOTFOUND)
-			return vg_store_lmdb_error(rc);
+		else if (code != 0 && code != VG_ENOTFOUND && code != VG_ECORRUPT)
+			return code;
 	}
 	code = ids_record_encode(&txn->scratch, &desc, ref, delta, &txn->record);
 	if (code)
@@ -813,6 +889,7 @@ int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 	int flushed = vg_series_flush_postings(txn);
 	if (flushed)
 		return flushed;
+	txn->ref_cached = false;
 	int code = id % IDS_GROUP == 0 ? ids_unshare(txn, id) : 0;
 	if (code)
 		return code;

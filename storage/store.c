@@ -440,6 +440,7 @@ static void wtxn_free(vg_wtxn_t *txn)
 	vg_free(txn->touched);
 	vg_buf_release(&txn->scratch);
 	vg_buf_release(&txn->record);
+	vg_buf_release(&txn->ref_key);
 	vg_series_pending_free(txn);
 	vg_free(txn);
 }
@@ -451,6 +452,8 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 	vg_store_t *store = txn->store;
 	if (txn->head_cur)
 		mdb_cursor_close(txn->head_cur);
+	if (txn->ids_cur)
+		mdb_cursor_close(txn->ids_cur);
 	mdb_txn_abort(txn->txn);
 	for (size_t i = txn->nundo; i-- > 0;)
 		store->heads[txn->undo[i].id] = txn->undo[i].old;
@@ -496,6 +499,10 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	if (txn->head_cur) {
 		mdb_cursor_close(txn->head_cur);
 		txn->head_cur = NULL;
+	}
+	if (txn->ids_cur) {
+		mdb_cursor_close(txn->ids_cur);
+		txn->ids_cur = NULL;
 	}
 	int rc = mdb_txn_commit(txn->txn);
 	if (rc) {

@@ -138,6 +138,13 @@ struct vg_wtxn {
 	size_t ntouched, touched_cap;
 	vg_buf_t scratch;
 	vg_buf_t record; /* an `ids` record being built (series.c) */
+	/* A cursor on `ids` kept for the transaction (closed before commit or
+	 * abort), and the canonical key of the reference series last read
+	 * through it, copied (series.c, ids records). */
+	MDB_cursor *ids_cur;
+	vg_buf_t ref_key;
+	vg_series_id_t ref_id;
+	bool ref_cached;
 	/* Postings of series created in this transaction, not yet put (see
 	 * series.c); NULL until the first. */
 	struct vg_postings_pending *pending;
