@@ -9,6 +9,7 @@
  *   1         value encoding (bits 0-1): 1 decimal, 2 raw; bits 2-6: k
  *   1         decimal exponent e (0 for raw)
  *   varint    count n >= 1
+ *   varint    bytes of the points below
  *   8         min time, the first (host byte order, as LMDB's own)
  *   varint    interval / 10^k, where the interval is the second time - the
  *             first (0 while n is 1) and k the most it allows (<= 18)
@@ -22,6 +23,7 @@
  *     value   decimal: zigzag(d[i] - d[i-1]), varint, with d[-1] = 0 and
  *             the value exactly d / 10^e (the chunk codec's ALP test,
  *             decimal.h); raw: the 8 bytes of the float64
+ *   zeros     room for more points (see merge_block)
  *
  * Decimals are chosen when every value of the block is one; a value of 1
  * decimal place then costs a byte or two instead of 8.  The header keeps
@@ -176,9 +178,9 @@ typedef struct {
 	int64_t last_d; /* HEAD_DEC: the last value's decimal */
 } block_head_t;
 
-/* Most bytes of a header: kind, exponent, count, min, span, interval,
- * last decimal. */
-#define HEAD_HEADER_MAX (2 + 5 + 8 + 10 + 10 + 10)
+/* Most bytes of a header: kind, exponent, count, points' bytes, min,
+ * interval, span, last decimal. */
+#define HEAD_HEADER_MAX (2 + 5 + 10 + 8 + 10 + 10 + 10)
 /* Most bytes of a point: time residual and value. */
 #define HEAD_POINT_MAX 20
 
@@ -194,12 +196,14 @@ static unsigned interval_scale(uint64_t interval)
 	return k;
 }
 
-static size_t header_put(uint8_t *o, const block_head_t *h)
+/* Writes the header of a block whose points take `used` bytes. */
+static size_t header_put(uint8_t *o, const block_head_t *h, size_t used)
 {
 	uint8_t *p = o;
 	*p++ = (uint8_t)(h->kind | h->k << 2);
 	*p++ = h->exp;
 	p = vg_uvarint_store(p, h->count);
+	p = vg_uvarint_store(p, used);
 	memcpy(p, &h->min, 8);
 	p += 8;
 	p = vg_uvarint_store(p, h->interval / (uint64_t)vg_pow10[h->k]);
@@ -247,8 +251,16 @@ static uint8_t *points_put(uint8_t *o, block_head_t *h, const int64_t *times,
 	return o;
 }
 
+/*
+ * Past this many decimal places a value is a full-precision float that
+ * happens to round-trip (most doubles do at 15 or 16 places): its decimals
+ * would take as many bytes as its bits, and the next value would likely
+ * need one place more, encoding the block again.
+ */
+#define HEAD_DEC_MAX_EXPONENT 9
+
 /* Decimals at the largest exponent any value needs, when every value is
- * one; raw bits otherwise. */
+ * one with few places; raw bits otherwise. */
 static void choose_encoding(const double *values, size_t n, block_head_t *h)
 {
 	int e = 0;
@@ -257,7 +269,7 @@ static void choose_encoding(const double *values, size_t n, block_head_t *h)
 		if (vg_alp_fits(values[i], e, &d))
 			continue;
 		int need = vg_alp_min_exponent(values[i]);
-		if (need < 0) {
+		if (need < 0 || need > HEAD_DEC_MAX_EXPONENT) {
 			*h = (block_head_t){.kind = HEAD_RAW};
 			return;
 		}
@@ -285,26 +297,34 @@ static int encode_points(vg_buf_t *s, block_head_t *h, const int64_t *times,
 	return 0;
 }
 
-/* Puts header h and the points in s as the value of key (id, seq),
- * reserved in place; flags as mdb_cursor_put's. */
+/* A new block's room: what a few more points take, so that the next
+ * writes of one point extend it in place (see merge_block). */
+#define HEAD_FIRST_ROOM 64
+
+/* Puts header h and the points in s as the value of key (id, seq), padded
+ * with zeros to `room` bytes when that is more, reserved in place; flags
+ * as mdb_cursor_put's. */
 static int block_put(MDB_cursor *cur, vg_series_id_t id, uint32_t seq, const block_head_t *h,
-		     const vg_buf_t *s, unsigned flags)
+		     const vg_buf_t *s, size_t room, unsigned flags)
 {
 	uint8_t header[HEAD_HEADER_MAX], key[8];
-	size_t hlen = header_put(header, h);
+	size_t hlen = header_put(header, h, s->len), len = hlen + s->len;
+	size_t size = room > len ? room : len;
 	head_key(key, id, seq);
-	MDB_val k = {8, key}, v = {hlen + s->len, NULL};
+	MDB_val k = {8, key}, v = {size, NULL};
 	int rc = mdb_cursor_put(cur, &k, &v, flags | MDB_RESERVE);
 	if (rc == MDB_KEYEXIST && (flags & MDB_APPEND)) {
 		/* Not the last key after all: an ordinary put. */
-		v = (MDB_val){hlen + s->len, NULL};
+		v = (MDB_val){size, NULL};
 		rc = mdb_cursor_put(cur, &k, &v, (flags & ~(unsigned)MDB_APPEND) | MDB_RESERVE);
 	}
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	memcpy(v.mv_data, header, hlen);
+	uint8_t *p = v.mv_data;
+	memcpy(p, header, hlen);
 	if (s->len)
-		memcpy((uint8_t *)v.mv_data + hlen, s->data, s->len);
+		memcpy(p + hlen, s->data, s->len);
+	memset(p + len, 0, size - len);
 	return 0;
 }
 
@@ -343,8 +363,9 @@ static int block_parse(const void *data, size_t size, block_view_t *b)
 	if ((h->kind != HEAD_DEC && h->kind != HEAD_RAW) || h->exp > VG_ALP_MAX_EXPONENT ||
 	    (h->kind == HEAD_RAW && h->exp != 0) || k > VG_ALP_MAX_EXPONENT)
 		return VG_ECORRUPT;
-	uint64_t count, interval, zspan, zd = 0;
+	uint64_t count, used, interval, zspan, zd = 0;
 	p = get_uvarint(p + 2, end, &count);
+	p = p ? get_uvarint(p, end, &used) : NULL;
 	if (!p || count == 0 || count > UINT32_MAX || end - p < 8)
 		return VG_ECORRUPT;
 	memcpy(&h->min, p, 8);
@@ -362,8 +383,14 @@ static int block_parse(const void *data, size_t size, block_view_t *b)
 	h->count = (uint32_t)count;
 	h->max = (int64_t)((uint64_t)h->min + span);
 	h->last_d = (int64_t)vg_unzigzag(zd);
+	if (used > (size_t)(end - p))
+		return VG_ECORRUPT;
 	b->points = p;
-	b->len = (size_t)(end - p);
+	b->len = (size_t)used;
+	/* The rest is room for more points, zeros. */
+	for (const uint8_t *q = p + used; q < end; q++)
+		if (*q)
+			return VG_ECORRUPT;
 	return 0;
 }
 
@@ -417,7 +444,8 @@ static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int6
 	/* The newest series' first block is the database's last key: appended,
 	 * it fills its page instead of splitting it in half. */
 	bool last = seq == 0 && id + 1 == txn->store->next_id;
-	return block_put(cur, id, seq, &h, &txn->scratch, last ? MDB_APPEND : 0);
+	return block_put(cur, id, seq, &h, &txn->scratch, HEAD_FIRST_ROOM,
+			 last ? MDB_APPEND : 0);
 }
 
 /*
@@ -425,10 +453,15 @@ static int put_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int6
  * points that all come after it, when the result stays small: *merged says
  * whether it did.  The new points are appended to the block's encoded
  * points as they are; only a value that is not a decimal at the block's
- * exponent makes the whole block encoded again.  The old points are copied
- * out first because the put rewrites the node in its page; the put
- * replaces the record the cursor stands on (MDB_CURRENT), so the block is
- * found once, not twice.
+ * exponent makes the whole block encoded again.
+ *
+ * A block has room for more points (zeros after its points), so most
+ * appends keep its size: the put then hands back the block where it lies
+ * (MDB_CURRENT | MDB_RESERVE of an unchanged size), and the new header and
+ * points are written in place — no node moved, no page split.  A block
+ * that outgrows its room is written again with twice the room, up to
+ * VG_HEAD_BLOCK_MAX.  The cursor stands on the block from the lookup, so it
+ * is found once, not twice.
  */
 static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const int64_t *times,
 		       const double *values, size_t n, bool *merged)
@@ -453,17 +486,41 @@ static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const in
 	if (code)
 		return code;
 	if (b.h.count + n > VG_HEAD_MERGE_POINTS || b.h.max >= times[0] ||
-	    b.len + HEAD_HEADER_MAX + HEAD_POINT_MAX * n > VG_HEAD_BLOCK_MAX + HEAD_HEADER_MAX)
+	    b.len + HEAD_POINT_MAX * n > VG_HEAD_BLOCK_MAX)
 		return 0;
-	vg_buf_t *s = &txn->scratch;
-	vg_buf_clear(s);
-	if (vg_buf_reserve(s, b.len + HEAD_POINT_MAX * n))
-		return VG_ENOMEM;
-	memcpy(s->data, b.points, b.len);
+	size_t room = v.mv_size, old_hlen = (size_t)(b.points - (const uint8_t *)v.mv_data);
+	uint8_t added[HEAD_POINT_MAX * VG_HEAD_MERGE_POINTS], header[HEAD_HEADER_MAX];
 	block_head_t h = b.h;
-	uint8_t *end = points_put(s->data + b.len, &h, times, values, n);
+	uint8_t *end = points_put(added, &h, times, values, n);
 	if (end) {
-		s->len = (size_t)(end - s->data);
+		size_t alen = (size_t)(end - added), used = b.len + alen;
+		size_t hlen = header_put(header, &h, used), len = hlen + used;
+		if (len > VG_HEAD_BLOCK_MAX)
+			return 0;
+		if (len <= room) {
+			/* In place: same size, LMDB hands back the block itself. */
+			v = (MDB_val){room, NULL};
+			rc = mdb_cursor_put(cur, &k, &v, MDB_CURRENT | MDB_RESERVE);
+			if (rc)
+				return vg_store_lmdb_error(rc);
+			uint8_t *p = v.mv_data;
+			if (hlen != old_hlen)
+				memmove(p + hlen, p + old_hlen, b.len);
+			memcpy(p, header, hlen);
+			memcpy(p + hlen + b.len, added, alen);
+			if (len < room)
+				memset(p + len, 0, room - len);
+			*merged = true;
+			return 0;
+		}
+		/* Outgrown: copied out first, the put rewrites the node. */
+		vg_buf_t *s = &txn->scratch;
+		vg_buf_clear(s);
+		if (vg_buf_reserve(s, used))
+			return VG_ENOMEM;
+		memcpy(s->data, b.points, b.len);
+		memcpy(s->data + b.len, added, alen);
+		s->len = used;
 	} else {
 		/* Every point again, at the exponent the new values need. */
 		vg_run_t all = {0};
@@ -472,16 +529,17 @@ static int merge_block(vg_wtxn_t *txn, vg_series_id_t id, uint32_t seq, const in
 		if (code == 0) {
 			vg_points_copy(all.times + b.h.count, all.values + b.h.count, times,
 				       values, n);
-			code = encode_points(s, &h, all.times, all.values, b.h.count + n);
+			code = encode_points(&txn->scratch, &h, all.times, all.values,
+					     b.h.count + n);
 		}
 		vg_run_release(&all);
 		if (code)
 			return code;
+		if (header_put(header, &h, txn->scratch.len) + txn->scratch.len > VG_HEAD_BLOCK_MAX)
+			return 0;
 	}
-	uint8_t header[HEAD_HEADER_MAX];
-	if (header_put(header, &h) + s->len > VG_HEAD_BLOCK_MAX)
-		return 0;
-	code = block_put(cur, id, seq, &h, s, MDB_CURRENT);
+	size_t grown = 2 * room < VG_HEAD_BLOCK_MAX ? 2 * room : VG_HEAD_BLOCK_MAX;
+	code = block_put(cur, id, seq, &h, &txn->scratch, grown, MDB_CURRENT);
 	*merged = code == 0;
 	return code;
 }
@@ -865,7 +923,7 @@ int vg_head_upgrade_v1(MDB_txn *txn, vg_store_t *store)
 		code = code ? code : encode_points(&points, &h, run.times, run.values, count);
 		code = code ? code
 			    : block_put(cur, vg_load_be32(k.mv_data),
-					vg_load_be32((const uint8_t *)k.mv_data + 4), &h, &points,
+					vg_load_be32((const uint8_t *)k.mv_data + 4), &h, &points, 0,
 					MDB_CURRENT);
 	}
 	mdb_cursor_close(cur);
