@@ -105,16 +105,50 @@ static void group_release(group_t *g)
 	vg_free(g->slots);
 }
 
-static int key_append(vg_buf_t *b, const char *s)
+/* Appends s (n bytes) length-prefixed at p; returns the end. */
+static uint8_t *key_part(uint8_t *p, const char *s, size_t n)
 {
-	size_t n = strlen(s);
-	if (n > UINT32_MAX)
-		return VG_ELIMIT;
 	uint32_t len = (uint32_t)n;
-	int code = vg_buf_append(b, &len, sizeof len);
-	return code ? code : vg_buf_append(b, s, n);
+	memcpy(p, &len, sizeof len);
+	memcpy(p + sizeof len, s, n);
+	return p + sizeof len + n;
 }
 
+/* Sets b to the part of a block's keys as sent that its fields share: the
+ * measurement and the tags in the order sent, each length-prefixed. */
+static int key_prefix(vg_buf_t *b, vg_str_t measurement, const vg_tag_t *tags, size_t ntags)
+{
+	size_t total = 4 + measurement.len;
+	for (size_t t = 0; t < ntags; t++)
+		total += 8 + tags[t].key.len + tags[t].value.len;
+	if (total > UINT32_MAX / 2)
+		return VG_ELIMIT;
+	vg_buf_clear(b);
+	int code = vg_buf_reserve(b, total);
+	if (code)
+		return code;
+	uint8_t *p = key_part(b->data, measurement.data, measurement.len);
+	for (size_t t = 0; t < ntags; t++) {
+		p = key_part(p, tags[t].key.data, tags[t].key.len);
+		p = key_part(p, tags[t].value.data, tags[t].value.len);
+	}
+	b->len = total;
+	return 0;
+}
+
+/* Sets b, holding a key prefix of `prefix` bytes, to the whole key of
+ * field name (n bytes). */
+static int key_field(vg_buf_t *b, size_t prefix, const char *name, size_t n)
+{
+	if (n > UINT32_MAX / 2)
+		return VG_ELIMIT;
+	b->len = prefix;
+	int code = vg_buf_reserve(b, 4 + n);
+	if (code)
+		return code;
+	b->len = (size_t)(key_part(b->data + prefix, name, n) - b->data);
+	return 0;
+}
 
 /* The slot of g->key (hash h): its entry, or the empty slot for it. */
 static key_slot_t *key_find(group_t *g, uint64_t h)
@@ -204,24 +238,18 @@ static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
 			tags[t].key = (vg_str_t){block->tags[t]->key, strlen(block->tags[t]->key)};
 			tags[t].value = (vg_str_t){block->tags[t]->value, strlen(block->tags[t]->value)};
 		}
+		vg_str_t measurement = {block->measurement, strlen(block->measurement)};
 		/* The block's part of the key as sent: measurement and tags. */
 		size_t prefix = 0;
 		if (g) {
-			vg_buf_clear(&g->key);
-			int code = key_append(&g->key, block->measurement);
-			for (size_t t = 0; t < block->n_tags && code == 0; t++) {
-				code = key_append(&g->key, block->tags[t]->key);
-				code = code ? code : key_append(&g->key, block->tags[t]->value);
-			}
+			int code = key_prefix(&g->key, measurement, tags, block->n_tags);
 			if (code)
 				return code;
 			prefix = g->key.len;
 		}
 		for (size_t f = 0; f < block->n_fields; f++) {
 			const Vigil__V1__WriteField *field = block->fields[f];
-			vg_series_key_t key = {{block->measurement, strlen(block->measurement)},
-					       tags,
-					       block->n_tags,
+			vg_series_key_t key = {measurement, tags, block->n_tags,
 					       {field->name, strlen(field->name)}};
 			vg_series_id_t id;
 			bool created = false;
@@ -229,8 +257,7 @@ static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
 			key_slot_t *slot = NULL;
 			uint64_t h = 0;
 			if (g) {
-				g->key.len = prefix;
-				rc = key_append(&g->key, field->name);
+				rc = key_field(&g->key, prefix, key.field.data, key.field.len);
 				if (rc)
 					return rc;
 				h = vg_hash64(g->key.data, g->key.len);
