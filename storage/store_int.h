@@ -7,8 +7,10 @@
  *   meta      "format" -> u32 version; "next_id" -> u32;
  *             "ret:" <measurement> -> i64 retention ns ("ret:" alone: global)
  *   kv        free-form records of the layers above (vg_wtxn_meta_put)
- *   series    hash64(canonical key) -> dup u32 ids (DUPSORT|DUPFIXED); a hash
- *             may collide, so lookups compare the canonical key
+ *   series    hash32(entity) hash32(canonical key) -> dup u32 ids
+ *             (DUPSORT|DUPFIXED; the entity: measurement and tags but the
+ *             last, see series.c); a hash may collide, so lookups compare
+ *             the canonical key
  *   ids       u32 id -> canonical key (see series.c for its layout)
  *   postings  'M' m                 -> dup u32 ids of every series of m
  *             'T' m 0x00 k 0x00 v   -> dup u32 ids of series with tag k=v

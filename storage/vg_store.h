@@ -37,7 +37,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define VG_STORE_FORMAT_VERSION 1
+/* 2: the `series` keys put the entity's hash first (storage/series.c). */
+#define VG_STORE_FORMAT_VERSION 2
 #define VG_STORE_MAX_TAGS 64
 #define VG_STORE_NAME_MAX 255
 #define VG_STORE_TAG_VALUE_MAX 1024
