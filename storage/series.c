@@ -11,21 +11,22 @@
  * 01 "cpu" 00 "usage" 00 "host" 00 "a" 00.
  *
  * Keys to ids: LMDB keys are at most 511 bytes and a series key may be far
- * longer, so the `series` database is keyed by 8 bytes of hashes of the
- * canonical key with the ids as duplicates; a lookup compares the canonical
- * key stored under each candidate id, so collisions are harmless.
+ * longer, so the `series` database holds hashes: under the 32-bit hash of
+ * the series' entity — its measurement and its tags but the last (the only
+ * one, if one) — an 8-byte duplicate per series, the 32-bit hash of the
+ * whole canonical key then the id (series_hash_key).  A lookup compares the
+ * canonical key stored under each candidate id, so collisions are harmless.
  *
- * The 8 bytes are not one hash of the whole key but two 32-bit ones (see
- * series_hash_key): first the entity — the measurement and the tags but
- * the last (the only tag, when there is one) — then the whole key.  Series
- * that are created together mostly belong to one new entity (a host and its
- * metrics, a patient and their vitals): with one hash of the whole key each
- * new series landed on a leaf page of its own, so at 1 M series a
- * transaction creating 64 k series dirtied (copied, wrote out and kept in
- * LMDB's page pool) every one of the ~7,900 leaves; with the entity first,
- * an entity's series share a leaf.  Ordered this way the tree is a coarse
- * version of the sorted series indexes of other stores (measurement, then
- * tags).  Nothing depends on it but speed.
+ * Why entities.  Series that are created together mostly belong to one new
+ * entity (a host and its metrics, a patient and their vitals).  Under one
+ * 64-bit hash of the whole key each new series landed on a leaf page of its
+ * own: at 1 M series a transaction creating 64 k series dirtied (copied,
+ * wrote out and kept in LMDB's page pool) every one of the ~7,900 leaves.
+ * Under the entity's hash an entity's series share one node, whose fixed-
+ * size duplicates LMDB packs as a bare array (8 bytes a series, against a
+ * 22-byte node each before).  The order is a coarse version of the sorted
+ * series indexes of other stores (measurement, then tags).  Nothing depends
+ * on it but speed and size.
  *
  * Postings keys embed the tag value; a value too long for a key is cut and
  * followed by 0xFF (a byte that never occurs in UTF-8) and its 64-bit hash,
@@ -64,8 +65,26 @@ static int compare_tags(const void *a, const void *b)
 	return c ? c : (x->key.len > y->key.len) - (x->key.len < y->key.len);
 }
 
-/* Validates key and builds its canonical form into out (replaced). */
-static int canonical_key(const vg_series_key_t *key, vg_buf_t *out)
+/*
+ * The hashes of canonical key ck (len bytes) into hk: big-endian
+ * hash32(entity), the `series` key, then hash32(ck), which begins the
+ * duplicate; the entity is the measurement (m_len bytes at ck + 1) and the
+ * tags in [tags_off, entity_end): all but the last (the only one, if one).
+ * See the top of the file.
+ */
+static void series_hash_key(const uint8_t *ck, size_t len, size_t m_len, size_t tags_off,
+			    size_t entity_end, uint8_t hk[8])
+{
+	uint64_t entity = vg_hash64(ck + 1, m_len) ^
+	                  (vg_hash64(ck + tags_off, entity_end - tags_off) *
+	                   UINT64_C(0x9E3779B97F4A7C15));
+	vg_store_be32(hk, (uint32_t)(entity >> 32));
+	vg_store_be32(hk + 4, (uint32_t)vg_hash64(ck, len));
+}
+
+/* Validates key and builds its canonical form into out (replaced) and its
+ * `series` key into hk. */
+static int canonical_key(const vg_series_key_t *key, vg_buf_t *out, uint8_t hk[8])
 {
 	if (!name_ok(key->measurement) || !name_ok(key->field) || key->ntags > VG_STORE_MAX_TAGS)
 		return VG_EINVAL;
@@ -120,6 +139,12 @@ static int canonical_key(const vg_series_key_t *key, vg_buf_t *out)
 		*p++ = 0;
 	}
 	out->len = total;
+	size_t tags_off = 3 + key->measurement.len + key->field.len, entity_end = total;
+	if (key->ntags >= 2) {
+		const vg_tag_t *last = sorted[key->ntags - 1];
+		entity_end -= last->key.len + last->value.len + 2;
+	}
+	series_hash_key(out->data, total, key->measurement.len, tags_off, entity_end, hk);
 	return 0;
 }
 
@@ -249,88 +274,36 @@ static int posting_read(MDB_cursor *cur, const pkey_t *k, vg_idset_t *out)
 
 /* ---- lookup and creation --------------------------------------------- */
 
-/*
- * The `series` key of a canonical key (valid, as canonical_key() builds it):
- * big-endian hash32(entity) then hash32(whole key), the entity being the
- * measurement and the tags but the last (the only one, if one).  See the
- * top of the file.
- */
-static void series_hash_key(const uint8_t *ck, size_t len, uint8_t hk[8])
+/* Finds the id of canonical key `ck` (`series` key hk) with cur, a cursor
+ * on the `series` database: 0, VG_ENOTFOUND or an error.  Leaves cur on
+ * the entity's duplicates, where the put of a new series goes. */
+static int find_canonical(MDB_cursor *cur, vg_store_t *store, const vg_buf_t *ck,
+			  const uint8_t hk[8], vg_series_id_t *id)
 {
-	size_t ntags = ck[0];
-	const uint8_t *m = ck + 1;
-	const uint8_t *m_end = memchr(m, 0, len - 1);
-	const uint8_t *tags = memchr(m_end + 1, 0, len - (size_t)(m_end + 1 - ck)) + 1;
-	/* The end of the entity's tags: the start of the last tag, or the end
-	 * of the key when there are fewer than two. */
-	const uint8_t *end = ck + len;
-	if (ntags >= 2) {
-		/* Step back over the last "key 0x00 value 0x00". */
-		const uint8_t *p = end - 1;
-		for (int nuls = 0; p > tags; p--)
-			if (p[-1] == 0 && ++nuls == 2)
-				break;
-		end = p;
-	}
-	uint64_t entity = vg_hash64(m, (size_t)(m_end - m)) ^
-	                  (vg_hash64(tags, (size_t)(end - tags)) * UINT64_C(0x9E3779B97F4A7C15));
-	vg_store_be32(hk, (uint32_t)(entity >> 32));
-	vg_store_be32(hk + 4, (uint32_t)vg_hash64(ck, len));
-}
-
-/* Finds the id of canonical key `ck`: 0, VG_ENOTFOUND or an error. */
-static int find_canonical(MDB_txn *txn, vg_store_t *store, const vg_buf_t *ck, vg_series_id_t *id)
-{
-	uint8_t hk[8];
-	series_hash_key(ck->data, ck->len, hk);
-	MDB_val key = {8, hk}, val;
-	/* The usual case, a hash with one id (or none), without a cursor:
-	 * mdb_get gives the first duplicate. */
-	int rc = mdb_get(txn, store->dbi_series, &key, &val);
-	if (rc == MDB_NOTFOUND)
-		return VG_ENOTFOUND;
-	if (rc)
-		return vg_store_lmdb_error(rc);
-	if (val.mv_size == 4) {
-		vg_series_id_t candidate = vg_load_be32(val.mv_data);
+	MDB_txn *txn = mdb_cursor_txn(cur);
+	uint8_t probe[8];
+	memcpy(probe, hk + 4, 4);
+	memset(probe + 4, 0, 4);
+	MDB_val key = {4, (void *)hk}, val = {8, probe};
+	/* The first of the entity's series at or after the key's hash. */
+	int rc = mdb_cursor_get(cur, &key, &val, MDB_GET_BOTH_RANGE);
+	for (; rc == 0; rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP)) {
+		if (val.mv_size != 8)
+			return VG_ECORRUPT;
+		if (memcmp(val.mv_data, hk + 4, 4) != 0)
+			return VG_ENOTFOUND; /* past the key's hash */
+		/* This hash (another key's, on a collision): compare the keys. */
+		vg_series_id_t candidate = vg_load_be32((const uint8_t *)val.mv_data + 4);
 		MDB_val ik = {sizeof candidate, &candidate}, iv;
-		rc = mdb_get(txn, store->dbi_ids, &ik, &iv);
-		if (rc)
-			return vg_store_lmdb_error(rc);
+		int rc2 = mdb_get(txn, store->dbi_ids, &ik, &iv);
+		if (rc2)
+			return vg_store_lmdb_error(rc2);
 		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
 			*id = candidate;
 			return 0;
 		}
 	}
-	/* A collision (or a bad record): walk every id under the hash. */
-	MDB_cursor *cur;
-	rc = mdb_cursor_open(txn, store->dbi_series, &cur);
-	if (rc)
-		return vg_store_lmdb_error(rc);
-	int code = VG_ENOTFOUND;
-	for (rc = mdb_cursor_get(cur, &key, &val, MDB_SET_KEY); rc == 0;
-	     rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP)) {
-		if (val.mv_size != 4) {
-			code = VG_ECORRUPT;
-			break;
-		}
-		vg_series_id_t candidate = vg_load_be32(val.mv_data);
-		MDB_val ik = {sizeof candidate, &candidate}, iv;
-		int rc2 = mdb_get(txn, store->dbi_ids, &ik, &iv);
-		if (rc2) {
-			code = vg_store_lmdb_error(rc2);
-			break;
-		}
-		if (iv.mv_size == ck->len && memcmp(iv.mv_data, ck->data, ck->len) == 0) {
-			*id = candidate;
-			code = 0;
-			break;
-		}
-	}
-	if (rc && rc != MDB_NOTFOUND)
-		code = vg_store_lmdb_error(rc);
-	mdb_cursor_close(cur);
-	return code;
+	return rc == MDB_NOTFOUND ? VG_ENOTFOUND : vg_store_lmdb_error(rc);
 }
 
 /* ---- deferred postings ----------------------------------------------- */
@@ -570,10 +543,16 @@ static int unindex_postings(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
 int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id, bool *created)
 {
 	vg_store_t *store = txn->store;
-	int code = canonical_key(key, &txn->scratch);
+	uint8_t hk[8];
+	int code = canonical_key(key, &txn->scratch, hk);
 	if (code)
 		return code;
-	code = find_canonical(txn->txn, store, &txn->scratch, id);
+	if (!txn->series_cur) {
+		int rc = mdb_cursor_open(txn->txn, store->dbi_series, &txn->series_cur);
+		if (rc)
+			return vg_store_lmdb_error(rc);
+	}
+	code = find_canonical(txn->series_cur, store, &txn->scratch, hk, id);
 	if (created)
 		*created = false;
 	if (code != VG_ENOTFOUND)
@@ -585,11 +564,11 @@ int vg_wtxn_series(vg_wtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *i
 	int rc = mdb_put(txn->txn, store->dbi_ids, &ik, &iv, MDB_APPEND);
 	if (rc)
 		return vg_store_lmdb_error(rc);
-	uint8_t hk[8], idbuf[4];
-	series_hash_key(txn->scratch.data, txn->scratch.len, hk);
-	vg_store_be32(idbuf, new_id);
-	MDB_val sk = {8, hk}, sv = {4, idbuf};
-	rc = mdb_put(txn->txn, store->dbi_series, &sk, &sv, 0);
+	uint8_t dup[8];
+	memcpy(dup, hk + 4, 4);
+	vg_store_be32(dup + 4, new_id);
+	MDB_val sk = {4, hk}, sv = {8, dup};
+	rc = mdb_cursor_put(txn->series_cur, &sk, &sv, 0);
 	if (rc)
 		return vg_store_lmdb_error(rc);
 	vg_series_desc_t desc;
@@ -624,10 +603,19 @@ int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 	code = code ? code : unindex_postings(txn->txn, store, id, &desc);
 	if (code)
 		return code;
-	uint8_t hk[8], idbuf[4];
-	series_hash_key(txn->scratch.data, txn->scratch.len, hk);
-	vg_store_be32(idbuf, id);
-	MDB_val sk = {8, hk}, sv = {4, idbuf};
+	/* The bounds of the entity, from the parts decoded above. */
+	const uint8_t *ck = txn->scratch.data;
+	size_t len = txn->scratch.len;
+	size_t tags_off = desc.ntags ? (size_t)((const uint8_t *)desc.tags[0].key.data - ck) : len;
+	size_t entity_end =
+	    desc.ntags >= 2 ? (size_t)((const uint8_t *)desc.tags[desc.ntags - 1].key.data - ck)
+			    : len;
+	uint8_t hk[8];
+	series_hash_key(ck, len, desc.measurement.len, tags_off, entity_end, hk);
+	uint8_t dup[8];
+	memcpy(dup, hk + 4, 4);
+	vg_store_be32(dup + 4, id);
+	MDB_val sk = {4, hk}, sv = {8, dup};
 	rc = mdb_del(txn->txn, store->dbi_series, &sk, &sv);
 	if (rc == 0)
 		rc = mdb_del(txn->txn, store->dbi_ids, &ik, NULL);
@@ -637,9 +625,15 @@ int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id)
 int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id_t *id)
 {
 	vg_buf_t ck = VG_BUF_INIT;
-	int code = canonical_key(key, &ck);
+	uint8_t hk[8];
+	int code = canonical_key(key, &ck, hk);
+	MDB_cursor *cur = NULL;
 	if (code == 0)
-		code = find_canonical(txn->txn, txn->store, &ck, id);
+		code = vg_store_lmdb_error(mdb_cursor_open(txn->txn, txn->store->dbi_series, &cur));
+	if (code == 0)
+		code = find_canonical(cur, txn->store, &ck, hk, id);
+	if (cur)
+		mdb_cursor_close(cur);
 	vg_buf_release(&ck);
 	return code;
 }

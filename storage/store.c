@@ -436,6 +436,8 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 	vg_store_t *store = txn->store;
 	if (txn->head_cur)
 		mdb_cursor_close(txn->head_cur);
+	if (txn->series_cur)
+		mdb_cursor_close(txn->series_cur);
 	mdb_txn_abort(txn->txn);
 	for (size_t i = txn->nundo; i-- > 0;)
 		store->heads[txn->undo[i].id] = txn->undo[i].old;
@@ -481,6 +483,10 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	if (txn->head_cur) {
 		mdb_cursor_close(txn->head_cur);
 		txn->head_cur = NULL;
+	}
+	if (txn->series_cur) {
+		mdb_cursor_close(txn->series_cur);
+		txn->series_cur = NULL;
 	}
 	int rc = mdb_txn_commit(txn->txn);
 	if (rc) {

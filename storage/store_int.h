@@ -7,10 +7,10 @@
  *   meta      "format" -> u32 version; "next_id" -> u32;
  *             "ret:" <measurement> -> i64 retention ns ("ret:" alone: global)
  *   kv        free-form records of the layers above (vg_wtxn_meta_put)
- *   series    hash32(entity) hash32(canonical key) -> dup u32 ids
- *             (DUPSORT|DUPFIXED; the entity: measurement and tags but the
- *             last, see series.c); a hash may collide, so lookups compare
- *             the canonical key
+ *   series    hash32(entity) -> dup (hash32(canonical key), u32 id), 8
+ *             bytes each (DUPSORT|DUPFIXED; the entity: measurement and tags
+ *             but the last, see series.c); hashes may collide, so lookups
+ *             compare the canonical key
  *   ids       u32 id -> canonical key (see series.c for its layout)
  *   postings  'M' m                 -> dup u32 ids of every series of m
  *             'T' m 0x00 k 0x00 v   -> dup u32 ids of series with tag k=v
@@ -146,6 +146,10 @@ struct vg_wtxn {
 	 * series land on the same leaf page, which LMDB then searches without
 	 * descending from the root again. */
 	MDB_cursor *head_cur;
+	/* A cursor on the series database for the whole transaction (series.c,
+	 * closed like head_cur): a new series is looked up and put with it, and
+	 * the next new series of the same entity is on the same page. */
+	MDB_cursor *series_cur;
 	/* Seals fit a series' unfinished tail chunk to its pages too (the
 	 * idle seal: vg_store_seal); commit-time seals leave it, since the
 	 * series' next seal lays it out again (seal.c, encode_fitted). */

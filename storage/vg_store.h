@@ -37,7 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2: the `series` keys put the entity's hash first (storage/series.c). */
+/* 2: the `series` database keyed by entity (storage/series.c). */
 #define VG_STORE_FORMAT_VERSION 2
 #define VG_STORE_MAX_TAGS 64
 #define VG_STORE_NAME_MAX 255
