@@ -274,9 +274,10 @@ static int posting_read(MDB_cursor *cur, const pkey_t *k, vg_idset_t *out)
 
 /* ---- lookup and creation --------------------------------------------- */
 
-/* Finds the id of canonical key `ck` (`series` key hk) with cur, a cursor
- * on the `series` database: 0, VG_ENOTFOUND or an error.  Leaves cur on
- * the entity's duplicates, where the put of a new series goes. */
+/* Finds the id of canonical key `ck` (hashes hk) with cur, a cursor on the
+ * `series` database: 0, VG_ENOTFOUND or an error.  The writer puts a new
+ * series through the same cursor, which LMDB then searches from the page
+ * this lookup ended on when the key falls within it. */
 static int find_canonical(MDB_cursor *cur, vg_store_t *store, const vg_buf_t *ck,
 			  const uint8_t hk[8], vg_series_id_t *id)
 {
