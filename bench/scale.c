@@ -29,6 +29,9 @@
  * groups of about --min-points points so the bench's own memory stays
  * bounded at 1 M series; the time between groups is not counted.
  *
+ * --create-only stops after the creation phase (the memory figures are then
+ * those of N series of one point), to profile series creation alone.
+ *
  * --startup times BENCH.md's start-up: a store of 100 M points in 1 M series
  * (100 points each, sealed) is built once through the storage library into
  * --store (default bench/data/startup-1M; reused when its "complete" marker
@@ -70,6 +73,7 @@ typedef struct {
 	const char *sync;
 	const char *workdir;
 	int conns, pipeline;
+	bool create_only; /* only the creation phase (for profiling it) */
 	size_t batch_series;
 	uint64_t min_points;
 	int runs, warmup;
@@ -482,8 +486,20 @@ static int run_one(const scale_opts_t *o, uint64_t n)
 		m0 = memory_of(srv.pid);
 	double t_create = 0, t_ingest = 0;
 	uint64_t p_create = 0, p_ingest = 0;
-	if (send_rounds(o, clients, d, 0, 1, &t_create, &p_create) ||
-	    send_rounds(o, clients, d, 1, d->npoints, &t_ingest, &p_ingest))
+	if (send_rounds(o, clients, d, 0, 1, &t_create, &p_create))
+		goto out;
+	if (o->create_only) {
+		if (srv.pid)
+			m1 = memory_of(srv.pid);
+		printf("%9" PRIu64 " %12.0f %12s %9s %9s %9s %9s %9.0f %8.0f %8.0f %9.1f\n", n,
+		       (double)p_create / t_create, "-", "-", "-", "-", "-",
+		       ((double)m1.rss - (double)m0.rss) / (double)n,
+		       ((double)m1.anon - (double)m0.anon) / (double)n,
+		       ((double)m1.file - (double)m0.file) / (double)n, (double)m1.hwm / 1048576.0);
+		status = BENCH_EXIT_OK;
+		goto out;
+	}
+	if (send_rounds(o, clients, d, 1, d->npoints, &t_ingest, &p_ingest))
 		goto out;
 	if (srv.pid) {
 		m1 = memory_of(srv.pid);
@@ -593,7 +609,8 @@ static void usage(FILE *out)
 	    "usage: vigil-bench scale [--series N,N,...] [--sync full|none] [--connections N]\n"
 	    "         [--batch-series N] [--pipeline N] [--min-points N] [--runs N] [--warmup N]\n"
 	    "         [--vigild PATH | --addr HOST:PORT] [--dir DIR]\n"
-	    "         [--startup] [--startup-only] [--startup-runs N] [--store DIR]\n");
+	    "         [--startup] [--startup-only] [--startup-runs N] [--store DIR]\n"
+	    "         [--create-only]\n");
 }
 
 int bench_scale_main(int argc, char **argv)
@@ -614,12 +631,13 @@ int bench_scale_main(int argc, char **argv)
 	    {"startup-only", no_argument, NULL, 'O'},
 	    {"startup-runs", required_argument, NULL, 'R'},
 	    {"store", required_argument, NULL, 'D'},
+	    {"create-only", no_argument, NULL, 'C'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	char vigild[PATH_MAX + 32];
 	default_vigild(vigild, sizeof vigild);
-	scale_opts_t o = {vigild, NULL, "full", "/tmp", 4, 16, 1000, 1000000, 1000, 50};
+	scale_opts_t o = {vigild, NULL, "full", "/tmp", 4, 16, false, 1000, 1000000, 1000, 50};
 	const char *series = "1000,10000,100000,1000000", *store_dir = "bench/data/startup-1M";
 	bool startup = false, only = false;
 	int startup_runs = 7;
@@ -670,6 +688,9 @@ int bench_scale_main(int argc, char **argv)
 			break;
 		case 'D':
 			store_dir = optarg;
+			break;
+		case 'C':
+			o.create_only = true;
 			break;
 		case 'h':
 			usage(stdout);

@@ -8,7 +8,8 @@
  * scale-N's (measurement `scale`, host=host_<e/100>, metric=m<e%100>, field
  * `value`), points every 10 s from VG_DATASET_START_NS, values a random
  * walk in steps of 0.1.  A "complete" file marks a finished store, so a run
- * that was cut short is rebuilt rather than timed.
+ * that was cut short is rebuilt rather than timed; it names the store
+ * format version, so a store of another version is rebuilt too.
  */
 #include "bench.h"
 
@@ -39,8 +40,18 @@ int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints)
 {
 	char marker[PATH_MAX + 16];
 	snprintf(marker, sizeof marker, "%s/complete", dir);
-	if (access(marker, F_OK) == 0)
+	char expected[64], found[64] = "";
+	snprintf(expected, sizeof expected, "format %d: %zu series x %zu points\n",
+	         VG_STORE_FORMAT_VERSION, nseries, npoints);
+	FILE *m = fopen(marker, "r");
+	if (m) {
+		if (!fgets(found, sizeof found, m))
+			found[0] = 0;
+		fclose(m);
+	}
+	if (strcmp(found, expected) == 0)
 		return 0;
+	unlink(marker);
 	fprintf(stderr, "vigil-bench scale: building the start-up store in %s (once)\n", dir);
 	char path[PATH_MAX + 16];
 	snprintf(path, sizeof path, "%s/data.mdb", dir);
@@ -118,7 +129,7 @@ int bench_scale_build_store(const char *dir, size_t nseries, size_t npoints)
 	FILE *f = fopen(marker, "w");
 	if (!f)
 		return -1;
-	fprintf(f, "%zu series x %zu points\n", nseries, npoints);
+	fputs(expected, f);
 	fclose(f);
 	return 0;
 }

@@ -1,10 +1,11 @@
 /*
  * writer.c — group commit.
  *
- * The loop queues validated write jobs; the writer thread takes every job
- * queued at that moment, applies them all in one write transaction and
- * commits once (one fsync under --sync full for the whole group), then
- * hands them back to the loop, which acknowledges each.  While a commit is
+ * The loop queues validated write jobs; the writer thread takes the jobs
+ * queued at that moment (up to VG_GROUP_MAX_SERIES series writes), applies
+ * them all in one write transaction and commits once (one fsync under
+ * --sync full for the whole group), then hands them back to the loop,
+ * which acknowledges each.  While a commit is
  * in progress new jobs pile up and form the next group, so the number of
  * fsyncs adapts to the load with no timer and no added latency when idle.
  * Inside the group each series is resolved once and put once (its points
@@ -30,6 +31,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/*
+ * A group stops growing once its jobs write this many series.  LMDB keeps
+ * every page a write transaction dirtied in a pool of its own for later
+ * transactions and never gives it back, so the pool is as large as the
+ * largest transaction ever was (and so are the group's tables here).
+ * Unbounded, 4 connections pipelining 16 writes of 1,000 series made
+ * groups of 64 k series, and at 1 M series the pool and tables held ~20 B
+ * of heap per series (bench/RESULTS.md, "series creation and memory");
+ * 16 k series still make few commits (one fsync each under --sync full).
+ */
+#define VG_GROUP_MAX_SERIES 16384
 
 #define VG_IDLE_SEAL_MIN_POINTS 1
 #define VG_IDLE_SEAL_NS INT64_C(2000000000) /* quiet time before heads are sealed */
@@ -466,6 +479,34 @@ static void run_maintenance(vg_server_t *server)
 		compact_if_worthwhile(server);
 }
 
+/* The series writes (fields of blocks) of a job's Write. */
+static size_t job_series(const vg_write_job_t *job)
+{
+	const Vigil__V1__Write *write = job->envelope->write;
+	size_t n = 0;
+	for (size_t b = 0; b < write->n_blocks; b++)
+		n += write->blocks[b]->n_fields;
+	return n;
+}
+
+/* Takes the next group off the queue (under w->lock): the queued jobs in
+ * order, up to the first that brings it to VG_GROUP_MAX_SERIES series
+ * writes (always one job at least). */
+static vg_write_job_t *take_group(vg_writer_t *w)
+{
+	vg_write_job_t *group = w->pending, *last = group;
+	size_t series = job_series(last);
+	while (last->next && series < VG_GROUP_MAX_SERIES) {
+		last = last->next;
+		series += job_series(last);
+	}
+	w->pending = last->next;
+	last->next = NULL;
+	if (!w->pending)
+		w->pending_tail = &w->pending;
+	return group;
+}
+
 static void *writer_main(void *arg)
 {
 	vg_server_t *server = arg;
@@ -527,9 +568,7 @@ static void *writer_main(void *arg)
 		}
 		if (!w->pending && w->stopping)
 			break;
-		vg_write_job_t *group = w->pending;
-		w->pending = NULL;
-		w->pending_tail = &w->pending;
+		vg_write_job_t *group = take_group(w);
 		pthread_mutex_unlock(&w->lock);
 
 		int rc = vg_writer_commit(server->store, group);

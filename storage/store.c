@@ -165,8 +165,9 @@ static int check_format(vg_store_t *store, MDB_txn *txn, char *err, size_t errle
 			       "the format record is damaged");
 	uint32_t version = vg_load_be32(val.mv_data);
 	if (version == 1) {
-		/* Format 1 differs only in its head blocks. */
+		/* Format 1 differs in its head blocks and `series` keys. */
 		int code = vg_head_upgrade_v1(txn, store);
+		code = code ? code : vg_series_upgrade_v1(txn, store);
 		uint8_t current[4];
 		vg_store_be32(current, VG_STORE_FORMAT_VERSION);
 		val.mv_size = 4;
@@ -454,6 +455,8 @@ void vg_wtxn_abort(vg_wtxn_t *txn)
 		mdb_cursor_close(txn->head_cur);
 	if (txn->ids_cur)
 		mdb_cursor_close(txn->ids_cur);
+	if (txn->series_cur)
+		mdb_cursor_close(txn->series_cur);
 	mdb_txn_abort(txn->txn);
 	for (size_t i = txn->nundo; i-- > 0;)
 		store->heads[txn->undo[i].id] = txn->undo[i].old;
@@ -503,6 +506,10 @@ int vg_wtxn_commit(vg_wtxn_t *txn)
 	if (txn->ids_cur) {
 		mdb_cursor_close(txn->ids_cur);
 		txn->ids_cur = NULL;
+	}
+	if (txn->series_cur) {
+		mdb_cursor_close(txn->series_cur);
+		txn->series_cur = NULL;
 	}
 	int rc = mdb_txn_commit(txn->txn);
 	if (rc) {

@@ -7,8 +7,10 @@
  *   meta      "format" -> u32 version; "next_id" -> u32;
  *             "ret:" <measurement> -> i64 retention ns ("ret:" alone: global)
  *   kv        free-form records of the layers above (vg_wtxn_meta_put)
- *   series    hash64(canonical key) -> dup u32 ids (DUPSORT|DUPFIXED); a hash
- *             may collide, so lookups compare the canonical key
+ *   series    hash32(entity) -> dup (hash32(canonical key), u32 id), 8
+ *             bytes each (DUPSORT|DUPFIXED; the entity: measurement and tags
+ *             but the last, see series.c); hashes may collide, so lookups
+ *             compare the canonical key
  *   ids       u32 id -> canonical key (see series.c for its layout)
  *   postings  'M' m                 -> dup u32 ids of every series of m
  *             'T' m 0x00 k 0x00 v   -> dup u32 ids of series with tag k=v
@@ -158,6 +160,10 @@ struct vg_wtxn {
 	vg_series_id_t last_series;
 	bool has_last;
 	uint8_t guess_misses;
+	/* A cursor on the series database for the whole transaction (series.c,
+	 * closed like head_cur): a new series is looked up and put with it, and
+	 * the next new series of the same entity is on the same page. */
+	MDB_cursor *series_cur;
 	/* Seals fit a series' unfinished tail chunk to its pages too (the
 	 * idle seal: vg_store_seal); commit-time seals leave it, since the
 	 * series' next seal lays it out again (seal.c, encode_fitted). */
@@ -200,6 +206,9 @@ int vg_store_retention_in_txn(MDB_txn *txn, vg_store_t *store, vg_str_t measurem
 /* ---- series.c -------------------------------------------------------- */
 /* Removes the series' index entries (not its data). */
 int vg_series_unindex(vg_wtxn_t *txn, vg_series_id_t id);
+/* Rebuilds the `series` database of a format-1 store from `ids`; part of
+ * opening such a store. */
+int vg_series_upgrade_v1(MDB_txn *txn, vg_store_t *store);
 /* Decodes a canonical key (from the ids database) into desc. */
 int vg_series_decode(const uint8_t *data, size_t len, vg_series_desc_t *desc);
 

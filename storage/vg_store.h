@@ -37,8 +37,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2: compact head blocks (storage/head.c); a format-1 store is converted
- * when it is opened. */
+/* 2: compact head blocks (storage/head.c), ids records that share parts
+ * and the `series` database keyed by entity (storage/series.c); a format-1
+ * store is converted when it is opened. */
 #define VG_STORE_FORMAT_VERSION 2
 #define VG_STORE_MAX_TAGS 64
 #define VG_STORE_NAME_MAX 255

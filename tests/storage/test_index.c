@@ -2,11 +2,12 @@
  * test_index.c — the series index: key round trips, listings, and the four
  * tag matchers checked against a brute-force filter over random series
  * sets (including series that lack the tag and values too long for an
- * LMDB key).
+ * LMDB key), and series whose `series` keys collide.
  */
 #include "vg_test.h"
 
 #include "vg_error.h"
+#include "vg_hash.h"
 #include "vg_store.h"
 
 #define NKEYS 3
@@ -284,6 +285,107 @@ Test(index, keys_round_trip_and_listings)
 	cr_assert_eq(names.n, 2);
 	cr_assert_eq(vg_rtxn_series_describe(r, ids[2], &d), VG_ENOTFOUND);
 	vg_rtxn_end(r);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
+/* Field names "f<i>" of measurement "m" without tags, paired by the 32-bit
+ * hash of their canonical key (00 "m" 00 "f<i>" 00), which is all
+ * that tells such series apart in the `series` database (storage/series.c:
+ * the entity's hash, the same for all of them, then the key's). */
+typedef struct {
+	uint32_t hash;
+	uint32_t i;
+} field_hash_t;
+
+static int compare_field_hash(const void *a, const void *b)
+{
+	const field_hash_t *x = a, *y = b;
+	if (x->hash != y->hash)
+		return x->hash < y->hash ? -1 : 1;
+	return (x->i > y->i) - (x->i < y->i);
+}
+
+static uint32_t field_key_hash(uint32_t i)
+{
+	uint8_t ck[32];
+	int n = snprintf((char *)ck + 3, sizeof ck - 3, "f%u", (unsigned)i);
+	ck[0] = 0;
+	ck[1] = 'm';
+	ck[2] = 0;
+	ck[3 + n] = 0;
+	return (uint32_t)vg_hash64(ck, (size_t)n + 4);
+}
+
+/* Two field numbers whose series collide (a birthday search). */
+static void colliding_fields(uint32_t *a, uint32_t *b)
+{
+	enum { N = 400000 }; /* ~18 colliding pairs expected among 2^32 */
+	field_hash_t *h = malloc(N * sizeof *h);
+	cr_assert(h);
+	for (uint32_t i = 0; i < N; i++)
+		h[i] = (field_hash_t){field_key_hash(i), i};
+	qsort(h, N, sizeof *h, compare_field_hash);
+	bool found = false;
+	for (size_t i = 1; i < N && !found; i++)
+		if (h[i].hash == h[i - 1].hash) {
+			*a = h[i - 1].i;
+			*b = h[i].i;
+			found = true;
+		}
+	free(h);
+	cr_assert(found, "no colliding pair among %d names", N);
+}
+
+static vg_series_key_t field_key(char *name, size_t len, uint32_t i)
+{
+	snprintf(name, len, "f%u", (unsigned)i);
+	return (vg_series_key_t){{"m", 1}, NULL, 0, {name, strlen(name)}};
+}
+
+Test(index, series_whose_keys_collide_stay_apart)
+{
+	uint32_t fa, fb;
+	colliding_fields(&fa, &fb);
+	char dir[256], na[16], nb[16];
+	vg_store_t *store = open_tmp(dir, sizeof dir);
+	vg_series_key_t ka = field_key(na, sizeof na, fa), kb = field_key(nb, sizeof nb, fb);
+	vg_wtxn_t *txn;
+	vg_series_id_t ia, ib, again;
+	bool created;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_series(txn, &ka, &ia, &created), 0);
+	cr_assert(created);
+	cr_assert_eq(vg_wtxn_series(txn, &kb, &ib, &created), 0);
+	cr_assert(created, "a colliding key is a new series");
+	cr_assert_neq(ia, ib);
+	cr_assert_eq(vg_wtxn_series(txn, &kb, &again, &created), 0);
+	cr_assert(!created);
+	cr_assert_eq(again, ib, "the second id under the key is found");
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+
+	vg_rtxn_t *r;
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	cr_assert_eq(vg_rtxn_series_find(r, &ka, &again), 0);
+	cr_assert_eq(again, ia);
+	cr_assert_eq(vg_rtxn_series_find(r, &kb, &again), 0);
+	cr_assert_eq(again, ib);
+	vg_rtxn_end(r);
+
+	/* Dropping the first leaves the second under the key, and back. */
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_drop_series(txn, ia, NULL), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	cr_assert_eq(vg_rtxn_series_find(r, &ka, &again), VG_ENOTFOUND);
+	cr_assert_eq(vg_rtxn_series_find(r, &kb, &again), 0);
+	cr_assert_eq(again, ib);
+	vg_rtxn_end(r);
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_series(txn, &ka, &again, &created), 0);
+	cr_assert(created);
+	cr_assert_neq(again, ib);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
 	vg_store_close(store);
 	vg_test_rmdir(dir);
 }

@@ -699,6 +699,8 @@ Test(store, a_format_1_store_is_converted_when_opened)
 	store = open_store(dir);
 	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, false);
 	check_range(store, id, &ref[0], 15, 46, true);
+	/* The `series` database, rebuilt, still finds the series by key. */
+	cr_assert_eq(series_id(store, 0), id);
 	/* The converted head takes appends like any other. */
 	int64_t t = 60;
 	double x = 2.5;
