@@ -28,6 +28,7 @@
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -248,7 +249,11 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
  * machine — as long as a small query takes to answer.  For VG_SPIN_S after
  * a request the loop keeps polling instead (an idle watcher makes libev
  * poll with a zero timeout), so a client's next request, or a worker's
- * result, is picked up at once; an idle server sleeps as before.
+ * result, is picked up at once; an idle server sleeps as before.  Each
+ * round yields the CPU: a client (or the writer) that shares this core
+ * would otherwise wait out the whole spin before it could send the request
+ * the loop spins for — 0.12 ms per small query when the scheduler put
+ * client and loop on one core, against 0.02 ms on two.
  */
 #define VG_SPIN_S 100e-6
 
@@ -258,6 +263,8 @@ static void on_spin(struct ev_loop *loop, ev_idle *w, int revents)
 	vg_server_t *server = container_of(w, vg_server_t, spin_watcher);
 	if (ev_time() >= server->spin_until)
 		ev_idle_stop(loop, w);
+	else
+		sched_yield();
 }
 
 void vg_server_spin(vg_server_t *server)
