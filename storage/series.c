@@ -964,13 +964,44 @@ int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id
 	return code;
 }
 
+/* The `ids` record of series id through the read transaction's cursor: a
+ * query describes its series in id order, mostly on one page after
+ * another, which the cursor searches without descending from the root. */
+static int rtxn_ids_get(vg_rtxn_t *txn, vg_series_id_t id, MDB_val *rec)
+{
+	if (!txn->ids_cur) {
+		int rc = mdb_cursor_open(txn->txn, txn->store->dbi_ids, &txn->ids_cur);
+		if (rc) {
+			txn->ids_cur = NULL;
+			return vg_store_lmdb_error(rc);
+		}
+	}
+	MDB_val k = {sizeof id, &id};
+	return vg_store_lmdb_error(mdb_cursor_get(txn->ids_cur, &k, rec, MDB_SET_KEY));
+}
+
 int vg_rtxn_series_describe(vg_rtxn_t *txn, vg_series_id_t id, vg_series_desc_t *desc)
 {
-	MDB_val ik = {sizeof id, &id}, iv;
-	int rc = mdb_get(txn->txn, txn->store->dbi_ids, &ik, &iv);
-	if (rc)
-		return vg_store_lmdb_error(rc);
-	return ids_record_decode(txn->txn, txn->store, id, &iv, desc);
+	MDB_val iv;
+	int code = rtxn_ids_get(txn, id, &iv);
+	if (code)
+		return code;
+	if (!ids_is_shared(&iv))
+		return vg_series_decode(iv.mv_data, iv.mv_size, desc);
+	vg_series_id_t ref;
+	code = ids_shared_ref(&iv, id, &ref);
+	if (code)
+		return code;
+	if (!txn->ref.mv_data || txn->ref_id != ref) {
+		/* Fifteen series in a row share a reference. */
+		MDB_val rv;
+		code = rtxn_ids_get(txn, ref, &rv);
+		if (code)
+			return code == VG_ENOTFOUND ? VG_ECORRUPT : code;
+		txn->ref = rv;
+		txn->ref_id = ref;
+	}
+	return ids_shared_decode(&iv, txn->ref.mv_data, txn->ref.mv_size, desc);
 }
 
 /* ---- id sets --------------------------------------------------------- */

@@ -634,6 +634,8 @@ void vg_rtxn_end(vg_rtxn_t *txn)
 {
 	if (!txn)
 		return;
+	if (txn->ids_cur)
+		mdb_cursor_close(txn->ids_cur);
 	mdb_txn_abort(txn->txn);
 	if (!txn->forked)
 		pthread_rwlock_unlock(&txn->store->resize_lock);

@@ -175,6 +175,12 @@ struct vg_rtxn {
 	MDB_txn *txn;
 	vg_codec_t *codec;
 	bool forked; /* vg_rtxn_fork: holds no resize_lock of its own */
+	/* Series descriptions (series.c): a cursor on `ids`, opened on first
+	 * use, and the reference record read last — a read transaction's
+	 * pages never change, so the view stays valid. */
+	MDB_cursor *ids_cur;
+	vg_series_id_t ref_id;
+	MDB_val ref;
 };
 
 /* ---- store.c --------------------------------------------------------- */
