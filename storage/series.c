@@ -375,20 +375,27 @@ static int ids_record_decode(MDB_txn *txn, vg_store_t *store, vg_series_id_t id,
 	return ids_shared_decode(rec, rv.mv_data, rv.mv_size, desc);
 }
 
-/* The `ids` record of series id through the write transaction's cursor:
- * the ids a writer names one after another are mostly on one page, which
- * the cursor searches without descending from the root. */
-static int ids_get(vg_wtxn_t *txn, vg_series_id_t id, MDB_val *rec)
+/* The `ids` record of series id through *cur, a cursor kept for the
+ * transaction (opened here on first use): the ids a writer names one after
+ * another, and those a query describes, are mostly on one page, which the
+ * cursor searches without descending from the root. */
+static int cursor_ids_get(MDB_txn *txn, vg_store_t *store, MDB_cursor **cur, vg_series_id_t id,
+			  MDB_val *rec)
 {
-	if (!txn->ids_cur) {
-		int rc = mdb_cursor_open(txn->txn, txn->store->dbi_ids, &txn->ids_cur);
+	if (!*cur) {
+		int rc = mdb_cursor_open(txn, store->dbi_ids, cur);
 		if (rc) {
-			txn->ids_cur = NULL;
+			*cur = NULL;
 			return vg_store_lmdb_error(rc);
 		}
 	}
 	MDB_val k = {sizeof id, &id};
-	return vg_store_lmdb_error(mdb_cursor_get(txn->ids_cur, &k, rec, MDB_SET_KEY));
+	return vg_store_lmdb_error(mdb_cursor_get(*cur, &k, rec, MDB_SET_KEY));
+}
+
+static int ids_get(vg_wtxn_t *txn, vg_series_id_t id, MDB_val *rec)
+{
+	return cursor_ids_get(txn->txn, txn->store, &txn->ids_cur, id, rec);
 }
 
 /* The full record of reference series ref, copied — the transaction's puts
@@ -964,20 +971,9 @@ int vg_rtxn_series_find(vg_rtxn_t *txn, const vg_series_key_t *key, vg_series_id
 	return code;
 }
 
-/* The `ids` record of series id through the read transaction's cursor: a
- * query describes its series in id order, mostly on one page after
- * another, which the cursor searches without descending from the root. */
 static int rtxn_ids_get(vg_rtxn_t *txn, vg_series_id_t id, MDB_val *rec)
 {
-	if (!txn->ids_cur) {
-		int rc = mdb_cursor_open(txn->txn, txn->store->dbi_ids, &txn->ids_cur);
-		if (rc) {
-			txn->ids_cur = NULL;
-			return vg_store_lmdb_error(rc);
-		}
-	}
-	MDB_val k = {sizeof id, &id};
-	return vg_store_lmdb_error(mdb_cursor_get(txn->ids_cur, &k, rec, MDB_SET_KEY));
+	return cursor_ids_get(txn->txn, txn->store, &txn->ids_cur, id, rec);
 }
 
 int vg_rtxn_series_describe(vg_rtxn_t *txn, vg_series_id_t id, vg_series_desc_t *desc)

@@ -120,6 +120,16 @@ static vg_series_id_t series_id(vg_store_t *store, int which)
 	return id;
 }
 
+/* Writes n points of series id in a transaction of their own. */
+static void put_committed(vg_store_t *store, vg_series_id_t id, const int64_t *times,
+			  const double *values, size_t n)
+{
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	cr_assert_eq(vg_wtxn_put(txn, id, times, values, n), 0);
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+}
+
 /* Compares a cursor walk over [t0, t1) with the reference. */
 static void check_range(vg_store_t *store, vg_series_id_t id, const ref_series_t *s, int64_t t0,
 			int64_t t1, bool reverse)
@@ -302,15 +312,10 @@ Test(store, last_write_wins_within_and_across_batches)
 	vg_series_id_t id = series_id(store, 0);
 	int64_t t[] = {30, 10, 20, 10, 30};
 	double v[] = {1, 2, 3, 4, 5};
-	vg_wtxn_t *txn;
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, t, v, 5), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, t, v, 5);
 	int64_t t2[] = {20};
 	double v2[] = {9};
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, t2, v2, 1), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, t2, v2, 1);
 	for (int sealed = 0; sealed < 2; sealed++) {
 		vg_rtxn_t *r;
 		cr_assert_eq(vg_store_read_begin(store, &r), 0);
@@ -333,6 +338,7 @@ Test(store, last_write_wins_within_and_across_batches)
 	}
 	/* INT64_MAX is outside every half-open range, so it is refused. */
 	int64_t bad = INT64_MAX;
+	vg_wtxn_t *txn;
 	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
 	cr_assert_eq(vg_wtxn_put(txn, id, &bad, v, 1), VG_EINVAL);
 	vg_wtxn_abort(txn);
@@ -548,16 +554,11 @@ Test(store, seal_without_chunks_and_read_without_head)
 	vg_series_id_t id = series_id(store, 0);
 	int64_t t[] = {10, 20, 30, 40};
 	double v[] = {1, 2, 3, 4};
-	vg_wtxn_t *txn;
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, t, v, 3), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, t, v, 3);
 	expect_points(store, id, t, v, 3); /* head only */
 	cr_assert_eq(vg_store_seal(store, 1), 0);
 	expect_points(store, id, t, v, 3); /* chunk only: no head in its span */
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, t + 3, v + 3, 1), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, t + 3, v + 3, 1);
 	expect_points(store, id, t, v, 4); /* a chunk, then a head point after it */
 	cr_assert_eq(vg_store_seal(store, 1), 0);
 	expect_points(store, id, t, v, 4);
@@ -605,10 +606,7 @@ Test(store, head_blocks_follow_the_values_they_hold)
 		t += 10000000000 + (int64_t)vg_test_below(&rng, 3) - 1;
 		int kind = (w / 7) % 6 < 3 ? (w / 7) % 3 : (int)vg_test_below(&rng, 6);
 		double v = kind_value(kind, t);
-		vg_wtxn_t *txn;
-		cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-		cr_assert_eq(vg_wtxn_put(txn, id, &t, &v, 1), 0);
-		cr_assert_eq(vg_wtxn_commit(txn), 0);
+		put_committed(store, id, &t, &v, 1);
 		ref_put(&ref[0], t, v);
 		if (w % 97 == 0)
 			check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, w & 1);
@@ -704,10 +702,7 @@ Test(store, a_format_1_store_is_converted_when_opened)
 	/* The converted head takes appends like any other. */
 	int64_t t = 60;
 	double x = 2.5;
-	vg_wtxn_t *txn;
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, &t, &x, 1), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, &t, &x, 1);
 	ref_put(&ref[0], t, x);
 	check_range(store, id, &ref[0], INT64_MIN, INT64_MAX, false);
 	vg_store_close(store);
@@ -732,10 +727,7 @@ Test(store, damaged_head_blocks_read_as_corrupt)
 	vg_series_id_t id = series_id(store, 0);
 	int64_t times[6] = {INT64_MIN, 100, 200, 300, 401, 1000000};
 	double values[6] = {0.5, 1.5, 2.25, 3, 4, 5};
-	vg_wtxn_t *txn;
-	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
-	cr_assert_eq(vg_wtxn_put(txn, id, times, values, 6), 0);
-	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	put_committed(store, id, times, values, 6);
 	vg_store_close(store);
 
 	raw_store_t r;
