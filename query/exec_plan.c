@@ -78,26 +78,44 @@ static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 
 /*
  * other AND leaf, where leaf is tag = 'v': resolves `other` first and then
- * keeps the ids under leaf's postings, probing them one by one when they
- * are few (host = 'h' AND metric = 'm' over a million series: the host's
- * 100 ids probed among the metric's 10,000 instead of reading those).
+ * keeps the ids under leaf's postings, probing them when they are few
+ * (host = 'h' AND metric = 'm' over a million series: the host's 100 ids
+ * looked up among the metric's 10,000 instead of reading those).
+ *
+ * With leaf sets kept (the planner), leaf's set is that cut one, leaf ∩
+ * superset(other), at leaf's own number (leaf_first: leaf is the left
+ * operand, numbered before other's leaves).  Its truth then differs from
+ * the full set's only for series outside superset(other), where `other` is
+ * false and so is the AND: every node's three-valued truth, per series, is
+ * what the full sets give, and so are the rows and value ranges of
+ * exec_plan's evaluators.
  */
 static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *leaf,
-                         vg_idset_t *out, bool *all)
+                         bool leaf_first, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
 	vg_idset_t part = VG_IDSET_INIT;
 	bool other_all;
+	size_t slot = 0;
+	if (r->leaf_sets && leaf_first)
+		slot = r->nleaves++;
 	int code = superset(r, other, &part, &other_all);
-	if (code == 0 && other_all) {
-		code = superset(r, leaf, out, all);
-	} else if (code == 0) {
+	if (r->leaf_sets && !leaf_first)
+		slot = r->nleaves++;
+	if (code == 0) {
 		vg_matcher_t m = matcher_of(leaf);
-		code = vg_rtxn_match_filter(x->txn, r->measurement, &m, &part, out);
+		code = other_all ? vg_rtxn_match(x->txn, r->measurement, &m, out)
+		                 : vg_rtxn_match_filter(x->txn, r->measurement, &m, &part, out);
 		if (code)
 			code = vg_query_error_set(x->err, code, "tag lookup failed: %s",
 			                          vg_strerror(code));
 		*all = false;
+	}
+	if (code == 0 && r->leaf_sets) {
+		/* A copy: out may be consumed by the caller. */
+		const vg_idset_t empty = VG_IDSET_INIT;
+		if (vg_idset_union(out, &empty, &r->leaf_sets[slot]))
+			code = nomem(x);
 	}
 	vg_idset_release(&part);
 	return code;
@@ -107,10 +125,9 @@ static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *l
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
-	if (c->kind == VG_COND_AND && !r->leaf_sets &&
-	    (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
-		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, out, all)
-		                               : and_with_leaf(r, c->right, c->left, out, all);
+	if (c->kind == VG_COND_AND && (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
+		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, false, out, all)
+		                               : and_with_leaf(r, c->right, c->left, true, out, all);
 	if (c->kind == VG_COND_TAG) {
 		vg_matcher_t m = matcher_of(c);
 		int code = vg_rtxn_match(x->txn, r->measurement, &m, out);
