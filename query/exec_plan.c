@@ -76,6 +76,13 @@ static bool is_probe_leaf(const vg_cond_t *c)
 
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all);
 
+/* leaf_sets[slot] = a copy of set. */
+static int copy_leaf_set(tagres_t *r, const vg_idset_t *set, size_t slot)
+{
+	const vg_idset_t empty = VG_IDSET_INIT;
+	return vg_idset_union(set, &empty, &r->leaf_sets[slot]) ? nomem(r->x) : 0;
+}
+
 /*
  * other AND leaf, where leaf is tag = 'v': resolves `other` first and then
  * keeps the ids under leaf's postings, probing them when they are few
@@ -111,11 +118,49 @@ static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *l
 			                          vg_strerror(code));
 		*all = false;
 	}
+	if (code == 0 && r->leaf_sets)
+		code = copy_leaf_set(r, out, slot); /* a copy: out may be consumed */
+	vg_idset_release(&part);
+	return code;
+}
+
+/* A tag read whole without first asking which of two is smaller. */
+#define VG_SMALL_TAG 256
+
+/*
+ * tag = 'v' AND tag = 'w': the tag with fewer series is read and the other
+ * probed with its ids, whichever is written first (host = 'h' AND metric =
+ * 'm' and metric = 'm' AND host = 'h' both read the host's 100 series and
+ * probe the metric's 10,000).  The left tag is read at once when it has at
+ * most VG_SMALL_TAG series, without counting the right one.  Leaf sets as
+ * in and_with_leaf: the read tag's whole, the probed tag's cut.
+ */
+static int and_of_tags(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
+{
+	vg_exec_t *x = r->x;
+	vg_matcher_t ml = matcher_of(c->left), mr = matcher_of(c->right);
+	vg_idset_t part = VG_IDSET_INIT;
+	size_t nl, nr;
+	bool right_read = false;
+	int code = vg_rtxn_match_upto(x->txn, r->measurement, &ml, VG_SMALL_TAG, &part, &nl);
+	if (code == 0 && nl > VG_SMALL_TAG) {
+		code = vg_rtxn_match_upto(x->txn, r->measurement, &mr, 0, &part, &nr);
+		right_read = nr < nl;
+		code = code ? code
+		            : vg_rtxn_match(x->txn, r->measurement, right_read ? &mr : &ml, &part);
+	}
+	if (code == 0)
+		code = vg_rtxn_match_filter(x->txn, r->measurement, right_read ? &ml : &mr, &part,
+		                            out);
+	if (code)
+		code = vg_query_error_set(x->err, code, "tag lookup failed: %s", vg_strerror(code));
+	*all = false;
 	if (code == 0 && r->leaf_sets) {
-		/* A copy: out may be consumed by the caller. */
-		const vg_idset_t empty = VG_IDSET_INIT;
-		if (vg_idset_union(out, &empty, &r->leaf_sets[slot]))
-			code = nomem(x);
+		/* Left numbered before right. */
+		size_t left = r->nleaves, right = r->nleaves + 1;
+		r->nleaves += 2;
+		code = copy_leaf_set(r, right_read ? out : &part, left);
+		code = code ? code : copy_leaf_set(r, right_read ? &part : out, right);
 	}
 	vg_idset_release(&part);
 	return code;
@@ -125,6 +170,8 @@ static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *l
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
+	if (c->kind == VG_COND_AND && is_probe_leaf(c->left) && is_probe_leaf(c->right))
+		return and_of_tags(r, c, out, all);
 	if (c->kind == VG_COND_AND && (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
 		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, false, out, all)
 		                               : and_with_leaf(r, c->right, c->left, true, out, all);

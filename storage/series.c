@@ -907,6 +907,32 @@ int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_
 	return postings_filter(txn, &k, in, out);
 }
 
+int vg_rtxn_match_upto(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *m, size_t limit,
+		       vg_idset_t *out, size_t *count)
+{
+	*count = 0;
+	out->len = 0;
+	if (m->op != VG_MATCH_EQ || m->value.len == 0)
+		return VG_EINVAL;
+	if (!name_ok(measurement) || !name_ok(m->key) || m->value.len > VG_STORE_TAG_VALUE_MAX)
+		return 0;
+	pkey_t k;
+	pkey_tag(&k, measurement, m->key, &m->value);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val key = {k.len, k.bytes}, val;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, count);
+	int code = rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+	if (rc == 0 && *count <= limit)
+		code = posting_read(cur, &k, out);
+	mdb_cursor_close(cur);
+	return code;
+}
+
 /* Reads the full tag value of a postings key whose value was cut, from the
  * first series under that key. */
 static int full_tag_value(vg_rtxn_t *txn, MDB_val *dup, vg_str_t key, vg_str_t *value)

@@ -294,6 +294,16 @@ int vg_rtxn_match(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matc
 int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
 			 const vg_idset_t *in, vg_idset_t *out);
 
+/* For tag = 'v' (matcher EQ with a non-empty value): *count = the number of
+ * series of `measurement` with it, and out = those series (as
+ * vg_rtxn_match() gives them) when count <= limit, else out emptied and
+ * nothing read; one postings key lookup either way, so that of two tags the
+ * one with fewer series can be read and the other probed.  Returns 0 (count
+ * 0 for a tag no series has), VG_EINVAL for any other matcher, VG_ENOMEM or
+ * a store error. */
+int vg_rtxn_match_upto(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
+		       size_t limit, vg_idset_t *out, size_t *count);
+
 /* Called once per name, in ascending byte order; a non-zero return stops the
  * listing and is returned by the lister.  The view is valid during the call. */
 typedef int (*vg_name_fn)(void *ctx, vg_str_t name);

@@ -248,12 +248,16 @@ Test(index, filters_leapfrog_large_postings, .timeout = 60)
 	vg_wtxn_t *txn;
 	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
 	for (int i = 0; i < BIG_N; i++) {
-		char host[16];
+		char host[16], num[16];
 		snprintf(host, sizeof host, "h%d", i / 100);
-		vg_tag_t tags[2] = {{{"host", 4}, {host, strlen(host)}},
-				    {{"g", 1}, {big_in_a(i) ? "a" : "b", 1}}};
-		vg_series_key_t key = {{"big", 3}, tags, 2, {big_has_w(i) ? "w" : "v", 1}};
-		cr_assert_eq(vg_wtxn_series(txn, &key, &ids[i], NULL), 0);
+		snprintf(num, sizeof num, "%d", i);
+		vg_tag_t tags[3] = {{{"host", 4}, {host, strlen(host)}},
+				    {{"g", 1}, {big_in_a(i) ? "a" : "b", 1}},
+				    {{"n", 1}, {num, strlen(num)}}};
+		vg_series_key_t key = {{"big", 3}, tags, 3, {big_has_w(i) ? "w" : "v", 1}};
+		bool created = false;
+		cr_assert_eq(vg_wtxn_series(txn, &key, &ids[i], &created), 0);
+		cr_assert(created, "one series per i");
 	}
 	cr_assert_eq(vg_wtxn_commit(txn), 0);
 	vg_series_id_t top = 0;
@@ -281,6 +285,22 @@ Test(index, filters_leapfrog_large_postings, .timeout = 60)
 
 	vg_rtxn_t *r;
 	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	/* vg_rtxn_match_upto: the count always, the ids only up to the limit. */
+	vg_matcher_t ma = {VG_MATCH_EQ, {"g", 1}, {"a", 1}, NULL};
+	size_t count = 0;
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &ma, na - 1, &in, &count), 0);
+	cr_assert_eq(count, na, "count %zu, want %zu", count, na);
+	cr_assert_eq(in.len, 0, "over the limit: nothing read");
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &ma, na, &in, &count), 0);
+	cr_assert_eq(count, na);
+	cr_assert_eq(in.len, want_a.len);
+	cr_assert_arr_eq(in.ids, want_a.ids, in.len * sizeof in.ids[0]);
+	vg_matcher_t mz = {VG_MATCH_EQ, {"g", 1}, {"z", 1}, NULL};
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &mz, 10, &in, &count), 0);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(in.len, 0);
+	vg_matcher_t mne = {VG_MATCH_NE, {"g", 1}, {"a", 1}, NULL};
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &mne, 10, &in, &count), VG_EINVAL);
 	char what[64];
 	/* Runs of consecutive series (a host's ids). */
 	static const int starts[] = {0, 1, 100, 3990, 4000, 4380, 4399, 7000, BIG_N - BIG_PICK,
