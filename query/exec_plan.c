@@ -4,11 +4,16 @@
  *
  * Series are found through the index only, never by visiting every series
  * of a measurement:
- *   1. each tag leaf of WHERE becomes an id set (vg_rtxn_match);
+ *   1. each tag leaf of WHERE becomes an id set (vg_rtxn_match), except a
+ *      tag = 'v' AND-ed with a narrower condition, whose set is the
+ *      narrower one's cut by it (its postings searched for those ids, not
+ *      read whole: and_with_leaf, and_of_tags);
  *   2. the leaves combine by AND = intersection, OR = union, with field and
  *      time leaves standing for "every series" — a superset of the series
  *      that can match, since the language has no NOT;
- *   3. each needed field's series (vg_rtxn_field_series) are cut to it;
+ *   3. each needed field's series (vg_rtxn_field_series) are cut to it —
+ *      or, for a cut no larger than the number of needed fields, each of
+ *      its series is described and kept by its field (collect_few);
  *   4. those series are described and grouped into tag sets; for each tag
  *      set the condition is evaluated with field leaves unknown
  *      (three-valued): false drops it, true needs no per-row test, unknown
