@@ -13,7 +13,7 @@
  *      that can match, since the language has no NOT;
  *   3. each needed field's series (vg_rtxn_field_series) are cut to it —
  *      or, for a cut no larger than the number of needed fields, each of
- *      its series is described and kept by its field (collect_few);
+ *      its series is described and kept by its field (collect_series);
  *   4. those series are described and grouped into tag sets; for each tag
  *      set the condition is evaluated with field leaves unknown
  *      (three-valued): false drops it, true needs no per-row test, unknown
@@ -696,45 +696,13 @@ static int table_find(vg_plan_t *plan, ts_table_t *t, const vg_buf_t *b, vg_seri
 	return 0;
 }
 
-/* Puts series id (described by desc) into its tag set's slot for field f. */
-static int collect_one(vg_exec_t *x, vg_plan_t *plan, ts_table_t *table, vg_buf_t *key,
-                       const vg_series_desc_t *desc, vg_series_id_t id, size_t f)
+/* The index of the needed field named f, or nfields. */
+static size_t field_slot(const vg_plan_t *plan, vg_str_t f)
 {
-	ts_entry_t *e;
-	if (encode_tags(key, desc->tags, desc->ntags) || table_find(plan, table, key, id, &e))
-		return nomem(x);
-	e->ts.series[f] = id;
-	return 0;
-}
-
-/*
- * The series of a cut no larger than the number of needed fields (one
- * series: host = 'h' AND metric = 'm'), each described once and kept when
- * its field is needed: at most as many B-tree descents as probing each
- * field's postings would take before describing the hits, and none in the
- * field postings, which hold every series of the field.
- */
-static int collect_few(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, ts_table_t *table,
-                       vg_buf_t *key, vg_series_desc_t *desc)
-{
-	for (size_t i = 0; i < cut->len; i++) {
-		int code = vg_rtxn_series_describe(x->txn, cut->ids[i], desc);
-		if (code == VG_ENOTFOUND)
-			continue;
-		if (code)
-			return vg_query_error_set(x->err, code, "series lookup failed: %s",
-			                          vg_strerror(code));
-		if (!str_eq(desc->measurement, plan->sel->measurement))
-			continue;
-		for (size_t f = 0; f < plan->nfields; f++)
-			if (str_eq(plan->fields[f].name, desc->field)) {
-				code = collect_one(x, plan, table, key, desc, cut->ids[i], f);
-				if (code)
-					return code;
-				break;
-			}
-	}
-	return 0;
+	size_t i = 0;
+	while (i < plan->nfields && !str_eq(plan->fields[i].name, f))
+		i++;
+	return i;
 }
 
 /* Every series of the needed fields (cut to the condition's superset),
@@ -749,17 +717,21 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 	vg_series_desc_t *desc = vg_malloc(sizeof *desc);
 	if (!desc)
 		return nomem(x);
-	if (!all && cut->len <= plan->nfields) {
-		code = collect_few(x, plan, cut, table, &key, desc);
-		vg_free(desc);
-		vg_buf_release(&key);
-		return code;
-	}
-	for (size_t f = 0; f < plan->nfields && code == 0; f++) {
-		const vg_idset_t *ids = all ? &fs : &both;
-		code = all ? vg_rtxn_field_series(x->txn, sel->measurement, plan->fields[f].name, &fs)
-		           : vg_rtxn_field_filter(x->txn, sel->measurement, plan->fields[f].name, cut,
-		                                  &both);
+	/*
+	 * A cut no larger than the number of needed fields (one series: host =
+	 * 'h' AND metric = 'm') is described id by id, each series kept by its
+	 * field: at most as many B-tree descents as probing each field's
+	 * postings would take before describing the hits, and none in the field
+	 * postings, which hold every series of the field.
+	 */
+	bool few = !all && cut->len <= plan->nfields;
+	for (size_t f = 0; f < (few ? 1 : plan->nfields) && code == 0; f++) {
+		const vg_idset_t *ids = few ? cut : all ? &fs : &both;
+		if (!few)
+			code = all ? vg_rtxn_field_series(x->txn, sel->measurement,
+			                                  plan->fields[f].name, &fs)
+			           : vg_rtxn_field_filter(x->txn, sel->measurement,
+			                                  plan->fields[f].name, cut, &both);
 		if (code) {
 			code = vg_query_error_set(x->err, code, "series lookup failed: %s",
 			                          vg_strerror(code));
@@ -778,9 +750,17 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 			}
 			if ((i & 1023) == 1023 && (code = vg_exec_check(x)))
 				break;
-			code = collect_one(x, plan, table, &key, desc, ids->ids[i], f);
-			if (code)
+			size_t slot = f;
+			if (few && (!str_eq(desc->measurement, sel->measurement) ||
+			            (slot = field_slot(plan, desc->field)) == plan->nfields))
+				continue; /* not a needed field's series */
+			ts_entry_t *e;
+			if (encode_tags(&key, desc->tags, desc->ntags) ||
+			    table_find(plan, table, &key, ids->ids[i], &e)) {
+				code = nomem(x);
 				break;
+			}
+			e->ts.series[slot] = ids->ids[i];
 		}
 	}
 	vg_free(desc);

@@ -774,7 +774,8 @@ int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exist
 	return vg_store_lmdb_error(rc);
 }
 
-/* Probing costs a B-tree descent per id; reading costs 4 bytes per id. */
+/* A leapfrog seek costs a B-tree descent (at most one per candidate);
+ * reading costs 4 bytes per posting. */
 #define VG_PROBE_RATIO 32
 
 /* The first index >= from of set whose id is >= id (set->len if none):
