@@ -4,11 +4,16 @@
  *
  * Series are found through the index only, never by visiting every series
  * of a measurement:
- *   1. each tag leaf of WHERE becomes an id set (vg_rtxn_match);
+ *   1. each tag leaf of WHERE becomes an id set (vg_rtxn_match), except a
+ *      tag = 'v' AND-ed with a narrower condition, whose set is the
+ *      narrower one's cut by it (its postings searched for those ids, not
+ *      read whole: and_with_leaf, and_of_tags);
  *   2. the leaves combine by AND = intersection, OR = union, with field and
  *      time leaves standing for "every series" — a superset of the series
  *      that can match, since the language has no NOT;
- *   3. each needed field's series (vg_rtxn_field_series) are cut to it;
+ *   3. each needed field's series (vg_rtxn_field_series) are cut to it —
+ *      or, for a cut no larger than the number of needed fields, each of
+ *      its series is described and kept by its field (collect_series);
  *   4. those series are described and grouped into tag sets; for each tag
  *      set the condition is evaluated with field leaves unknown
  *      (three-valued): false drops it, true needs no per-row test, unknown
@@ -76,28 +81,91 @@ static bool is_probe_leaf(const vg_cond_t *c)
 
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all);
 
+/* leaf_sets[slot] = a copy of set. */
+static int copy_leaf_set(tagres_t *r, const vg_idset_t *set, size_t slot)
+{
+	const vg_idset_t empty = VG_IDSET_INIT;
+	return vg_idset_union(set, &empty, &r->leaf_sets[slot]) ? nomem(r->x) : 0;
+}
+
 /*
  * other AND leaf, where leaf is tag = 'v': resolves `other` first and then
- * keeps the ids under leaf's postings, probing them one by one when they
- * are few (host = 'h' AND metric = 'm' over a million series: the host's
- * 100 ids probed among the metric's 10,000 instead of reading those).
+ * keeps the ids under leaf's postings, probing them when they are few
+ * (host = 'h' AND metric = 'm' over a million series: the host's 100 ids
+ * looked up among the metric's 10,000 instead of reading those).
+ *
+ * With leaf sets kept (the planner), leaf's set is that cut one, leaf ∩
+ * superset(other), at leaf's own number (leaf_first: leaf is the left
+ * operand, numbered before other's leaves).  Its truth then differs from
+ * the full set's only for series outside superset(other), where `other` is
+ * false and so is the AND: every node's three-valued truth, per series, is
+ * what the full sets give, and so are the rows and value ranges of
+ * exec_plan's evaluators.
  */
 static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *leaf,
-                         vg_idset_t *out, bool *all)
+                         bool leaf_first, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
 	vg_idset_t part = VG_IDSET_INIT;
 	bool other_all;
+	size_t slot = 0;
+	if (r->leaf_sets && leaf_first)
+		slot = r->nleaves++;
 	int code = superset(r, other, &part, &other_all);
-	if (code == 0 && other_all) {
-		code = superset(r, leaf, out, all);
-	} else if (code == 0) {
+	if (r->leaf_sets && !leaf_first)
+		slot = r->nleaves++;
+	if (code == 0) {
 		vg_matcher_t m = matcher_of(leaf);
-		code = vg_rtxn_match_filter(x->txn, r->measurement, &m, &part, out);
+		code = other_all ? vg_rtxn_match(x->txn, r->measurement, &m, out)
+		                 : vg_rtxn_match_filter(x->txn, r->measurement, &m, &part, out);
 		if (code)
 			code = vg_query_error_set(x->err, code, "tag lookup failed: %s",
 			                          vg_strerror(code));
 		*all = false;
+	}
+	if (code == 0 && r->leaf_sets)
+		code = copy_leaf_set(r, out, slot); /* a copy: out may be consumed */
+	vg_idset_release(&part);
+	return code;
+}
+
+/* A tag read whole without first asking which of two is smaller. */
+#define VG_SMALL_TAG 256
+
+/*
+ * tag = 'v' AND tag = 'w': the tag with fewer series is read and the other
+ * probed with its ids, whichever is written first (host = 'h' AND metric =
+ * 'm' and metric = 'm' AND host = 'h' both read the host's 100 series and
+ * probe the metric's 10,000).  The left tag is read at once when it has at
+ * most VG_SMALL_TAG series, without counting the right one.  Leaf sets as
+ * in and_with_leaf: the read tag's whole, the probed tag's cut.
+ */
+static int and_of_tags(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
+{
+	vg_exec_t *x = r->x;
+	vg_matcher_t ml = matcher_of(c->left), mr = matcher_of(c->right);
+	vg_idset_t part = VG_IDSET_INIT;
+	size_t nl, nr;
+	bool right_read = false;
+	int code = vg_rtxn_match_upto(x->txn, r->measurement, &ml, VG_SMALL_TAG, &part, &nl);
+	if (code == 0 && nl > VG_SMALL_TAG) {
+		code = vg_rtxn_match_upto(x->txn, r->measurement, &mr, 0, &part, &nr);
+		right_read = nr < nl;
+		code = code ? code
+		            : vg_rtxn_match(x->txn, r->measurement, right_read ? &mr : &ml, &part);
+	}
+	if (code == 0)
+		code = vg_rtxn_match_filter(x->txn, r->measurement, right_read ? &ml : &mr, &part,
+		                            out);
+	if (code)
+		code = vg_query_error_set(x->err, code, "tag lookup failed: %s", vg_strerror(code));
+	*all = false;
+	if (code == 0 && r->leaf_sets) {
+		/* Left numbered before right. */
+		size_t left = r->nleaves, right = r->nleaves + 1;
+		r->nleaves += 2;
+		code = copy_leaf_set(r, right_read ? out : &part, left);
+		code = code ? code : copy_leaf_set(r, right_read ? &part : out, right);
 	}
 	vg_idset_release(&part);
 	return code;
@@ -107,10 +175,11 @@ static int and_with_leaf(tagres_t *r, const vg_cond_t *other, const vg_cond_t *l
 static int superset(tagres_t *r, const vg_cond_t *c, vg_idset_t *out, bool *all)
 {
 	vg_exec_t *x = r->x;
-	if (c->kind == VG_COND_AND && !r->leaf_sets &&
-	    (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
-		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, out, all)
-		                               : and_with_leaf(r, c->right, c->left, out, all);
+	if (c->kind == VG_COND_AND && is_probe_leaf(c->left) && is_probe_leaf(c->right))
+		return and_of_tags(r, c, out, all);
+	if (c->kind == VG_COND_AND && (is_probe_leaf(c->left) || is_probe_leaf(c->right)))
+		return is_probe_leaf(c->right) ? and_with_leaf(r, c->left, c->right, false, out, all)
+		                               : and_with_leaf(r, c->right, c->left, true, out, all);
 	if (c->kind == VG_COND_TAG) {
 		vg_matcher_t m = matcher_of(c);
 		int code = vg_rtxn_match(x->txn, r->measurement, &m, out);
@@ -627,6 +696,15 @@ static int table_find(vg_plan_t *plan, ts_table_t *t, const vg_buf_t *b, vg_seri
 	return 0;
 }
 
+/* The index of the needed field named f, or nfields. */
+static size_t field_slot(const vg_plan_t *plan, vg_str_t f)
+{
+	size_t i = 0;
+	while (i < plan->nfields && !str_eq(plan->fields[i].name, f))
+		i++;
+	return i;
+}
+
 /* Every series of the needed fields (cut to the condition's superset),
  * described and gathered into tag sets. */
 static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, bool all,
@@ -639,11 +717,21 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 	vg_series_desc_t *desc = vg_malloc(sizeof *desc);
 	if (!desc)
 		return nomem(x);
-	for (size_t f = 0; f < plan->nfields && code == 0; f++) {
-		const vg_idset_t *ids = all ? &fs : &both;
-		code = all ? vg_rtxn_field_series(x->txn, sel->measurement, plan->fields[f].name, &fs)
-		           : vg_rtxn_field_filter(x->txn, sel->measurement, plan->fields[f].name, cut,
-		                                  &both);
+	/*
+	 * A cut no larger than the number of needed fields (one series: host =
+	 * 'h' AND metric = 'm') is described id by id, each series kept by its
+	 * field: at most as many B-tree descents as probing each field's
+	 * postings would take before describing the hits, and none in the field
+	 * postings, which hold every series of the field.
+	 */
+	bool few = !all && cut->len <= plan->nfields;
+	for (size_t f = 0; f < (few ? 1 : plan->nfields) && code == 0; f++) {
+		const vg_idset_t *ids = few ? cut : all ? &fs : &both;
+		if (!few)
+			code = all ? vg_rtxn_field_series(x->txn, sel->measurement,
+			                                  plan->fields[f].name, &fs)
+			           : vg_rtxn_field_filter(x->txn, sel->measurement,
+			                                  plan->fields[f].name, cut, &both);
 		if (code) {
 			code = vg_query_error_set(x->err, code, "series lookup failed: %s",
 			                          vg_strerror(code));
@@ -662,13 +750,17 @@ static int collect_series(vg_exec_t *x, vg_plan_t *plan, const vg_idset_t *cut, 
 			}
 			if ((i & 1023) == 1023 && (code = vg_exec_check(x)))
 				break;
+			size_t slot = f;
+			if (few && (!str_eq(desc->measurement, sel->measurement) ||
+			            (slot = field_slot(plan, desc->field)) == plan->nfields))
+				continue; /* not a needed field's series */
 			ts_entry_t *e;
 			if (encode_tags(&key, desc->tags, desc->ntags) ||
 			    table_find(plan, table, &key, ids->ids[i], &e)) {
 				code = nomem(x);
 				break;
 			}
-			e->ts.series[f] = ids->ids[i];
+			e->ts.series[slot] = ids->ids[i];
 		}
 	}
 	vg_free(desc);

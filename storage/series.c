@@ -1160,11 +1160,80 @@ int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exist
 	return vg_store_lmdb_error(rc);
 }
 
-/* Probing costs a B-tree descent per id; reading costs 4 bytes per id. */
+/* A leapfrog seek costs a B-tree descent (at most one per candidate);
+ * reading costs 4 bytes per posting. */
 #define VG_PROBE_RATIO 32
 
-/* out = the ids of `in` under postings key k: each id probed when `in` is
- * much smaller than the postings, else the postings read and intersected. */
+/* The first index >= from of set whose id is >= id (set->len if none):
+ * galloping, so a skip of d ids costs O(log d). */
+static size_t idset_seek(const vg_idset_t *set, size_t from, vg_series_id_t id)
+{
+	if (from >= set->len || set->ids[from] >= id)
+		return from;
+	/* ids[lo] < id; find hi with ids[hi] >= id or hi = len. */
+	size_t lo = from, step = 1, hi;
+	for (;;) {
+		hi = lo + step;
+		if (hi >= set->len) {
+			hi = set->len;
+			break;
+		}
+		if (set->ids[hi] >= id)
+			break;
+		lo = hi;
+		step *= 2;
+	}
+	while (hi - lo > 1) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (set->ids[mid] < id)
+			lo = mid;
+		else
+			hi = mid;
+	}
+	return hi;
+}
+
+/*
+ * Appends to out the ids of `in` among the duplicates of the postings key
+ * the cursor is on (out has room for in->len), leapfrogging: the postings
+ * are sought (MDB_GET_BOTH_RANGE) to the next candidate, and the candidates
+ * skipped (galloping) to the id found there; after a hit the next posting
+ * is one MDB_NEXT_DUP away.  A run of candidates between two postings is
+ * crossed in one seek, so a host's 100 consecutive ids among a metric's
+ * postings cost about two cursor moves, not 100 descents.
+ */
+static int postings_leapfrog(MDB_cursor *cur, const pkey_t *k, const vg_idset_t *in,
+			     vg_idset_t *out)
+{
+	size_t i = 0;
+	while (i < in->len) {
+		uint8_t v[4];
+		vg_store_be32(v, in->ids[i]);
+		MDB_val key = {k->len, (void *)k->bytes}, val = {4, v};
+		int rc = mdb_cursor_get(cur, &key, &val, MDB_GET_BOTH_RANGE);
+		for (;;) {
+			if (rc == MDB_NOTFOUND)
+				return 0; /* no posting >= in->ids[i] */
+			if (rc)
+				return vg_store_lmdb_error(rc);
+			if (val.mv_size != 4)
+				return VG_ECORRUPT;
+			vg_series_id_t p = vg_load_be32(val.mv_data);
+			i = idset_seek(in, i, p);
+			if (i == in->len || in->ids[i] != p)
+				break; /* seek the postings to in->ids[i] */
+			out->ids[out->len++] = p;
+			if (++i == in->len)
+				return 0;
+			rc = mdb_cursor_get(cur, &key, &val, MDB_NEXT_DUP);
+		}
+	}
+	return 0;
+}
+
+/* out = the ids of `in` under postings key k: leapfrogging through the
+ * postings when `in` is much smaller than them, else the postings read and
+ * intersected. */
 static int postings_filter(vg_rtxn_t *txn, const pkey_t *k_in, const vg_idset_t *in,
 			   vg_idset_t *out)
 {
@@ -1183,17 +1252,7 @@ static int postings_filter(vg_rtxn_t *txn, const pkey_t *k_in, const vg_idset_t 
 		code = rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
 	} else if ((uint64_t)in->len * VG_PROBE_RATIO < (uint64_t)count) {
 		code = idset_reserve(out, in->len);
-		for (size_t i = 0; i < in->len && code == 0; i++) {
-			uint8_t v[4];
-			vg_store_be32(v, in->ids[i]);
-			key = (MDB_val){k.len, k.bytes};
-			val = (MDB_val){4, v};
-			rc = mdb_cursor_get(cur, &key, &val, MDB_GET_BOTH);
-			if (rc == 0)
-				out->ids[out->len++] = in->ids[i];
-			else if (rc != MDB_NOTFOUND)
-				code = vg_store_lmdb_error(rc);
-		}
+		code = code ? code : postings_leapfrog(cur, &k, in, out);
 	} else {
 		vg_idset_t all = VG_IDSET_INIT;
 		code = posting_read(cur, &k, &all);
@@ -1233,6 +1292,32 @@ int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_
 	pkey_t k;
 	pkey_tag(&k, measurement, m->key, &m->value);
 	return postings_filter(txn, &k, in, out);
+}
+
+int vg_rtxn_match_upto(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *m, size_t limit,
+		       vg_idset_t *out, size_t *count)
+{
+	*count = 0;
+	out->len = 0;
+	if (m->op != VG_MATCH_EQ || m->value.len == 0)
+		return VG_EINVAL;
+	if (!name_ok(measurement) || !name_ok(m->key) || m->value.len > VG_STORE_TAG_VALUE_MAX)
+		return 0;
+	pkey_t k;
+	pkey_tag(&k, measurement, m->key, &m->value);
+	MDB_cursor *cur;
+	int rc = mdb_cursor_open(txn->txn, txn->store->dbi_postings, &cur);
+	if (rc)
+		return vg_store_lmdb_error(rc);
+	MDB_val key = {k.len, k.bytes}, val;
+	rc = mdb_cursor_get(cur, &key, &val, MDB_SET);
+	if (rc == 0)
+		rc = mdb_cursor_count(cur, count);
+	int code = rc == MDB_NOTFOUND ? 0 : vg_store_lmdb_error(rc);
+	if (rc == 0 && *count <= limit)
+		code = posting_read(cur, &k, out);
+	mdb_cursor_close(cur);
+	return code;
 }
 
 /* Reads the full tag value of a postings key whose value was cut, from the

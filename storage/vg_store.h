@@ -283,8 +283,11 @@ int vg_rtxn_field_series(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field, v
 int vg_rtxn_measurement_exists(vg_rtxn_t *txn, vg_str_t measurement, bool *exists);
 /* out = the ids of `in` that are series of `measurement` with field key
  * `field` (= vg_rtxn_field_series() ∩ in, replacing out's contents; out
- * distinct from in).  When `in` is much smaller than the field's series, each
- * id is probed in the postings (O(|in| log N)) instead of reading them all. */
+ * distinct from in).  When `in` is much smaller than the field's series, the
+ * postings are searched for its ids instead of read whole: a leapfrog that
+ * seeks the postings to the next id of `in` and skips the ids of `in` below
+ * the posting found, so a run of ids between two postings costs one seek
+ * and consecutive hits one step each (O(|in| log N) at worst). */
 int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
 			 const vg_idset_t *in, vg_idset_t *out);
 /* The series of `measurement` that satisfy one matcher, resolved through the
@@ -292,10 +295,21 @@ int vg_rtxn_field_filter(vg_rtxn_t *txn, vg_str_t measurement, vg_str_t field,
 int vg_rtxn_match(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
 		  vg_idset_t *out);
 /* out = vg_rtxn_match() ∩ in (replacing out's contents; out distinct from
- * in).  For tag = 'v' each id of a much smaller `in` is probed in the tag's
- * postings instead of reading them all, as vg_rtxn_field_filter does. */
+ * in).  For tag = 'v' and a much smaller `in`, the tag's postings are
+ * searched for the ids of `in` (leapfrog) instead of read whole, as
+ * vg_rtxn_field_filter does. */
 int vg_rtxn_match_filter(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
 			 const vg_idset_t *in, vg_idset_t *out);
+
+/* For tag = 'v' (matcher EQ with a non-empty value): *count = the number of
+ * series of `measurement` with it, and out = those series (as
+ * vg_rtxn_match() gives them) when count <= limit, else out emptied and
+ * nothing read; one postings key lookup either way, so that of two tags the
+ * one with fewer series can be read and the other probed.  Returns 0 (count
+ * 0 for a tag no series has), VG_EINVAL for any other matcher, VG_ENOMEM or
+ * a store error. */
+int vg_rtxn_match_upto(vg_rtxn_t *txn, vg_str_t measurement, const vg_matcher_t *matcher,
+		       size_t limit, vg_idset_t *out, size_t *count);
 
 /* Called once per name, in ascending byte order; a non-zero return stops the
  * listing and is returned by the lister.  The view is valid during the call. */

@@ -309,6 +309,83 @@ Test(exec_select, raw)
 	collect_release(&c);
 }
 
+/*
+ * Two tag equalities AND-ed, in either order, where the left one has more
+ * than 256 series (counted, the right one read and the left one probed)
+ * and where it has few (read at once); and under an OR with a value
+ * condition, where the probed tag's cut set must not change any row.
+ * pair: series i < 600 big=x small=s<i/2>, i >= 600 big=y small=s<(i-600)/2>;
+ * field v: one point, time (i+1) s, value i.
+ */
+Test(exec_select, two_tags_either_order, .timeout = 60)
+{
+	for (int i = 0; i < 610; i++) {
+		char small[16];
+		snprintf(small, sizeof small, "s%d", (i % 600) / 2);
+		vg_tag_t tags[2] = {TAG("big", "x"), {{"small", 5}, {small, strlen(small)}}};
+		if (i >= 600)
+			tags[0] = TAG("big", "y");
+		int64_t t = (i + 1) * S;
+		double v = i;
+		put_points(store, "pair", tags, 2, "v", &t, &v, 1);
+	}
+	static const char *const x2[] = {
+	    "SELECT v FROM pair WHERE big = 'x' AND small = 's2'",
+	    "SELECT v FROM pair WHERE small = 's2' AND big = 'x'",
+	    "SELECT v FROM pair WHERE time >= 0 AND (small = 's2' AND big = 'x')",
+	};
+	static const int64_t tx[] = {5 * S, 6 * S};
+	static const double vx[] = {4, 5};
+	collect_t c;
+	for (size_t q = 0; q < sizeof x2 / sizeof x2[0]; q++) {
+		query(x2[q], &c, 0);
+		cr_assert_eq(c.nsets, 1, "%s", x2[q]);
+		expect_rows(&c, 0, 0, tx, vx, 2, x2[q]);
+		collect_release(&c);
+	}
+	static const char *const y2[] = {
+	    "SELECT v FROM pair WHERE big = 'y' AND small = 's2'",
+	    "SELECT v FROM pair WHERE small = 's2' AND big = 'y'",
+	};
+	static const int64_t ty[] = {605 * S, 606 * S};
+	static const double vy[] = {604, 605};
+	for (size_t q = 0; q < sizeof y2 / sizeof y2[0]; q++) {
+		query(y2[q], &c, 0);
+		expect_rows(&c, 0, 0, ty, vy, 2, y2[q]);
+		collect_release(&c);
+	}
+	static const char *const or2[] = {
+	    "SELECT v FROM pair WHERE (big = 'x' AND small = 's2') OR v = 300",
+	    "SELECT v FROM pair WHERE v = 300 OR (small = 's2' AND big = 'x')",
+	};
+	static const int64_t to[] = {5 * S, 6 * S, 301 * S};
+	static const double vo[] = {4, 5, 300};
+	for (size_t q = 0; q < sizeof or2 / sizeof or2[0]; q++) {
+		query(or2[q], &c, 0);
+		expect_rows(&c, 0, 0, to, vo, 3, or2[q]);
+		collect_release(&c);
+	}
+	/* A third tag leaf after the pair: numbered after both. */
+	static const char *const or3[] = {
+	    "SELECT v FROM pair WHERE (big = 'x' AND small = 's2') OR small = 's150'",
+	    "SELECT v FROM pair WHERE (small = 's2' AND big = 'x') OR small = 's150'",
+	};
+	static const int64_t t3[] = {5 * S, 6 * S, 301 * S, 302 * S};
+	static const double v3[] = {4, 5, 300, 301};
+	for (size_t q = 0; q < sizeof or3 / sizeof or3[0]; q++) {
+		query(or3[q], &c, 0);
+		expect_rows(&c, 0, 0, t3, v3, 4, or3[q]);
+		collect_release(&c);
+	}
+	/* No such value, on either side. */
+	query("SELECT v FROM pair WHERE big = 'x' AND small = 'nope'", &c, 0);
+	cr_assert_eq(c.nsets, 0);
+	collect_release(&c);
+	query("SELECT v FROM pair WHERE big = 'nope' AND small = 's2'", &c, 0);
+	cr_assert_eq(c.nsets, 0);
+	collect_release(&c);
+}
+
 Test(exec_select, errors_and_limits)
 {
 	collect_t c = {0};

@@ -183,6 +183,189 @@ Test(index, matchers_agree_with_brute_force)
 	vg_test_rmdir(dir);
 }
 
+/* ---- filters through large postings ------------------------------------- */
+
+#define BIG_N 9000
+#define BIG_PICK 48 /* candidates: 48 * 32 < every postings list below */
+
+/* Tag g=a: every 7th series and a dense block of 400, ~1,630 in all. */
+static bool big_in_a(int i) { return i % 7 == 0 || (i >= 4000 && i < 4400); }
+/* Field w: every 5th series (1,800); the others have field v. */
+static bool big_has_w(int i) { return i % 5 == 4; }
+
+static int cmp_id(const void *a, const void *b)
+{
+	vg_series_id_t x = *(const vg_series_id_t *)a, y = *(const vg_series_id_t *)b;
+	return (x > y) - (x < y);
+}
+
+/* in = the ids of the n candidates given (sorted, deduplicated). */
+static void big_set(vg_series_id_t *cand, size_t n, vg_idset_t *in)
+{
+	qsort(cand, n, sizeof *cand, cmp_id);
+	in->len = 0;
+	for (size_t i = 0; i < n; i++)
+		if (i == 0 || cand[i] != cand[i - 1])
+			cr_assert_eq(vg_idset_add(in, cand[i]), 0);
+}
+
+/* Checks both filters on `in` against the brute-force sets. */
+static void big_check(vg_rtxn_t *txn, const vg_idset_t *in, const vg_idset_t *want_a,
+		      const vg_idset_t *want_w, const char *what)
+{
+	vg_matcher_t m = {VG_MATCH_EQ, {"g", 1}, {"a", 1}, NULL};
+	vg_idset_t got = VG_IDSET_INIT, want = VG_IDSET_INIT;
+	for (int which = 0; which < 2; which++) {
+		if (which == 0)
+			cr_assert_eq(vg_rtxn_match_filter(txn, (vg_str_t){"big", 3}, &m, in, &got), 0);
+		else
+			cr_assert_eq(vg_rtxn_field_filter(txn, (vg_str_t){"big", 3},
+							  (vg_str_t){"w", 1}, in, &got),
+				     0);
+		cr_assert_eq(vg_idset_intersect(which == 0 ? want_a : want_w, in, &want), 0);
+		cr_assert_eq(got.len, want.len, "%s, %s: %zu ids, want %zu", what,
+			     which == 0 ? "tag" : "field", got.len, want.len);
+		for (size_t i = 0; i < want.len; i++)
+			cr_assert_eq(got.ids[i], want.ids[i], "%s, %s: id %zu", what,
+				     which == 0 ? "tag" : "field", i);
+	}
+	vg_idset_release(&got);
+	vg_idset_release(&want);
+}
+
+/*
+ * vg_rtxn_match_filter and vg_rtxn_field_filter with few candidates among
+ * postings spanning many pages (the leapfrog path): runs of consecutive
+ * candidates in and out of the dense block, across its edges and past the
+ * last posting, candidates that all hit (one after another, and spread),
+ * that all miss, random ones, ids of no series; each result must be exactly
+ * the postings ∩ the candidates — none dropped, none repeated.
+ */
+Test(index, filters_leapfrog_large_postings, .timeout = 60)
+{
+	char dir[256];
+	vg_store_t *store = open_tmp(dir, sizeof dir);
+	static vg_series_id_t ids[BIG_N];
+	vg_wtxn_t *txn;
+	cr_assert_eq(vg_store_write_begin(store, &txn), 0);
+	for (int i = 0; i < BIG_N; i++) {
+		char host[16], num[16];
+		snprintf(host, sizeof host, "h%d", i / 100);
+		snprintf(num, sizeof num, "%d", i);
+		vg_tag_t tags[3] = {{{"host", 4}, {host, strlen(host)}},
+				    {{"g", 1}, {big_in_a(i) ? "a" : "b", 1}},
+				    {{"n", 1}, {num, strlen(num)}}};
+		vg_series_key_t key = {{"big", 3}, tags, 3, {big_has_w(i) ? "w" : "v", 1}};
+		bool created = false;
+		cr_assert_eq(vg_wtxn_series(txn, &key, &ids[i], &created), 0);
+		cr_assert(created, "one series per i");
+	}
+	cr_assert_eq(vg_wtxn_commit(txn), 0);
+	vg_series_id_t top = 0;
+	vg_series_id_t *cand = malloc(sizeof *cand * BIG_N);
+	cr_assert_not_null(cand);
+	size_t na = 0, nw = 0;
+	for (int i = 0; i < BIG_N; i++) {
+		top = ids[i] > top ? ids[i] : top;
+		na += big_in_a(i);
+		nw += big_has_w(i);
+	}
+	cr_assert_gt(na, BIG_PICK * 32);
+	cr_assert_gt(nw, BIG_PICK * 32);
+	vg_idset_t want_a = VG_IDSET_INIT, want_w = VG_IDSET_INIT, in = VG_IDSET_INIT;
+	size_t n = 0;
+	for (int i = 0; i < BIG_N; i++)
+		if (big_in_a(i))
+			cand[n++] = ids[i];
+	big_set(cand, n, &want_a);
+	n = 0;
+	for (int i = 0; i < BIG_N; i++)
+		if (big_has_w(i))
+			cand[n++] = ids[i];
+	big_set(cand, n, &want_w);
+
+	vg_rtxn_t *r;
+	cr_assert_eq(vg_store_read_begin(store, &r), 0);
+	/* vg_rtxn_match_upto: the count always, the ids only up to the limit. */
+	vg_matcher_t ma = {VG_MATCH_EQ, {"g", 1}, {"a", 1}, NULL};
+	size_t count = 0;
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &ma, na - 1, &in, &count), 0);
+	cr_assert_eq(count, na, "count %zu, want %zu", count, na);
+	cr_assert_eq(in.len, 0, "over the limit: nothing read");
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &ma, na, &in, &count), 0);
+	cr_assert_eq(count, na);
+	cr_assert_eq(in.len, want_a.len);
+	cr_assert_arr_eq(in.ids, want_a.ids, in.len * sizeof in.ids[0]);
+	vg_matcher_t mz = {VG_MATCH_EQ, {"g", 1}, {"z", 1}, NULL};
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &mz, 10, &in, &count), 0);
+	cr_assert_eq(count, 0);
+	cr_assert_eq(in.len, 0);
+	vg_matcher_t mne = {VG_MATCH_NE, {"g", 1}, {"a", 1}, NULL};
+	cr_assert_eq(vg_rtxn_match_upto(r, (vg_str_t){"big", 3}, &mne, 10, &in, &count), VG_EINVAL);
+	char what[64];
+	/* Runs of consecutive series (a host's ids). */
+	static const int starts[] = {0, 1, 100, 3990, 4000, 4380, 4399, 7000, BIG_N - BIG_PICK,
+				     BIG_N - 20};
+	for (size_t s = 0; s < sizeof starts / sizeof starts[0]; s++) {
+		n = 0;
+		for (int i = starts[s]; i < starts[s] + BIG_PICK && i < BIG_N; i++)
+			cand[n++] = ids[i];
+		big_set(cand, n, &in);
+		snprintf(what, sizeof what, "run from %d", starts[s]);
+		big_check(r, &in, &want_a, &want_w, what);
+	}
+	/* Every candidate a tag hit: adjacent ones, and every 7th. */
+	n = 0;
+	for (int i = 4100; i < 4100 + BIG_PICK; i++)
+		cand[n++] = ids[i];
+	big_set(cand, n, &in);
+	big_check(r, &in, &want_a, &want_w, "all hits, adjacent");
+	n = 0;
+	for (int i = 7; n < BIG_PICK; i += 7 * 3)
+		cand[n++] = ids[i];
+	big_set(cand, n, &in);
+	big_check(r, &in, &want_a, &want_w, "all hits, spread");
+	/* Every candidate a tag miss. */
+	n = 0;
+	for (int i = 5003; n < BIG_PICK; i += 7)
+		cand[n++] = ids[i];
+	big_set(cand, n, &in);
+	big_check(r, &in, &want_a, &want_w, "all misses");
+	/* Ids of no series, alone and after real ones. */
+	n = 0;
+	for (vg_series_id_t k = 1; k <= BIG_PICK; k++)
+		cand[n++] = top + k;
+	big_set(cand, n, &in);
+	big_check(r, &in, &want_a, &want_w, "past the last id");
+	n = 0;
+	for (int i = BIG_N - 10; i < BIG_N; i++)
+		cand[n++] = ids[i];
+	for (vg_series_id_t k = 1; k <= 10; k++)
+		cand[n++] = top + k * 1000;
+	big_set(cand, n, &in);
+	big_check(r, &in, &want_a, &want_w, "last ids and beyond");
+	/* Random picks, one id, none. */
+	vg_test_rng_t rng = {99};
+	for (int round = 0; round < 20; round++) {
+		n = 0;
+		size_t want_n = 1 + vg_test_below(&rng, BIG_PICK);
+		while (n < want_n)
+			cand[n++] = ids[vg_test_below(&rng, BIG_N)];
+		big_set(cand, n, &in);
+		snprintf(what, sizeof what, "random round %d", round);
+		big_check(r, &in, &want_a, &want_w, what);
+	}
+	big_set(cand, 0, &in);
+	big_check(r, &in, &want_a, &want_w, "no candidates");
+	vg_rtxn_end(r);
+	vg_idset_release(&want_a);
+	vg_idset_release(&want_w);
+	vg_idset_release(&in);
+	free(cand);
+	vg_store_close(store);
+	vg_test_rmdir(dir);
+}
+
 typedef struct {
 	char names[64][1100];
 	int n;
