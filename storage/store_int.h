@@ -11,7 +11,8 @@
  *             bytes each (DUPSORT|DUPFIXED; the entity: measurement and tags
  *             but the last, see series.c); hashes may collide, so lookups
  *             compare the canonical key
- *   ids       u32 id -> canonical key (see series.c for its layout)
+ *   ids       u32 id -> canonical key, or the parts of it that differ from
+ *             a nearby reference series' (see series.c, "ids records")
  *   postings  'M' m                 -> dup u32 ids of every series of m
  *             'T' m 0x00 k 0x00 v   -> dup u32 ids of series with tag k=v
  *             'F' m 0x00 f          -> dup u32 ids of series with field f

@@ -4,8 +4,8 @@
  *
  * A store is a data directory holding one LMDB environment.  Every series
  * (measurement, sorted tag set, field key) gets a compact integer id on its
- * first write.  Points go first into the series' head (raw blocks, durable as
- * soon as their transaction commits); once a series' head holds a couple
+ * first write.  Points go first into the series' head (compact blocks that
+ * writes append to, durable as soon as their transaction commits); once a series' head holds a couple
  * of thousand points (VG_SEAL_POINTS) it is sealed into zstd-compressed chunks
  * of up to VG_CHUNK_MAX_POINTS points, cut to fill whole pages (see
  * chunk.h).  Readers run in LMDB read transactions and are never blocked by
