@@ -334,6 +334,7 @@ typedef struct {
 	block_head_t h;
 	const uint8_t *points;
 	size_t len;   /* bytes of points */
+	const uint8_t *room_end; /* the block's end: zeros from points + len */
 	size_t order; /* write order among the blocks read (vg_head_collect) */
 } block_view_t;
 
@@ -387,10 +388,7 @@ static int block_parse(const void *data, size_t size, block_view_t *b)
 		return VG_ECORRUPT;
 	b->points = p;
 	b->len = (size_t)used;
-	/* The rest is room for more points, zeros. */
-	for (const uint8_t *q = p + used; q < end; q++)
-		if (*q)
-			return VG_ECORRUPT;
+	b->room_end = end;
 	return 0;
 }
 
@@ -426,6 +424,11 @@ static int block_decode(const block_view_t *b, int64_t *times, double *values)
 	}
 	if (p != end || (int64_t)t != h->max || (h->kind == HEAD_DEC && (int64_t)d != h->last_d))
 		return VG_ECORRUPT;
+	/* The rest is room for more points, zeros.  Checked here, where the
+	 * block is read, not at every append, which overwrites the room. */
+	for (; p < b->room_end; p++)
+		if (*p)
+			return VG_ECORRUPT;
 	return 0;
 }
 

@@ -313,6 +313,12 @@ static vg_str_t *desc_part(vg_series_desc_t *d, size_t i)
 	return i % 2 ? &d->tags[i / 2].value : &d->tags[i / 2].key;
 }
 
+/* Part i of d, read only. */
+static vg_str_t desc_get(const vg_series_desc_t *d, size_t i)
+{
+	return *desc_part((vg_series_desc_t *)d, i);
+}
+
 static bool str_eq(vg_str_t a, vg_str_t b)
 {
 	return a.len == b.len && (a.len == 0 || memcmp(a.data, b.data, a.len) == 0);
@@ -441,8 +447,8 @@ static int ids_record_encode(const vg_buf_t *ck, const vg_series_desc_t *key,
 	memset(mask, 0, mask_len);
 	p += mask_len;
 	for (size_t i = 0; i < parts; i++) {
-		vg_str_t mine = *desc_part((vg_series_desc_t *)key, i);
-		if (str_eq(mine, *desc_part((vg_series_desc_t *)ref, i))) {
+		vg_str_t mine = desc_get(key, i);
+		if (str_eq(mine, desc_get(ref, i))) {
 			mask[i / 8] |= (uint8_t)(1u << (i % 8));
 		} else {
 			memcpy(p, mine.data, mine.len);
@@ -465,7 +471,7 @@ static bool desc_is(const vg_series_desc_t *desc, const vg_buf_t *ck)
 	if (vg_series_decode(ck->data, ck->len, &want) || want.ntags != desc->ntags)
 		return false;
 	for (size_t i = 0; i < 2 + 2 * want.ntags; i++)
-		if (!str_eq(*desc_part(&want, i), *desc_part((vg_series_desc_t *)desc, i)))
+		if (!str_eq(desc_get(&want, i), desc_get(desc, i)))
 			return false;
 	return true;
 }
