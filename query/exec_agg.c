@@ -789,49 +789,49 @@ static void run_open_share(vg_helper_task_t *task)
 		o->h.code = open_source(o->s, &o->h.x, i);
 }
 
-static open_share_t *open_share_start(agg_t *s)
+/* Starts a helper on the group's series into *o if the group is worth
+ * sharing and a helper is idle. */
+static bool open_share_start(agg_t *s, open_share_t *o)
 {
 	vg_exec_t *x = s->x;
 	if (!x->fork || s->nssrc < 2 || s->nssrc < x->opts.parallel_min_series / 4)
-		return NULL;
-	open_share_t *o = vg_calloc(1, sizeof *o);
-	if (!o)
-		return NULL;
+		return false;
+	*o = (open_share_t){0};
 	helper_side_init(&o->h, x, run_open_share, s->nssrc);
 	o->s = s;
 	if (!vg_helpers_try_start(x->opts.helpers, &o->h.task)) {
 		vg_split_release(&o->h.split);
-		vg_free(o);
-		return NULL;
+		return false;
 	}
-	return o;
+	return true;
 }
 
 /* Opens all sources of the group, sharing the series with a helper if one
- * is idle. */
+ * is idle.  The helper is joined before this returns, so the shared state
+ * lives here. */
 static int open_sources(agg_t *s)
 {
 	vg_exec_t *x = s->x;
-	open_share_t *o = open_share_start(s);
+	open_share_t o;
+	bool shared = open_share_start(s, &o);
 	int code = 0;
 	size_t i;
-	if (o)
-		while (code == 0 && vg_split_front(&o->h.split, &i))
+	if (shared)
+		while (code == 0 && vg_split_front(&o.h.split, &i))
 			code = open_source(s, x, i);
 	else
 		for (i = 0; i < s->nssrc && code == 0; i++)
 			code = open_source(s, x, i);
 	for (i = s->nssrc; i < s->nssrc + s->nrsrc && code == 0; i++)
 		code = open_source(s, x, i);
-	if (!o)
+	if (!shared)
 		return code;
-	code = helper_side_join(&o->h, x, code);
-	while (code == 0 && vg_split_front(&o->h.split, &i))
+	code = helper_side_join(&o.h, x, code);
+	while (code == 0 && vg_split_front(&o.h.split, &i))
 		code = open_source(s, x, i);
 	if (x->stats)
-		x->stats->sources_shared += s->nssrc - o->h.split.back;
-	vg_split_release(&o->h.split);
-	vg_free(o);
+		x->stats->sources_shared += s->nssrc - o.h.split.back;
+	vg_split_release(&o.h.split);
 	return code;
 }
 

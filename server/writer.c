@@ -197,7 +197,7 @@ static int key_insert(group_t *g, uint64_t h, vg_series_id_t id)
 		g->nslots = n;
 	}
 	if (g->keys.len > UINT32_MAX - g->key.len)
-		return VG_ELIMIT; /* not remembered: looked up again next time */
+		return 0; /* not remembered: looked up again next time */
 	key_slot_t *slot = key_find(g, h);
 	if (slot->len)
 		return 0;
@@ -224,6 +224,16 @@ static int group_add(group_t *g, vg_series_id_t id, const int64_t *times, const 
 	return 0;
 }
 
+/* The series writes (fields of blocks) of a job's Write. */
+static size_t job_series(const vg_write_job_t *job)
+{
+	const Vigil__V1__Write *write = job->envelope->write;
+	size_t n = 0;
+	for (size_t b = 0; b < write->n_blocks; b++)
+		n += write->blocks[b]->n_fields;
+	return n;
+}
+
 /* Resolves the series of one job (creating new ones) and puts its points,
  * or with g, queues them there. */
 static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
@@ -233,9 +243,7 @@ static int apply_job(vg_wtxn_t *txn, vg_write_job_t *job, group_t *g)
 	uint32_t series = 0;
 	vg_tag_t tags[VG_MAX_TAGS];
 	/* The series ids, for subscriptions (a retried job fills them again). */
-	size_t nids = 0;
-	for (size_t b = 0; b < write->n_blocks; b++)
-		nids += write->blocks[b]->n_fields;
+	size_t nids = job_series(job);
 	if (!job->ids) {
 		job->ids = vg_malloc((nids ? nids : 1) * sizeof *job->ids);
 		job->created = vg_malloc(nids ? nids : 1);
@@ -477,16 +485,6 @@ static void run_maintenance(vg_server_t *server)
 		vg_log(VG_LOG_ERROR, "sealing failed: %s", vg_strerror(rc));
 	else
 		compact_if_worthwhile(server);
-}
-
-/* The series writes (fields of blocks) of a job's Write. */
-static size_t job_series(const vg_write_job_t *job)
-{
-	const Vigil__V1__Write *write = job->envelope->write;
-	size_t n = 0;
-	for (size_t b = 0; b < write->n_blocks; b++)
-		n += write->blocks[b]->n_fields;
-	return n;
 }
 
 /* Takes the next group off the queue (under w->lock): the queued jobs in
