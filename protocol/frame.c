@@ -13,8 +13,8 @@
  * "need more" (VG_EAGAIN), "too big to ever accept" (VG_ELIMIT, from the
  * header alone), "a whole frame, but not a usable envelope" (VG_EPROTO, with
  * the boundary known, so the conversation can go on) or VG_ENOMEM.  To tell
- * the last two apart, protobuf-c allocates through an allocator that notes
- * failures, since protobuf-c itself reports both as NULL.
+ * the last two apart, protobuf-c allocates from an arena that notes
+ * failures (arena_t.failed), since protobuf-c itself reports both as NULL.
  *
  * All allocation, including protobuf-c's, goes through vg_malloc/vg_free so
  * tests can fail it at will (common/vg_alloc.h).
@@ -43,10 +43,8 @@
 
 static void *proto_alloc(void *allocator_data, size_t size)
 {
-	void *p = vg_malloc(size);
-	if (!p && allocator_data)
-		*(bool *)allocator_data = true;
-	return p;
+	(void)allocator_data;
+	return vg_malloc(size);
 }
 
 static void proto_free(void *allocator_data, void *pointer)
@@ -105,6 +103,8 @@ typedef struct arena_chunk {
 } arena_chunk_t;
 
 #define SLOT_SIZE ((sizeof(Vigil__V1__Envelope) + ARENA_ALIGN - 1) & ~(size_t)(ARENA_ALIGN - 1))
+/* Most of the first arena chunk beyond the frame's own size (vg_frame_parse). */
+#define FIRST_MARGIN_MAX ((size_t)1 << 20)
 
 static arena_chunk_t *chunk_new(size_t cap)
 {
@@ -213,10 +213,15 @@ typedef struct fw_field {
 	size_t len;
 } fw_field_t;
 
-static bool fw_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
+/* A varint of at most `max` bytes: protobuf-c reads field keys and length
+ * prefixes in at most 5 (FW_SHORT) and refuses longer ones, values in 10. */
+#define FW_SHORT 5
+#define FW_LONG 10
+
+static bool fw_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v, unsigned max)
 {
 	uint64_t x = 0;
-	for (unsigned i = 0; i < 10 && *pos < n; i++) {
+	for (unsigned i = 0; i < max && *pos < n; i++) {
 		uint8_t b = p[(*pos)++];
 		x |= (uint64_t)(b & 0x7F) << (7 * i);
 		if (!(b & 0x80)) {
@@ -232,16 +237,16 @@ static bool fw_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v)
 static bool fw_next(const uint8_t *p, size_t n, size_t *pos, fw_field_t *f)
 {
 	uint64_t key;
-	if (!fw_varint(p, n, pos, &key))
+	if (!fw_varint(p, n, pos, &key, FW_SHORT))
 		return false;
 	f->number = key >> 3;
 	f->wt = (unsigned)(key & 7);
 	if (f->wt == 0)
-		return fw_varint(p, n, pos, &f->value);
+		return fw_varint(p, n, pos, &f->value, FW_LONG);
 	if (f->wt != 2)
 		return false;
 	uint64_t len;
-	if (!fw_varint(p, n, pos, &len) || len > n - *pos)
+	if (!fw_varint(p, n, pos, &len, FW_SHORT) || len > n - *pos)
 		return false;
 	f->body = p + *pos;
 	f->len = (size_t)len;
@@ -678,8 +683,12 @@ int vg_frame_parse(const uint8_t *data, size_t len, size_t max_frame, Vigil__V1_
 	 * bytes for a 72-byte block of 2 tags, 1 field, 1 point), so one chunk
 	 * holds them; more (up to ~55 x, see vg_proto.h) comes from further
 	 * chunks.  Frames in flight (connections x pipeline) hold this much
-	 * each, so it is not rounded up generously. */
-	size_t first_cap = SLOT_SIZE + 256 + (n <= SIZE_MAX / 8 ? 5 * n : n);
+	 * each, so it is not rounded up generously, and the margin above the
+	 * frame's own size stops at FIRST_MARGIN_MAX: a big frame (a result
+	 * of packed floats decodes to about its own size) or a malformed one
+	 * does not reserve 5 x 16 MiB before anything is checked. */
+	size_t margin = n < FIRST_MARGIN_MAX / 4 ? 4 * n : FIRST_MARGIN_MAX;
+	size_t first_cap = SLOT_SIZE + 256 + n + margin;
 	arena_t a = {.first = chunk_new(first_cap)};
 	if (a.first) {
 		a.first->used = SLOT_SIZE;

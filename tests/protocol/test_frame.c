@@ -1023,6 +1023,55 @@ static void rand_result(vg_test_rng_t *rng, vg_buf_t *env)
 	vg_buf_release(&body);
 }
 
+/* A varint padded to `len` bytes (continuation bits on zero groups). */
+static void pb_long_varint(vg_buf_t *b, uint64_t v, size_t len)
+{
+	for (size_t i = 0; i + 1 < len; i++, v >>= 7)
+		cr_assert_eq(vg_buf_putc(b, (uint8_t)(0x80 | (v & 0x7F))), 0);
+	cr_assert_eq(vg_buf_putc(b, (uint8_t)v), 0);
+}
+
+/* A plain Write whose block has its field key or its length prefix in
+ * `len` bytes: protobuf-c reads keys and lengths in at most 5 bytes, so
+ * at 6 the frame is refused, fast path or not; at 5 it is taken. */
+static int parse_padded_write(size_t len, bool pad_key)
+{
+	vg_buf_t block = VG_BUF_INIT, write = VG_BUF_INIT, env = VG_BUF_INIT, f = VG_BUF_INIT;
+	pb_bytes(&block, 1, "m", 1);
+	if (pad_key)
+		pb_long_varint(&write, 1 << 3 | 2, len);
+	else
+		pb_key(&write, 1, 2);
+	pb_long_varint(&write, block.len, pad_key ? 1 : len);
+	cr_assert_eq(vg_buf_append(&write, block.data, block.len), 0);
+	pb_bytes(&env, 3, write.data, write.len);
+	frame_of(&f, &env);
+	Vigil__V1__Envelope *got = NULL;
+	size_t consumed;
+	int rc = parse_exact(f.data, f.len, VG_DEFAULT_MAX_FRAME, &got, &consumed);
+	Vigil__V1__Envelope *ref = vigil__v1__envelope__unpack(NULL, env.len, env.data);
+	cr_assert_eq(rc == 0, ref != NULL, "len %zu, key %d: parser %d, protobuf-c %s", len,
+		     pad_key, rc, ref ? "takes it" : "refuses it");
+	if (ref)
+		vigil__v1__envelope__free_unpacked(ref, NULL);
+	if (got)
+		vg_frame_free_envelope(got);
+	vg_buf_release(&block);
+	vg_buf_release(&write);
+	vg_buf_release(&env);
+	vg_buf_release(&f);
+	return rc;
+}
+
+Test(frame, overlong_keys_and_lengths_are_refused_as_protobuf_c_does)
+{
+	for (int pad_key = 0; pad_key < 2; pad_key++) {
+		cr_assert_eq(parse_padded_write(5, pad_key), 0);
+		cr_assert_eq(parse_padded_write(6, pad_key), VG_EPROTO);
+	}
+	assert_no_leaks();
+}
+
 Test(frame, result_fast_path_matches_protobuf_c)
 {
 	vg_test_rng_t rng = {UINT64_C(0x13198a2e03707344)};
