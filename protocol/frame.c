@@ -220,16 +220,7 @@ typedef struct fw_field {
 
 static bool fw_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *v, unsigned max)
 {
-	uint64_t x = 0;
-	for (unsigned i = 0; i < max && *pos < n; i++) {
-		uint8_t b = p[(*pos)++];
-		x |= (uint64_t)(b & 0x7F) << (7 * i);
-		if (!(b & 0x80)) {
-			*v = x;
-			return true;
-		}
-	}
-	return false;
+	return vg_wire_varint(p, n, pos, v, max) == 0;
 }
 
 /* The next field at p[*pos..n); false for what the fast path does not take

@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "vg_buf.h"
+#include "vg_error.h"
 
 /* ---- message writer -------------------------------------------------------
  * Invariants: len < cap whenever cap > 0, and p[len] == '\0'.  With cap == 0
@@ -80,6 +81,27 @@ bool vg_utf8_is_clean(const char *s, size_t len);
 int vg_utf8_sanitize(vg_buf_t *out, const char *s, size_t len, size_t max);
 
 /* ---- wire-format walker ---------------------------------------------------- */
+
+/* Reads a varint of at most `max` bytes (10 for a value; protobuf-c reads
+ * field keys and length prefixes in at most 5) at p[*pos..n): 0,
+ * VG_EAGAIN (cut short) or VG_EPROTO (longer than max).  Shared by the
+ * walker (wire.c) and the hand decoders (frame.c). */
+static inline int vg_wire_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *value,
+				 unsigned max)
+{
+	uint64_t v = 0;
+	for (unsigned i = 0; i < max; i++) {
+		if (*pos >= n)
+			return VG_EAGAIN;
+		uint8_t b = p[(*pos)++];
+		v |= (uint64_t)(b & 0x7F) << (7 * i);
+		if (!(b & 0x80)) {
+			*value = v;
+			return 0;
+		}
+	}
+	return VG_EPROTO;
+}
 
 typedef struct vg_wire_report {
 	uint64_t id;            /* Envelope.id, when it was read (else 0) */

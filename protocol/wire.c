@@ -48,18 +48,7 @@ typedef struct scan {
  * (longer than 10 bytes). */
 static int read_varint(const uint8_t *p, size_t n, size_t *pos, uint64_t *value)
 {
-	uint64_t v = 0;
-	for (unsigned i = 0; i < 10; i++) {
-		if (*pos >= n)
-			return VG_EAGAIN;
-		uint8_t b = p[(*pos)++];
-		v |= (uint64_t)(b & 0x7F) << (7 * i);
-		if (!(b & 0x80)) {
-			*value = v;
-			return 0;
-		}
-	}
-	return VG_EPROTO;
+	return vg_wire_varint(p, n, pos, value, 10);
 }
 
 static size_t offset(const scan_t *sc, const uint8_t *p, size_t pos)

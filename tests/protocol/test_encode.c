@@ -3,32 +3,25 @@
  * byte for byte what protobuf-c packs for the same Envelope, and decode
  * back to what was given.
  */
+#include "vg_test.h"
+
 #include "vg_proto.h"
 
-#include <criterion/criterion.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* xorshift64*: a fixed seed, so every run checks the same cases. */
-static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
-static uint64_t rnd(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 0x2545f4914f6cdd1dULL;
-}
-static size_t below(size_t n) { return n ? (size_t)(rnd() % n) : 0; }
+/* A fixed seed, so every run checks the same cases. */
+static vg_test_rng_t rng = {0x9e3779b97f4a7c15ULL};
 
 /* A random string of 0..max bytes (empty ones included: proto3 leaves an
  * empty singular string out but writes every element of a repeated one). */
 static char *rand_text(size_t max, size_t *len)
 {
-	*len = below(max + 1);
+	*len = vg_test_below(&rng, max + 1);
 	char *s = malloc(*len + 1);
 	cr_assert_not_null(s);
 	for (size_t i = 0; i < *len; i++)
-		s[i] = (char)('a' + below(26));
+		s[i] = (char)('a' + vg_test_below(&rng, 26));
 	s[*len] = 0;
 	return s;
 }
@@ -53,7 +46,7 @@ static void expect_same(const vg_buf_t *mine, const Vigil__V1__Envelope *env, co
 Test(encode, result_sets_match_protobuf_c)
 {
 	for (int iter = 0; iter < 2000; iter++) {
-		size_t ntags = below(5), ncols = below(6);
+		size_t ntags = vg_test_below(&rng, 5), ncols = vg_test_below(&rng, 6);
 		vg_wire_text_t tags[10], cols[6], name;
 		char *strs[32];
 		size_t ns = 0;
@@ -77,10 +70,10 @@ Test(encode, result_sets_match_protobuf_c)
 			strs[ns++] = rand_text(10, &len);
 			cols[i] = (vg_wire_text_t){strs[ns - 1], len};
 			colnames[i] = strs[ns - 1];
-			types[i] = (Vigil__V1__ColumnType)below(5);
+			types[i] = (Vigil__V1__ColumnType)vg_test_below(&rng, 5);
 		}
-		uint64_t id = below(3) == 0 ? 0 : rnd() >> below(64);
-		bool has_time = below(2);
+		uint64_t id = vg_test_below(&rng, 3) == 0 ? 0 : vg_test_next(&rng) >> vg_test_below(&rng, 64);
+		bool has_time = vg_test_below(&rng, 2);
 		vg_wire_result_set_t set = {name, tags, ntags, cols, types, ncols, has_time};
 		vg_buf_t mine = VG_BUF_INIT;
 		cr_assert_eq(vg_frame_append_result_set(&mine, id, &set), 0);
@@ -108,12 +101,12 @@ Test(encode, result_sets_match_protobuf_c)
 Test(encode, result_rows_match_protobuf_c)
 {
 	for (int iter = 0; iter < 2000; iter++) {
-		size_t nrows = 1 + below(below(4) ? 8 : 300), ncols = below(5);
-		bool has_times = below(4) != 0;
+		size_t nrows = 1 + vg_test_below(&rng, vg_test_below(&rng, 4) ? 8 : 300), ncols = vg_test_below(&rng, 5);
+		bool has_times = vg_test_below(&rng, 4) != 0;
 		int64_t *times = malloc(nrows * sizeof *times);
 		cr_assert_not_null(times);
 		for (size_t r = 0; r < nrows; r++)
-			times[r] = (int64_t)rnd();
+			times[r] = (int64_t)vg_test_next(&rng);
 		vg_wire_column_t wcols[5];
 		Vigil__V1__Column colv[5], *colp[5];
 		double *floats[5] = {0};
@@ -124,11 +117,11 @@ Test(encode, result_rows_match_protobuf_c)
 			vigil__v1__column__init(&colv[c]);
 			colp[c] = &colv[c];
 			wcols[c] = (vg_wire_column_t){NULL, NULL, NULL};
-			if (below(3)) {
+			if (vg_test_below(&rng, 3)) {
 				floats[c] = malloc(nrows * sizeof *floats[c]);
 				cr_assert_not_null(floats[c]);
 				for (size_t r = 0; r < nrows; r++) {
-					uint64_t bits = rnd();
+					uint64_t bits = vg_test_next(&rng);
 					memcpy(&floats[c][r], &bits, 8);
 				}
 				wcols[c].floats = floats[c];
@@ -147,18 +140,18 @@ Test(encode, result_rows_match_protobuf_c)
 				colv[c].n_strings = nrows;
 				colv[c].strings = cstrs[c];
 			}
-			if (below(2)) {
+			if (vg_test_below(&rng, 2)) {
 				size_t nb = (nrows + 7) / 8;
 				nulls[c] = malloc(nb);
 				cr_assert_not_null(nulls[c]);
 				for (size_t b = 0; b < nb; b++)
-					nulls[c][b] = (uint8_t)rnd();
+					nulls[c][b] = (uint8_t)vg_test_next(&rng);
 				wcols[c].nulls = nulls[c];
 				colv[c].nulls.len = nb;
 				colv[c].nulls.data = nulls[c];
 			}
 		}
-		uint64_t id = below(3) == 0 ? 0 : rnd() >> below(64);
+		uint64_t id = vg_test_below(&rng, 3) == 0 ? 0 : vg_test_next(&rng) >> vg_test_below(&rng, 64);
 		vg_buf_t mine = VG_BUF_INIT;
 		cr_assert_eq(vg_frame_append_result_rows(&mine, id, has_times ? times : NULL, wcols,
 		                                         ncols, nrows),
